@@ -1,0 +1,1 @@
+"""The federated graph-based multimodal adapter (seed 000, section V-B)."""

@@ -1,0 +1,80 @@
+"""GraphAdapter: per-encoder stems -> semantic graph -> SKB-aligned tokens and a pooled embedding."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semfed.adapter.graph import gaussian_knn_edges, topk_concept_edges
+from semfed.adapter.layers import ConceptMeanConv, KernelAttentionConv
+
+
+def stem_id(encoder: str) -> str:
+    """State-dict-safe name of an encoder's input stem (hf@ paths become a short hash)."""
+    if encoder.startswith("hf@"):
+        return "hf_" + hashlib.sha256(encoder.encode()).hexdigest()[:10]
+    return re.sub(r"[^0-9A-Za-z_]", "_", encoder)
+
+
+class AdapterLayer(nn.Module):
+    """One round of message passing: intra-modal kernel attention + node-to-SKB concept pooling."""
+
+    def __init__(self, width: int, skb_dim: int, intra_k: int, sigma: float, skb_k: int, attention_scale: float):
+        super().__init__()
+        self.intra_k, self.sigma, self.skb_k = intra_k, sigma, skb_k
+        self.attention = KernelAttentionConv(width, attention_scale)
+        self.concept_query = nn.Linear(width, skb_dim)  # learned mapping refining node-concept similarity
+        self.concept_value = nn.Linear(skb_dim, width)
+        self.concept_pool = ConceptMeanConv()
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.ffn = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor, concepts: torch.Tensor) -> torch.Tensor:
+        """h: [B, N, F]; mask: [B, N]; concepts: [K, d] unit SKB embeddings. Returns [B, N, F]."""
+        b, n, width = h.shape
+        flat = h.reshape(b * n, width)
+        edge_index, edge_weight = gaussian_knn_edges(F.normalize(h, dim=-1), mask, self.intra_k, self.sigma)
+        intra = self.attention(flat, edge_index, edge_weight)
+        scores = F.normalize(self.concept_query(h), dim=-1) @ concepts.T  # [B, N, K]
+        concept_edges = topk_concept_edges(scores.detach(), mask, self.skb_k)
+        edge_score = scores.reshape(b * n, -1)[concept_edges[1], concept_edges[0]]
+        cross = self.concept_pool(self.concept_value(concepts), concept_edges, edge_score, b * n)
+        flat = self.norm1(flat + intra + cross)
+        flat = self.norm2(flat + self.ffn(flat))
+        return flat.view(b, n, width)
+
+
+class GraphAdapter(nn.Module):
+    """The global adapter. Holds one stem per frozen encoder it serves; the rest is shared.
+
+    Clients build it with their own encoders' stems only, the server with all of them,
+    so a state dict holds exactly the keys a participant can train.
+    """
+
+    def __init__(self, stem_dims: dict[str, int], skb_embeddings: torch.Tensor, width: int = 256, layers: int = 1,
+                 intra_k: int = 4, sigma: float = 0.5, skb_k: int = 3, attention_scale: float = 1.5):
+        super().__init__()
+        skb_dim = skb_embeddings.shape[1]
+        self.register_buffer("concepts", F.normalize(skb_embeddings.float(), dim=-1), persistent=False)
+        self.stems = nn.ModuleDict({stem_id(name): nn.Sequential(nn.Linear(dim, width), nn.LayerNorm(width))
+                                    for name, dim in sorted(stem_dims.items())})
+        self.layers = nn.ModuleList(AdapterLayer(width, skb_dim, intra_k, sigma, skb_k, attention_scale)
+                                    for _ in range(layers))
+        self.to_skb = nn.Linear(width, skb_dim)
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor, encoder: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """features: [B, N, D_enc] frozen-encoder regions/tokens; mask: [B, N] bool.
+
+        Returns SKB-aligned unit tokens [B, N, d] (zero at padding) and the pooled
+        unit embedding per sample [B, d].
+        """
+        h = self.stems[stem_id(encoder)](features.float())
+        for layer in self.layers:
+            h = layer(h, mask, self.concepts)
+        tokens = F.normalize(self.to_skb(h), dim=-1) * mask[..., None]
+        pooled = tokens.sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+        return tokens, F.normalize(pooled, dim=-1)

@@ -1,0 +1,226 @@
+"""One typed, validated configuration object for a semfed run.
+
+Built once from Flower's run config (the flat ``key = value`` table under
+``[tool.flwr.app.config]`` in pyproject.toml, plus ``--run-config`` overrides).
+Any unknown key or bad value raises :class:`ConfigError` naming the key and what
+is allowed, before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3")
+TEXT_ENCODERS = ("minilm",)  # plus "hf@/absolute/dir" for any local BERT-family model
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+class ConfigError(ValueError):
+    """A run-config key is unknown or its value is not allowed."""
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    """One user: its frozen encoders (at most one image, one text) and local epochs."""
+
+    image_encoder: str | None
+    text_encoder: str | None
+    local_epochs: int
+
+    @property
+    def encoders(self) -> tuple[str, ...]:
+        return tuple(e for e in (self.image_encoder, self.text_encoder) if e)
+
+    @property
+    def group(self) -> str:
+        """Client group name: its encoders joined by '+'."""
+        return "+".join(self.encoders)
+
+
+def is_text_encoder(name: str) -> bool:
+    return name in TEXT_ENCODERS or name.startswith("hf@")
+
+
+def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
+    """Parse 'enc[+enc][:epochs];...' into profiles; raise ConfigError on bad input."""
+    allowed = f"'enc[+enc][:epochs]' items separated by ';' with image encoders {IMAGE_ENCODERS} and text encoders {TEXT_ENCODERS} or hf@/abs/dir"
+    profiles = []
+    for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        encoders, _, epochs = item.partition(":")
+        try:
+            local_epochs = int(epochs) if epochs else 1
+        except ValueError:
+            raise ConfigError(f"clients: bad epochs in {item!r}; expected {allowed}") from None
+        if local_epochs < 1:
+            raise ConfigError(f"clients: epochs must be >= 1 in {item!r}")
+        image, text = None, None
+        for name in [e.strip() for e in encoders.split("+")]:
+            if name in IMAGE_ENCODERS and image is None:
+                image = name
+            elif is_text_encoder(name) and text is None:
+                if name.startswith("hf@") and not Path(name[3:]).is_absolute():
+                    raise ConfigError(f"clients: {name!r} must name an absolute directory after 'hf@'")
+                text = name
+            else:
+                raise ConfigError(f"clients: unknown or repeated encoder {name!r} in {item!r}; expected {allowed}")
+        profiles.append(ClientProfile(image, text, local_epochs))
+    if not profiles:
+        raise ConfigError(f"clients: no client profiles given; expected {allowed}")
+    return tuple(profiles)
+
+
+@dataclass(frozen=True)
+class SemfedConfig:
+    """Every knob of a run. Field names are the run-config keys with '-' -> '_'."""
+
+    seed: int
+    num_server_rounds: int
+    work_dir: str
+    run_name: str
+    skb_encoder: str
+    scenes_seed: int
+    scenes_train: int
+    scenes_val: int
+    scenes_test: int
+    scenes_image_size: int
+    partitioning: str
+    dirichlet_alpha: float
+    clients: str
+    frcnn_r50_weights: str
+    frcnn_mnv3_weights: str
+    detector_adaptation: str
+    frcnn_r50_input_size: int
+    frcnn_mnv3_input_size: int
+    max_regions: int
+    region_source: str
+    max_tokens: int
+    adapter_width: int
+    gnn_layers: int
+    intra_top_k: int
+    kernel_sigma: float
+    skb_top_k: int
+    attention_scale: float
+    skb_temperature: float
+    triplet_margin: float
+    skb_reg_weight: float
+    batch_size: int
+    learning_rate: float
+    fraction_train: float
+    device: str
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
+        """Validate a flat run config (keys with '-') into a SemfedConfig."""
+        known = {f.name.replace("_", "-"): f for f in fields(cls)}
+        for key in run_config:
+            if key not in known:
+                raise ConfigError(f"unknown config key {key!r}; allowed keys: {', '.join(sorted(known))}")
+        missing = sorted(set(known) - set(run_config))
+        if missing:
+            raise ConfigError(f"missing config key(s): {', '.join(missing)}")
+        values = {}
+        for key, f in known.items():
+            values[f.name] = _coerce(key, run_config[key], f.type)
+        config = cls(**values)
+        config._check_ranges()
+        return config
+
+    def _check_ranges(self) -> None:
+        positive = ["num_server_rounds", "scenes_train", "scenes_val", "scenes_test", "max_regions",
+                    "max_tokens", "adapter_width", "gnn_layers", "intra_top_k", "skb_top_k", "batch_size"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_key(name)}: must be an integer >= 1, got {getattr(self, name)}")
+        for name in ["dirichlet_alpha", "kernel_sigma", "attention_scale", "skb_temperature", "learning_rate"]:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{_key(name)}: must be > 0, got {getattr(self, name)}")
+        for name in ["triplet_margin", "skb_reg_weight"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{_key(name)}: must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.fraction_train <= 1:
+            raise ConfigError(f"fraction-train: must be in (0, 1], got {self.fraction_train}")
+        if self.scenes_image_size < 32:
+            raise ConfigError(f"scenes-image-size: must be >= 32 pixels, got {self.scenes_image_size}")
+        for name in ["frcnn_r50_input_size", "frcnn_mnv3_input_size"]:
+            if getattr(self, name) < 32:
+                raise ConfigError(f"{_key(name)}: must be >= 32 pixels, got {getattr(self, name)}")
+        choices = {"partitioning": ("iid", "dirichlet"), "region_source": ("boxes", "proposals"),
+                   "detector_adaptation": ("batchnorm", "none"),
+                   "device": ("auto", "cpu", "cuda")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
+        if not Path(self.work_dir).expanduser().is_absolute():
+            raise ConfigError(f"work-dir: must be an absolute path (or start with ~), got {self.work_dir!r}")
+        for name in ["frcnn_r50_weights", "frcnn_mnv3_weights"]:
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{_key(name)}: weights file {path!r} does not exist")
+        if not is_text_encoder(self.skb_encoder):
+            raise ConfigError(f"skb-encoder: {self.skb_encoder!r} is not a text encoder ({TEXT_ENCODERS} or hf@/abs/dir)")
+        if self.scenes_seed < 0:
+            raise ConfigError(f"scenes-seed: must be >= 0, got {self.scenes_seed}")
+        parse_client_profiles(self.clients)
+
+    @property
+    def client_profiles(self) -> tuple[ClientProfile, ...]:
+        return parse_client_profiles(self.clients)
+
+    @property
+    def root(self) -> Path:
+        """Absolute work directory holding data/, features/ and runs/."""
+        return Path(self.work_dir).expanduser()
+
+    @property
+    def torch_device(self) -> str:
+        """'cuda' when asked for or when 'auto' finds a GPU, else 'cpu'."""
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def encoder_weights(self, encoder: str) -> str:
+        """Configured local weights file for an image encoder ('' = none)."""
+        return getattr(self, encoder.replace("-", "_") + "_weights")
+
+    def encoder_input_size(self, encoder: str) -> int:
+        """Side in pixels that an image encoder's transform resizes images to."""
+        return getattr(self, encoder.replace("-", "_") + "_input_size")
+
+    def to_run_config(self) -> dict[str, Any]:
+        """The flat run-config dict this object was built from (keys with '-')."""
+        return {_key(k): v for k, v in dataclasses.asdict(self).items()}
+
+    def replace(self, **changes: Any) -> "SemfedConfig":
+        """A validated copy with some fields changed (field names with '_')."""
+        return SemfedConfig.from_run_config({**self.to_run_config(), **{_key(k): v for k, v in changes.items()}})
+
+
+def _key(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def _coerce(key: str, value: Any, type_name: Any) -> Any:
+    """Check one value against its field's type; ints are accepted where floats are expected."""
+    expected = {"int": int, "float": float, "str": str}[type_name if isinstance(type_name, str) else type_name.__name__]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ConfigError(f"{key}: expected {expected.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def default_run_config() -> dict[str, Any]:
+    """The defaults from pyproject.toml's [tool.flwr.app.config] table."""
+    with open(PYPROJECT, "rb") as f:
+        return dict(tomllib.load(f)["tool"]["flwr"]["app"]["config"])
+
+
+def load_config(**overrides: Any) -> SemfedConfig:
+    """Defaults from pyproject.toml with overrides (field names with '_'), validated."""
+    return SemfedConfig.from_run_config({**default_run_config(), **{_key(k): v for k, v in overrides.items()}})

@@ -1,0 +1,96 @@
+"""Where a run's data and frozen-encoder features come from: scenes on disk, features in the cache."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from semfed.config import IMAGE_ENCODERS, SemfedConfig
+from semfed.data.scenes import SceneSpec, Scenes, load_scenes
+from semfed.encoders.feature_cache import cached_features, encode_images, encode_texts, feature_key
+
+log = logging.getLogger("semfed.data")
+
+DETECTOR_INIT_SEED = 0  # untrained detectors are built from this seed: one frozen encoder for every run
+
+
+def scene_spec(cfg: SemfedConfig) -> SceneSpec:
+    return SceneSpec(seed=cfg.scenes_seed, n_train=cfg.scenes_train, n_val=cfg.scenes_val,
+                     n_test=cfg.scenes_test, image_size=cfg.scenes_image_size)
+
+
+def load_dataset(cfg: SemfedConfig) -> Scenes:
+    """The embedded default dataset for this config (generated once into work-dir/data)."""
+    return load_scenes(cfg.root / "data", scene_spec(cfg))
+
+
+def feature_dir(cfg: SemfedConfig) -> Path:
+    return cfg.root / "features"
+
+
+ADAPTATION_IMAGES = 256  # training images used to re-estimate an untrained detector's BatchNorm statistics
+
+
+def detector_weights(cfg: SemfedConfig, scenes: Scenes, encoder: str) -> str:
+    """The image encoder's weights file: the configured one, else (with detector-adaptation
+    'batchnorm') the seeded detector with BatchNorm statistics adapted to the training
+    images, computed once into work-dir/detectors; '' = the seeded untrained detector."""
+    if cfg.encoder_weights(encoder) or cfg.detector_adaptation == "none":
+        return cfg.encoder_weights(encoder)
+    size = cfg.encoder_input_size(encoder)
+    spec = {"kind": "adabn", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED, "images": ADAPTATION_IMAGES}
+    folder = cfg.root / "detectors"
+    key = feature_key(spec, scenes.fingerprint, "train")
+
+    def compute() -> dict[str, torch.Tensor]:
+        from semfed.encoders.detector_adaptation import adapt_batchnorm
+
+        images = scenes.splits["train"].images[:ADAPTATION_IMAGES]
+        return adapt_batchnorm(encoder, images, size, DETECTOR_INIT_SEED, device=cfg.torch_device)
+
+    cached_features(folder, key, compute)
+    return str(folder / f"{key}.pt")
+
+
+def encoder_spec(cfg: SemfedConfig, scenes: Scenes, encoder: str) -> dict:
+    """Everything that determines an encoder's features; also its constructor arguments."""
+    if encoder in IMAGE_ENCODERS:
+        return {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
+                "max_regions": cfg.max_regions, "seed": DETECTOR_INIT_SEED,
+                "weights_path": detector_weights(cfg, scenes, encoder), "source": cfg.region_source}
+    return {"kind": "tokens", "name": encoder, "max_tokens": cfg.max_tokens}
+
+
+def split_features(cfg: SemfedConfig, scenes: Scenes, encoder: str, split: str) -> dict[str, torch.Tensor]:
+    """Frozen features of one split: dict(feats float16, mask bool).
+
+    Image encoders give [N_images, R, D]; text encoders [N_images * 5, T, D] in
+    flat_captions() order. Computed once per encoder, dataset and split, then memory-mapped.
+    """
+    spec = encoder_spec(cfg, scenes, encoder)
+    data = scenes.splits[split]
+
+    def compute() -> dict[str, torch.Tensor]:
+        args = {k: v for k, v in spec.items() if k != "kind"}
+        if spec["kind"] == "regions":
+            from semfed.encoders.regions import RegionEncoder
+
+            model = RegionEncoder(**args, device=cfg.torch_device)
+            boxes = data.boxes if cfg.region_source == "boxes" else None
+            return encode_images(model, data.images, boxes, progress_label=f"{encoder} {split} images")
+        from semfed.encoders.tokens import TokenEncoder
+
+        model = TokenEncoder(**args, device=cfg.torch_device)
+        return encode_texts(model, data.flat_captions(), progress_label=f"{encoder} {split} captions")
+
+    return cached_features(feature_dir(cfg), feature_key(spec, scenes.fingerprint, split), compute)
+
+
+def prepare_features(cfg: SemfedConfig, scenes: Scenes, splits: tuple[str, ...] = ("train", "test")) -> None:
+    """Fill the feature cache for every encoder any client uses (done once, before round 1)."""
+    encoders = sorted({e for p in cfg.client_profiles for e in p.encoders})
+    for encoder in encoders:
+        for split in splits:
+            split_features(cfg, scenes, encoder, split)

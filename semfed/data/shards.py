@@ -1,0 +1,79 @@
+"""A client's local data: its share of the training images, seen through its own frozen encoders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from semfed.config import ClientProfile, SemfedConfig
+from semfed.data.features import split_features
+from semfed.data.partition import partition_indices
+from semfed.data.scenes import Scenes
+from semfed.skb import SemanticKnowledgeBase
+
+CAPTIONS_PER_IMAGE = 5
+
+
+@dataclass
+class Modality:
+    """Frozen features of one modality: feats [N, ..., L, D] float16, mask [N, ..., L] bool."""
+
+    encoder: str
+    feats: torch.Tensor
+    mask: torch.Tensor
+
+
+@dataclass
+class Shard:
+    """N paired samples of one client.
+
+    image: regions [N, R, D] (None for a text-only client); text: tokens of all five
+    captions [N, 5, T, D] (None for an image-only client); caption_labels [N, 5, K]
+    multi-hot SKB concepts each caption names; image_labels [N, K] their union.
+    """
+
+    indices: np.ndarray
+    image: Modality | None
+    text: Modality | None
+    caption_labels: torch.Tensor
+    image_labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def main_class(scenes: Scenes, split: str = "train") -> np.ndarray:
+    """Class of each image for non-IID partitioning: the shape of its largest object. [N] int."""
+    shapes = sorted({o["shape"] for objs in scenes.splits[split].objects for o in objs})
+    out = []
+    for objs, boxes in zip(scenes.splits[split].objects, scenes.splits[split].boxes):
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        out.append(shapes.index(objs[int(np.argmax(areas))]["shape"]))
+    return np.asarray(out)
+
+
+def client_indices(cfg: SemfedConfig, scenes: Scenes) -> list[np.ndarray]:
+    """Training-image indices of every client, from the run seed."""
+    return partition_indices(main_class(scenes), len(cfg.client_profiles), cfg.partitioning,
+                             cfg.dirichlet_alpha, cfg.seed)
+
+
+def build_shard(cfg: SemfedConfig, scenes: Scenes, skb: SemanticKnowledgeBase, profile: ClientProfile,
+                indices: np.ndarray, split: str = "train") -> Shard:
+    """Gather one client's features and concept labels for the given image indices."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    captions = scenes.splits[split].captions
+    caption_labels = torch.stack([skb.labels(captions[i]) for i in indices.tolist()])  # [N, 5, K]
+    image = text = None
+    if profile.image_encoder:
+        f = split_features(cfg, scenes, profile.image_encoder, split)
+        image = Modality(profile.image_encoder, f["feats"][idx], f["mask"][idx])
+    if profile.text_encoder:
+        f = split_features(cfg, scenes, profile.text_encoder, split)
+        rows = (idx[:, None] * CAPTIONS_PER_IMAGE + torch.arange(CAPTIONS_PER_IMAGE)).reshape(-1)
+        text = Modality(profile.text_encoder,
+                        f["feats"][rows].view(len(idx), CAPTIONS_PER_IMAGE, *f["feats"].shape[1:]),
+                        f["mask"][rows].view(len(idx), CAPTIONS_PER_IMAGE, -1))
+    return Shard(np.asarray(indices), image, text, caption_labels, caption_labels.amax(dim=1))

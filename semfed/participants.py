@@ -1,0 +1,57 @@
+"""What server and clients both build from a config: dataset, SKB, shards and adapters."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from semfed.adapter.model import GraphAdapter
+from semfed.config import ClientProfile, SemfedConfig
+from semfed.data.features import feature_dir, load_dataset, split_features
+from semfed.data.scenes import Scenes
+from semfed.data.shards import Shard, build_shard, client_indices
+from semfed.skb import SemanticKnowledgeBase, load_skb
+
+
+@functools.lru_cache(maxsize=2)
+def dataset_and_skb(cfg: SemfedConfig) -> tuple[Scenes, SemanticKnowledgeBase]:
+    """The run's dataset and SKB (loaded once per process)."""
+    scenes = load_dataset(cfg)
+    return scenes, load_skb(feature_dir(cfg), scenes.concepts, cfg.skb_encoder, cfg.torch_device)
+
+
+@functools.lru_cache(maxsize=16)
+def client_shard(cfg: SemfedConfig, partition_id: int) -> Shard:
+    """Client `partition_id`'s training shard through its own encoders (cached per process)."""
+    scenes, skb = dataset_and_skb(cfg)
+    profile = cfg.client_profiles[partition_id]
+    return build_shard(cfg, scenes, skb, profile, client_indices(cfg, scenes)[partition_id])
+
+
+def encoder_dims(cfg: SemfedConfig, encoders: tuple[str, ...]) -> dict[str, int]:
+    """Feature width of each frozen encoder, read from its cached test features."""
+    scenes, _ = dataset_and_skb(cfg)
+    return {e: split_features(cfg, scenes, e, "test")["feats"].shape[-1] for e in encoders}
+
+
+def build_adapter(cfg: SemfedConfig, encoders: tuple[str, ...], seed: int) -> GraphAdapter:
+    """A GraphAdapter with stems for `encoders`, initialised from `seed`."""
+    _, skb = dataset_and_skb(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return GraphAdapter(encoder_dims(cfg, encoders), skb.embeddings, cfg.adapter_width, cfg.gnn_layers,
+                            cfg.intra_top_k, cfg.kernel_sigma, cfg.skb_top_k, cfg.attention_scale)
+
+
+def federation_encoders(cfg: SemfedConfig) -> tuple[str, ...]:
+    """Every frozen encoder some client uses, sorted."""
+    return tuple(sorted({e for p in cfg.client_profiles for e in p.encoders}))
+
+
+def client_seed(cfg: SemfedConfig, server_round: int, partition_id: int) -> int:
+    """Seed of one client's local training in one round."""
+    return cfg.seed * 1_000_003 + server_round * 1_009 + partition_id
+
+
+__all__ = ["ClientProfile", "build_adapter", "client_shard", "dataset_and_skb", "federation_encoders", "client_seed"]

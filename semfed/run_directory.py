@@ -1,0 +1,87 @@
+"""A run's directory: resolved config, metrics table, RSUM plot, checkpoint and log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from semfed.config import SemfedConfig  # noqa: E402
+
+METRICS = "metrics.csv"
+GROUPS = "groups.csv"
+CHECKPOINT = "checkpoint.pt"
+PLOT = "rsum.png"
+LOG = "run.log"
+
+
+def create_run_dir(cfg: SemfedConfig) -> Path:
+    """Make work-dir/runs/<run-name> (default <UTC time>-seed<seed>) and write config.json."""
+    name = cfg.run_name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-seed{cfg.seed}"
+    path = cfg.root / "runs" / name
+    if (path / METRICS).exists():
+        raise FileExistsError(f"run directory {path} already holds a metrics table; choose another run-name")
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(cfg.to_run_config(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def attach_log(path: Path) -> list[logging.Handler]:
+    """Send every 'semfed' log record to the run's log file and to the console (the streamed run log)."""
+    handlers = [logging.FileHandler(path / LOG), logging.StreamHandler()]
+    logger = logging.getLogger("semfed")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    return handlers
+
+
+def detach_log(handlers: list[logging.Handler]) -> None:
+    logger = logging.getLogger("semfed")
+    for handler in handlers:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def append_metrics(path: Path, row: dict) -> pd.DataFrame:
+    """Append one row to metrics.csv and return the whole table."""
+    table = pd.read_csv(path / METRICS) if (path / METRICS).exists() else pd.DataFrame()
+    table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+    table.to_csv(path / METRICS, index=False)
+    return table
+
+
+def plot_rsum(path: Path, table: pd.DataFrame, title: str) -> None:
+    """rsum.png: RSUM (mean over encoder pairs, and each pair) against rounds."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for column in [c for c in table.columns if c.startswith("rsum[")]:
+        ax.plot(table["round"], table[column], lw=1, alpha=0.6, label=column[5:-1])
+    ax.plot(table["round"], table["rsum"], lw=2.5, color="black", label="mean")
+    ax.set(xlabel="round", ylabel="RSUM (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path / PLOT, dpi=120)
+    plt.close(fig)
+
+
+def save_checkpoint(path: Path, state: dict[str, torch.Tensor], server_round: int, skb_version: str,
+                    cfg: SemfedConfig) -> None:
+    """Atomically write checkpoint.pt: adapter state, round, SKB version and config."""
+    fd, tmp = tempfile.mkstemp(dir=path, prefix=".checkpoint.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        torch.save({"adapter": state, "round": server_round, "skb_version": skb_version,
+                    "config": cfg.to_run_config()}, f)
+    os.replace(tmp, path / CHECKPOINT)
