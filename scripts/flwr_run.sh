@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run the semfed app as a Flower simulation on a managed local SuperLink, stream its log,
+# and exit non-zero unless the run finished completed. Stops the SuperLink if it started it.
+#   scripts/flwr_run.sh "<run-config overrides>" "<federation-config>"
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$SEMFED_ROOT"
+run_config="${1:-}"
+federation_config="${2:-num-supernodes=10 client-resources-num-cpus=1}"
+port="${FLWR_LOCAL_SUPERLINK_HTTP_API_PORT:-39091}"
+healthy() { python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; }
+if ! healthy; then  # the SuperLink `flwr run` is about to start is ours: stop it when done
+  trap 'pkill -f "flower-superlink.*--port $port" || true' EXIT
+fi
+args=(run . --format json --federation-config "$federation_config")
+[ -n "$run_config" ] && args+=(--run-config "$run_config")
+submitted="$(flwr "${args[@]}")" || { echo "$submitted" >&2; exit 1; }
+run_id="$(python -c 'import json,sys; d=json.load(sys.stdin); print(d.get("run-id", ""))' <<<"$submitted")"
+[ -n "$run_id" ] || { echo "flwr run did not start a run: $submitted" >&2; exit 1; }
+echo "semfed: Flower run $run_id submitted; streaming its log"
+flwr log "$run_id" --stream || true
+status="$(flwr list --run-id "$run_id" --format json | python -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["status"])')"
+echo "semfed: run $run_id $status"
+[ "$status" = "finished:completed" ]

@@ -1,0 +1,101 @@
+"""ServerApp: prepares data and features once, federates the adapter, evaluates and records every round."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+import pandas as pd
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.serverapp import Grid, ServerApp
+
+from semfed import run_directory as rd
+from semfed.config import SemfedConfig
+from semfed.data.features import prepare_features
+from semfed.evaluation import evaluate_federation, group_rsum, mean_recalls
+from semfed.metrics import RECALL_NAMES
+from semfed.participants import build_adapter, dataset_and_skb, federation_encoders
+from strategies.keyed_fedavg import KeyedFedAvg
+
+log = logging.getLogger("semfed.server")
+app = ServerApp()
+NODE_WAIT_S = 120
+
+
+class RoundRecorder:
+    """Server-side evaluate_fn: RSUM on the test split, one metrics row, plot and checkpoint per round."""
+
+    def __init__(self, cfg: SemfedConfig, run_dir, strategy: KeyedFedAvg, skb_version: str):
+        self.cfg, self.run_dir, self.strategy, self.skb_version = cfg, run_dir, strategy, skb_version
+        self.encoders = federation_encoders(cfg)
+        self.model = build_adapter(cfg, self.encoders, seed=cfg.seed).to(cfg.torch_device)
+        self.last_time = time.perf_counter()
+        self.per_pair: dict = {}
+
+    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        self.model.load_state_dict(arrays.to_torch_state_dict())
+        self.per_pair = evaluate_federation(self.model, self.cfg, self.encoders)
+        recalls = mean_recalls(self.per_pair)
+        stats = self.strategy.round_stats.get(server_round, {})
+        now = time.perf_counter()
+        row = {"round": server_round, "rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},
+               **{f"rsum[{pair}]": r["rsum"] for pair, r in self.per_pair.items()},
+               "train_loss": stats.get("train_loss", float("nan")),
+               "bytes_sent": stats.get("bytes_sent", 0), "bytes_received": stats.get("bytes_received", 0),
+               "clients_replied": stats.get("clients_replied", 0), "seconds": round(now - self.last_time, 2)}
+        self.last_time = now
+        table = rd.append_metrics(self.run_dir, row)
+        rd.plot_rsum(self.run_dir, table, f"semfed: {len(self.cfg.client_profiles)} clients, seed {self.cfg.seed}")
+        rd.save_checkpoint(self.run_dir, self.model.state_dict(), server_round, self.skb_version, self.cfg)
+        log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,
+                 self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
+                 row["seconds"])
+        return MetricRecord({k: float(v) for k, v in row.items()})
+
+    def write_groups(self) -> pd.DataFrame:
+        """groups.csv: final RSUM per client group (clients sharing the same encoders)."""
+        groups: dict[str, list[int]] = {}
+        for pid, profile in enumerate(self.cfg.client_profiles):
+            groups.setdefault(profile.group, []).append(pid)
+        table = pd.DataFrame([{"group": g, "clients": " ".join(map(str, pids)),
+                               "rsum": group_rsum(self.per_pair, self.cfg.client_profiles[pids[0]].encoders)}
+                              for g, pids in groups.items()])
+        table.to_csv(self.run_dir / rd.GROUPS, index=False)
+        return table
+
+
+def wait_for_nodes(grid: Grid, expected: int) -> None:
+    """Block until `expected` nodes are connected; fail clearly when there are more or too few."""
+    deadline = time.monotonic() + NODE_WAIT_S
+    while (count := len(list(grid.get_node_ids()))) < expected and time.monotonic() < deadline:
+        time.sleep(1)
+    if count != expected:
+        raise RuntimeError(f"{count} nodes connected but 'clients' lists {expected} client profiles: "
+                           f"set num-supernodes (or start SuperNodes) to match")
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    cfg = SemfedConfig.from_run_config(context.run_config)
+    run_dir = rd.create_run_dir(cfg)
+    handlers = rd.attach_log(run_dir)
+    try:
+        log.info("run directory %s", run_dir)
+        random.seed(cfg.seed)  # Flower's node sampling uses the random module
+        scenes, skb = dataset_and_skb(cfg)
+        prepare_features(cfg, scenes)
+        wait_for_nodes(grid, len(cfg.client_profiles))
+        n_clients = len(cfg.client_profiles)
+        strategy = KeyedFedAvg(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
+                               min_train_nodes=max(1, int(n_clients * cfg.fraction_train)),
+                               min_available_nodes=n_clients)
+        recorder = RoundRecorder(cfg, run_dir, strategy, skb.version)
+        initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
+        strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,
+                       train_config=ConfigRecord({"skb-version": skb.version}), evaluate_fn=recorder)
+        groups = recorder.write_groups()
+        log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
+        log.info("done: %s", run_dir)
+    finally:
+        rd.detach_log(handlers)

@@ -1,0 +1,1 @@
+"""Flower strategies of semfed (one file per strategy)."""
