@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 
 from semfed.adapter.model import GraphAdapter
+from semfed.config import IMAGE_ENCODERS, SemfedConfig
+from semfed.data.features import split_features
 from semfed.metrics import retrieval_recalls
+from semfed.participants import dataset_and_skb
 
 
 @torch.no_grad()
@@ -18,29 +21,20 @@ def embed(model: GraphAdapter, feats: torch.Tensor, mask: torch.Tensor, encoder:
     return torch.cat(out)
 
 
-def evaluate_pair(model: GraphAdapter, images: dict, image_encoder: str, captions: dict, text_encoder: str,
-                  device: str) -> dict[str, float]:
-    """Recall@K / RSUM for one (image encoder, text encoder) pair.
+def evaluate_federation(model: GraphAdapter, cfg: SemfedConfig, encoders: tuple[str, ...],
+                        split: str = "test") -> dict[str, dict[str, float]]:
+    """Recalls for every (image encoder, text encoder) pair among `encoders`, keyed 'image+text'.
 
-    images: dict(feats [N, R, D], mask) of the split's images; captions: dict(feats [5N, T, D], mask).
+    Each encoder's split (images [N, R, D] or captions [5N, T, D]) is embedded once.
     """
-    image_z = embed(model, images["feats"], images["mask"], image_encoder, device)
-    text_z = embed(model, captions["feats"], captions["mask"], text_encoder, device)
-    return retrieval_recalls(image_z @ text_z.T)
-
-
-def evaluate_federation(model: GraphAdapter, cfg, encoders: tuple[str, ...], split: str = "test") -> dict[str, dict[str, float]]:
-    """Recalls for every (image encoder, text encoder) pair among `encoders`, keyed 'image+text'."""
-    from semfed.config import IMAGE_ENCODERS
-    from semfed.data.features import split_features
-    from semfed.participants import dataset_and_skb
-
     scenes, _ = dataset_and_skb(cfg)
+    embeddings = {}
+    for encoder in encoders:
+        features = split_features(cfg, scenes, encoder, split)
+        embeddings[encoder] = embed(model, features["feats"], features["mask"], encoder, cfg.torch_device)
     images = [e for e in encoders if e in IMAGE_ENCODERS]
     texts = [e for e in encoders if e not in IMAGE_ENCODERS]
-    return {f"{i}+{t}": evaluate_pair(model, split_features(cfg, scenes, i, split), i,
-                                      split_features(cfg, scenes, t, split), t, cfg.torch_device)
-            for i in images for t in texts}
+    return {f"{i}+{t}": retrieval_recalls(embeddings[i] @ embeddings[t].T) for i in images for t in texts}
 
 
 def mean_recalls(per_pair: dict[str, dict[str, float]]) -> dict[str, float]:

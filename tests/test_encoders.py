@@ -186,7 +186,7 @@ def test_cached_features_computes_once(tmp_path, caplog):
         calls.append(1)
         return {"feats": torch.randn(5, 3, 7).half(), "mask": torch.rand(5, 3) > 0.5}
 
-    with caplog.at_level(logging.INFO, logger="semfed.encoders"):
+    with caplog.at_level(logging.DEBUG, logger="semfed.encoders"):
         first = cached_features(tmp_path / "cache", "abc", compute)
         second = cached_features(tmp_path / "cache", "abc", compute)
     assert len(calls) == 1

@@ -1,6 +1,7 @@
 """End-to-end: the real `flwr run` simulation (managed local SuperLink, Ray backend) on a tiny config."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,10 +15,13 @@ TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 num-server-rounds=2 batch-s
 
 
 def flwr_run(work_dir: Path, run_name: str, extra: str = "") -> subprocess.CompletedProcess:
+    """scripts/flwr_run.sh with its own Flower home and SuperLink ports (a user's run may hold the defaults)."""
     run_config = f"work-dir='{work_dir}' run-name='{run_name}' {TINY} {extra}"
+    env = {**os.environ, "FLWR_HOME": str(work_dir / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "39191",
+           "FLWR_LOCAL_CONTROL_API_PORT": "39193"}
     return subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), run_config,
                            "num-supernodes=3 client-resources-num-cpus=1"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +62,6 @@ def test_same_seed_gives_identical_metrics(two_runs):
 
 @pytest.mark.slow
 def test_bad_config_value_fails_the_run_with_a_clear_message(tmp_path):
-    result = flwr_run(tmp_path, "bad", "batch-size=0")
+    result = flwr_run(tmp_path, "bad", "gnn-layers=0")
     assert result.returncode != 0
-    assert "batch-size: must be an integer >= 1" in result.stdout + result.stderr
+    assert "gnn-layers: must be an integer >= 1" in result.stdout + result.stderr

@@ -78,7 +78,7 @@ def cached_features(cache_dir: Path, key: str, compute: Callable[[], dict[str, T
     start = time.perf_counter()
     if path.exists():
         tensors = torch.load(path, mmap=True, weights_only=True)
-        log.info("feature cache hit %s (loaded in %.2f s)", path, time.perf_counter() - start)
+        log.debug("feature cache hit %s (loaded in %.2f s)", path, time.perf_counter() - start)
         return tensors
     tensors = compute()
     cache_dir.mkdir(parents=True, exist_ok=True)
