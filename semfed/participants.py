@@ -7,7 +7,7 @@ import functools
 import torch
 
 from semfed.adapter.model import GraphAdapter
-from semfed.config import ClientProfile, SemfedConfig
+from semfed.config import SemfedConfig
 from semfed.data.features import feature_dir, load_dataset, split_features
 from semfed.data.scenes import Scenes
 from semfed.data.shards import Shard, build_shard, client_indices
@@ -53,5 +53,3 @@ def client_seed(cfg: SemfedConfig, server_round: int, partition_id: int) -> int:
     """Seed of one client's local training in one round."""
     return cfg.seed * 1_000_003 + server_round * 1_009 + partition_id
 
-
-__all__ = ["ClientProfile", "build_adapter", "client_shard", "dataset_and_skb", "federation_encoders", "client_seed"]

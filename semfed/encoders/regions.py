@@ -64,15 +64,6 @@ class RegionEncoder:
         self.model = model.eval().requires_grad_(False).to(self.device)
         self.out_dim = model.roi_heads.box_head.fc7.out_features + GEOMETRY_DIM
 
-    @property
-    def spec(self) -> dict:
-        """JSON-able description of everything that determines the features (for cache keys)."""
-        return {
-            "kind": "regions", "name": self.name, "image_size": self.image_size,
-            "max_regions": self.max_regions, "seed": self.seed,
-            "weights_path": self.weights_path, "source": self.source,
-        }
-
     @torch.no_grad()
     def encode(self, images: np.ndarray, boxes: list[np.ndarray] | None) -> tuple[Tensor, Tensor]:
         """Encode a batch of same-sized images.

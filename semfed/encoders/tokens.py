@@ -49,11 +49,6 @@ class TokenEncoder:
         if st_config.is_file():  # sentence-transformers models embed at most max_seq_length tokens
             self.max_length = min(self.max_length, json.loads(st_config.read_text())["max_seq_length"])
 
-    @property
-    def spec(self) -> dict:
-        """JSON-able description of everything that determines the features (for cache keys)."""
-        return {"kind": "tokens", "name": self.name, "max_tokens": self.max_tokens}
-
     def _forward(self, texts: list[str], max_length: int) -> tuple[Tensor, dict]:
         """Run the model; returns (last hidden states float32 [B,L,out_dim], tokenizer batch)."""
         batch = self.tokenizer(
