@@ -7,6 +7,9 @@ source "$(dirname "$0")/env.sh"
 cd "$SEMFED_ROOT"
 run_config="${1:-}"
 federation_config="${2:-num-supernodes=10 client-resources-num-cpus=1}"
+if [[ "$federation_config" != *num-gpus* ]] && python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
+  federation_config+=" client-resources-num-gpus=0.2"  # five virtual clients share each GPU
+fi
 port="${FLWR_LOCAL_SUPERLINK_HTTP_API_PORT:-39091}"
 healthy() { python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; }
 if ! healthy; then  # the SuperLink `flwr run` is about to start is ours: stop it when done

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import torch
 
@@ -12,16 +13,16 @@ from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
 from semfed.evaluation import evaluate_federation, mean_recalls
 from semfed.metrics import RECALL_NAMES
-from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb, federation_encoders
-from semfed.training import train_local
+from semfed.participants import build_adapter, client_shard, dataset_and_skb, federation_encoders
+from semfed.training import epoch_batches, train_steps
 
 log = logging.getLogger("semfed.centralised")
 
 
-def train_centralised(cfg: SemfedConfig) -> "rd.Path":
-    """One model, one Adam, every client's shard (through its own encoders) for its local
-    epochs, every round: the same sample visits as the federation, without averaging.
-    Writes a run directory like the federated run's; returns its path."""
+def train_centralised(cfg: SemfedConfig) -> Path:
+    """One model, one Adam, and every round the mini-batches of every client's shard (through
+    its own encoders, for its local epochs) pooled and shuffled: the same sample visits as
+    the federation, without averaging. Writes a run directory like the federated run's."""
     run_dir = rd.create_run_dir(cfg)
     handlers = rd.attach_log(run_dir)
     try:
@@ -34,17 +35,20 @@ def train_centralised(cfg: SemfedConfig) -> "rd.Path":
         generator = torch.Generator().manual_seed(cfg.seed)
         for server_round in range(cfg.num_server_rounds + 1):
             start = time.perf_counter()
-            losses = []
+            loss = float("nan")
             if server_round > 0:
-                for pid in torch.randperm(len(cfg.client_profiles), generator=generator).tolist():
-                    stats = train_local(model, client_shard(cfg, pid), cfg, cfg.client_profiles[pid].local_epochs,
-                                        client_seed(cfg, server_round, pid), device, optimizer)
-                    losses.append(stats["train_loss"])
+                steps = []
+                for pid, profile in enumerate(cfg.client_profiles):
+                    shard = client_shard(cfg, pid)
+                    batches = epoch_batches(len(shard), profile.local_epochs, cfg.batch_size, generator)
+                    steps += [(shard, idx, caption) for idx, caption in batches]
+                order = torch.randperm(len(steps), generator=generator).tolist()
+                loss = train_steps(model, [steps[i] for i in order], cfg, device, optimizer)["train_loss"]
             per_pair = evaluate_federation(model, cfg, encoders)
             recalls = mean_recalls(per_pair)
             row = {"round": server_round, "rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},
                    **{f"rsum[{p}]": r["rsum"] for p, r in per_pair.items()},
-                   "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+                   "train_loss": loss,
                    "seconds": round(time.perf_counter() - start, 2)}
             table = rd.append_metrics(run_dir, row)
             log.info("centralised round %d/%d  RSUM %.1f", server_round, cfg.num_server_rounds, row["rsum"])

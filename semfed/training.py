@@ -33,24 +33,35 @@ def batch_loss(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: to
     return loss
 
 
-def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: int, seed: int,
-                device: str, optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:
-    """Adam over the shard for `epochs` epochs of shuffled mini-batches; one random caption
-    per image per epoch. Deterministic in `seed`. A fresh Adam unless `optimizer` is given.
-    Returns mean loss and step count."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    model.train()
-    total, steps = 0.0, 0
+def epoch_batches(n: int, epochs: int, batch_size: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches of `epochs` shuffled passes over n samples: (rows [B], caption choice [B]),
+    one random caption of the five per image per epoch."""
+    batches = []
     for _ in range(epochs):
-        order = torch.randperm(len(shard), generator=generator)
-        captions = torch.randint(CAPTIONS_PER_IMAGE, (len(shard),), generator=generator)
-        for start in range(0, len(shard), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            loss = batch_loss(model, shard, idx, captions[idx], cfg, device)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-            steps += 1
-    return {"train_loss": total / max(steps, 1), "steps": float(steps)}
+        order = torch.randperm(n, generator=generator)
+        captions = torch.randint(CAPTIONS_PER_IMAGE, (n,), generator=generator)
+        batches += [(order[i:i + batch_size], captions[order[i:i + batch_size]]) for i in range(0, n, batch_size)]
+    return batches
+
+
+def train_steps(model: GraphAdapter, steps: list[tuple[Shard, torch.Tensor, torch.Tensor]], cfg: SemfedConfig,
+                device: str, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """One optimiser step per (shard, rows, captions) in order. Returns mean loss and step count."""
+    model.train()
+    total = 0.0
+    for shard, idx, caption in steps:
+        loss = batch_loss(model, shard, idx, caption, cfg, device)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return {"train_loss": total / max(len(steps), 1), "steps": float(len(steps))}
+
+
+def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: int, seed: int,
+                device: str) -> dict[str, float]:
+    """A client's round: fresh Adam over its shard for `epochs` epochs; deterministic in `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = epoch_batches(len(shard), epochs, cfg.batch_size, generator)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    return train_steps(model, [(shard, idx, caption) for idx, caption in batches], cfg, device, optimizer)
