@@ -50,8 +50,10 @@ def detector_weights(cfg: SemfedConfig, scenes: Scenes, encoder: str) -> str:
         images = scenes.splits["train"].images[:ADAPTATION_IMAGES]
         return adapt_batchnorm(encoder, images, size, DETECTOR_INIT_SEED, device=cfg.torch_device)
 
-    cached_features(folder, key, compute)
-    return str(folder / f"{key}.pt")
+    path = folder / f"{key}.pt"
+    if not path.exists():
+        cached_features(folder, key, compute)
+    return str(path)
 
 
 def encoder_spec(cfg: SemfedConfig, scenes: Scenes, encoder: str) -> dict:

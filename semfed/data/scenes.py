@@ -185,6 +185,8 @@ def generate_scenes(spec: SceneSpec) -> Scenes:
 def load_scenes(root: Path, spec: SceneSpec = SceneSpec()) -> Scenes:
     """Load the dataset for ``spec`` from ``root / "scenes-<fingerprint>"``, generating it first if absent.
 
+    Loaded images are read-only memory maps, so processes that only need captions stay small.
+
     The folder holds ``spec.json``, ``concepts.json`` and per split ``<split>/images.npy`` and
     ``<split>/annotations.json``; it is written to a temporary folder and renamed into place.
     """
@@ -396,6 +398,6 @@ def _read(folder: Path, spec: SceneSpec, fingerprint: str) -> Scenes:
     for name in SPLITS:
         annotations = json.loads((folder / name / "annotations.json").read_text())
         boxes = [np.asarray(b, dtype=np.float32).reshape(-1, 4) for b in annotations["boxes"]]
-        splits[name] = SceneSplit(np.load(folder / name / "images.npy"), boxes,
+        splits[name] = SceneSplit(np.load(folder / name / "images.npy", mmap_mode="r"), boxes,
                                   annotations["objects"], annotations["captions"])
     return Scenes(splits, concepts, fingerprint, spec)

@@ -40,7 +40,7 @@ def adapt_batchnorm(name: str, images: np.ndarray, image_size: int, seed: int, b
         norm.train()
     start = time.perf_counter()
     for lo in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[lo:lo + batch_size]).to(device).permute(0, 3, 1, 2).float().div(255)
+        x = torch.from_numpy(np.array(images[lo:lo + batch_size])).to(device).permute(0, 3, 1, 2).float().div(255)
         batch, _ = model.transform(list(x))
         model.backbone(batch.tensors)
     log.info("adapted %d BatchNorm layers of %s on %d images in %.1f s", len(norms), name, len(images),

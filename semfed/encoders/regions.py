@@ -77,7 +77,7 @@ class RegionEncoder:
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 [B,H,W,3], got {images.dtype} {images.shape}")
         batch, height, width = images.shape[:3]
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        x = torch.from_numpy(np.array(images)).to(self.device)  # a copy: cached scenes are read-only memory maps
         image_list, _ = self.model.transform(list(x.permute(0, 3, 1, 2).float().div(255)))
         features = self.model.backbone(image_list.tensors)
         new_h, new_w = image_list.image_sizes[0]
