@@ -33,6 +33,7 @@ def train_centralised(cfg: SemfedConfig) -> Path:
         model = build_adapter(cfg, encoders, seed=cfg.seed).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
         generator = torch.Generator().manual_seed(cfg.seed)
+        table = None
         for server_round in range(cfg.num_server_rounds + 1):
             start = time.perf_counter()
             loss = float("nan")
@@ -50,7 +51,7 @@ def train_centralised(cfg: SemfedConfig) -> Path:
                    **{f"rsum[{p}]": r["rsum"] for p, r in per_pair.items()},
                    "train_loss": loss,
                    "seconds": round(time.perf_counter() - start, 2)}
-            table = rd.append_metrics(run_dir, row)
+            table = rd.append_metrics(run_dir, table, row)
             log.info("centralised round %d/%d  RSUM %.1f", server_round, cfg.num_server_rounds, row["rsum"])
         rd.plot_rsum(run_dir, table, f"centralised upper bound, seed {cfg.seed}")
         rd.save_checkpoint(run_dir, model.state_dict(), cfg.num_server_rounds, skb.version, cfg)

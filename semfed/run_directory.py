@@ -55,10 +55,9 @@ def detach_log(handlers: list[logging.Handler]) -> None:
         handler.close()
 
 
-def append_metrics(path: Path, row: dict) -> pd.DataFrame:
-    """Append one row to metrics.csv and return the whole table."""
-    table = pd.read_csv(path / METRICS) if (path / METRICS).exists() else pd.DataFrame()
-    table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+def append_metrics(path: Path, table: pd.DataFrame | None, row: dict) -> pd.DataFrame:
+    """The metrics table so far (None before the first row) plus `row`, written to metrics.csv."""
+    table = pd.DataFrame([row]) if table is None else pd.concat([table, pd.DataFrame([row])], ignore_index=True)
     table.to_csv(path / METRICS, index=False)
     return table
 

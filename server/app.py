@@ -32,6 +32,7 @@ class RoundRecorder:
         self.model = build_adapter(cfg, self.encoders, seed=cfg.seed).to(cfg.torch_device)
         self.last_time = time.perf_counter()
         self.per_pair: dict = {}
+        self.table = None
 
     def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
         self.model.load_state_dict(arrays.to_torch_state_dict())
@@ -45,7 +46,7 @@ class RoundRecorder:
                "bytes_sent": stats.get("bytes_sent", 0), "bytes_received": stats.get("bytes_received", 0),
                "clients_replied": stats.get("clients_replied", 0), "seconds": round(now - self.last_time, 2)}
         self.last_time = now
-        table = rd.append_metrics(self.run_dir, row)
+        self.table = table = rd.append_metrics(self.run_dir, self.table, row)
         rd.plot_rsum(self.run_dir, table, f"semfed: {len(self.cfg.client_profiles)} clients, seed {self.cfg.seed}")
         rd.save_checkpoint(self.run_dir, self.model.state_dict(), server_round, self.skb_version, self.cfg)
         log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,

@@ -113,6 +113,21 @@ class _Progress:
             self.next_report += 0.1 * self.total
 
 
+def _encode_in_batches(n: int, length: int, dim: int, encode_batch: Callable[[int, int], tuple[Tensor, Tensor]],
+                       batch_size: int, label: str) -> dict[str, Tensor]:
+    """Fill dict(feats=float16 [n,length,dim], mask=bool [n,length]) on the CPU from
+    encode_batch(lo, hi) -> (feats [hi-lo,length,dim], mask [hi-lo,length]), logging progress."""
+    feats = torch.zeros(n, length, dim, dtype=torch.float16)
+    mask = torch.zeros(n, length, dtype=torch.bool)
+    progress = _Progress(n, label)
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        f, m = encode_batch(lo, hi)
+        feats[lo:hi], mask[lo:hi] = f.cpu().half(), m.cpu()
+        progress.update(hi)
+    return {"feats": feats, "mask": mask}
+
+
 def encode_images(
     encoder: RegionEncoder,
     images: np.ndarray,
@@ -124,16 +139,10 @@ def encode_images(
 
     Returns dict(feats=float16 [N,R,D] CPU, mask=bool [N,R] CPU), R = max_regions, D = out_dim.
     """
-    n = len(images)
-    feats = torch.zeros(n, encoder.max_regions, encoder.out_dim, dtype=torch.float16)
-    mask = torch.zeros(n, encoder.max_regions, dtype=torch.bool)
-    progress = _Progress(n, progress_label or f"encode images {encoder.name}")
-    for lo in range(0, n, batch_size):
-        hi = min(lo + batch_size, n)
-        f, m = encoder.encode(images[lo:hi], None if boxes is None else boxes[lo:hi])
-        feats[lo:hi], mask[lo:hi] = f.cpu().half(), m.cpu()
-        progress.update(hi)
-    return {"feats": feats, "mask": mask}
+    return _encode_in_batches(
+        len(images), encoder.max_regions, encoder.out_dim,
+        lambda lo, hi: encoder.encode(images[lo:hi], None if boxes is None else boxes[lo:hi]),
+        batch_size, progress_label or f"encode images {encoder.name}")
 
 
 def encode_texts(
@@ -143,13 +152,6 @@ def encode_texts(
     progress_label: str = "",
 ) -> dict[str, Tensor]:
     """Encode texts in batches: dict(feats=float16 [N,T,D] CPU, mask=bool [N,T] CPU), T = max_tokens."""
-    n = len(texts)
-    feats = torch.zeros(n, encoder.max_tokens, encoder.out_dim, dtype=torch.float16)
-    mask = torch.zeros(n, encoder.max_tokens, dtype=torch.bool)
-    progress = _Progress(n, progress_label or f"encode texts {encoder.name}")
-    for lo in range(0, n, batch_size):
-        hi = min(lo + batch_size, n)
-        f, m = encoder.encode(texts[lo:hi])
-        feats[lo:hi], mask[lo:hi] = f.cpu().half(), m.cpu()
-        progress.update(hi)
-    return {"feats": feats, "mask": mask}
+    return _encode_in_batches(len(texts), encoder.max_tokens, encoder.out_dim,
+                              lambda lo, hi: encoder.encode(texts[lo:hi]),
+                              batch_size, progress_label or f"encode texts {encoder.name}")
