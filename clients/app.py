@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+import torch
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from semfed.config import SemfedConfig
+from semfed.labels import LabelLedger, close_label_round
 from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
 from semfed.training import train_local
 
 app = ClientApp()
+LEDGER = "label-ledger"  # key of the client's label ledger in its Context state (kept between rounds)
+
+
+def load_ledger(context: Context, n: int) -> LabelLedger:
+    if LEDGER not in context.state:
+        return LabelLedger.empty(n)
+    return LabelLedger.from_arrays({k: a.numpy() for k, a in context.state[LEDGER].items()})
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Load the global arrays this client holds keys for, train locally, reply with them."""
+    """Load the global arrays this client holds keys for, train locally, reply with them
+    (plus its label statistics under 'label-stats' when labelling is federated)."""
     cfg = SemfedConfig.from_run_config(context.run_config)
     partition_id = int(context.node_config["partition-id"])
     profiles = cfg.client_profiles
@@ -33,8 +43,24 @@ def train(msg: Message, context: Context) -> Message:
     device = cfg.torch_device
     model.to(device)
     shard = client_shard(cfg, partition_id)
-    stats = train_local(model, shard, cfg, profile.local_epochs, client_seed(cfg, server_round, partition_id), device)
+    scoring = cfg.label_handling != "none" and server_round > cfg.label_warmup_rounds
+    keeps_ledger = scoring and cfg.label_handling in ("local", "federated")
+    ledger = load_ledger(context, len(shard)) if keeps_ledger else None
+    local = train_local(model, shard, cfg, profile.local_epochs, client_seed(cfg, server_round, partition_id), device,
+                        score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned))
 
-    metrics = MetricRecord({**stats, "num-examples": len(shard), "partition-id": partition_id})
-    arrays = ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
+    metrics = {"train_loss": local.train_loss, "steps": local.steps, "num-examples": len(shard),
+               "partition-id": partition_id, "label-noisy": int(shard.noisy.sum())}
+    content = RecordDict({"arrays": ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()})})
+    if scoring:
+        consensus = config.get("label-consensus")
+        report = close_label_round(ledger, local.confidence, local.excluded, shard.noisy, cfg.label_handling,
+                                   None if consensus is None else float(consensus), cfg.label_confidence_threshold,
+                                   cfg.label_prune_rounds)
+        metrics.update({f"label-{k}": v for k, v in report.counts.items()})
+        if ledger is not None:
+            context.state[LEDGER] = ArrayRecord({k: Array(v) for k, v in ledger.to_arrays().items()})
+        if cfg.label_handling == "federated":
+            content["label-stats"] = ArrayRecord({k: Array(v) for k, v in report.statistics.items()})
+    content["metrics"] = MetricRecord(metrics)
+    return Message(content, reply_to=msg)

@@ -42,9 +42,10 @@ def train_centralised(cfg: SemfedConfig) -> Path:
                 for pid, profile in enumerate(cfg.client_profiles):
                     shard = client_shard(cfg, pid)
                     batches = epoch_batches(len(shard), profile.local_epochs, cfg.batch_size, generator)
-                    steps += [(shard, idx, caption) for idx, caption in batches]
+                    steps += [(shard, idx, caption, None) for idx, caption in batches]
                 order = torch.randperm(len(steps), generator=generator).tolist()
-                loss = train_steps(model, [steps[i] for i in order], cfg, device, optimizer)["train_loss"]
+                stats = train_steps(model, [steps[i] for i in order], cfg, device, optimizer)
+                loss = stats["loss_sum"] / stats["steps"]
             per_pair = evaluate_federation(model, cfg, encoders)
             recalls = mean_recalls(per_pair)
             row = {"round": server_round, "rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},

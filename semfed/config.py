@@ -74,6 +74,58 @@ def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
 
 
 @dataclass(frozen=True)
+class NoiseGroup:
+    """Clients whose labels are corrupted at the same rate (the paper's mild / severe users)."""
+
+    name: str
+    rate: float
+    clients: tuple[int, ...]
+
+
+LABEL_HANDLING = ("none", "exclusion", "local", "federated")
+NOISE_KINDS = ("swap", "foreign")
+RESERVED_GROUPS = ("all", "clean")
+
+
+def _client_ids(item: str, text: str) -> tuple[int, ...]:
+    """'0-4,7' -> (0, 1, 2, 3, 4, 7)."""
+    ids = []
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        low, _, high = part.partition("-")
+        try:
+            ids += range(int(low), int(high or low) + 1)
+        except ValueError:
+            raise ConfigError(f"label-noise: bad client list {text!r} in {item!r}; expected e.g. '0-4' or '0,2,5'") from None
+    return tuple(ids)
+
+
+def parse_noise_groups(spec: str, n_clients: int) -> tuple[NoiseGroup, ...]:
+    """Parse 'name:rate:clients;...' (clients like '0-4' or '0,2,5'); '' means clean labels."""
+    groups, seen = [], set()
+    for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        parts = item.split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"label-noise: {item!r} is not 'name:rate:clients' (e.g. 'mild:0.2:0-4')")
+        name, rate_text, ids_text = (p.strip() for p in parts)
+        if not name or name in RESERVED_GROUPS or name in {g.name for g in groups}:
+            raise ConfigError(f"label-noise: group name {name!r} is empty, repeated or reserved {RESERVED_GROUPS}")
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            raise ConfigError(f"label-noise: rate {rate_text!r} in {item!r} is not a number") from None
+        if not 0 <= rate < 1:
+            raise ConfigError(f"label-noise: rate must be in [0, 1), got {rate} in {item!r}")
+        ids = _client_ids(item, ids_text)
+        bad = [i for i in ids if not 0 <= i < n_clients or i in seen]
+        if not ids or bad:
+            raise ConfigError(f"label-noise: clients {bad or ids_text!r} in {item!r} are out of range "
+                              f"0..{n_clients - 1} or already in another group")
+        seen.update(ids)
+        groups.append(NoiseGroup(name, rate, ids))
+    return tuple(groups)
+
+
+@dataclass(frozen=True)
 class SemfedConfig:
     """Every knob of a run. Field names are the run-config keys with '-' -> '_'."""
 
@@ -111,6 +163,12 @@ class SemfedConfig:
     learning_rate: float
     fraction_train: float
     device: str
+    label_noise: str
+    label_noise_kind: str
+    label_handling: str
+    label_confidence_threshold: float
+    label_warmup_rounds: int
+    label_prune_rounds: int
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
@@ -150,7 +208,8 @@ class SemfedConfig:
                 raise ConfigError(f"{_key(name)}: must be >= 32 pixels, got {getattr(self, name)}")
         choices = {"partitioning": ("iid", "dirichlet"), "region_source": ("boxes", "proposals"),
                    "detector_adaptation": ("batchnorm", "none"),
-                   "device": ("auto", "cpu", "cuda")}
+                   "device": ("auto", "cpu", "cuda"), "label_noise_kind": NOISE_KINDS,
+                   "label_handling": LABEL_HANDLING}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
@@ -164,11 +223,35 @@ class SemfedConfig:
             raise ConfigError(f"skb-encoder: {self.skb_encoder!r} is not a text encoder ({TEXT_ENCODERS} or hf@/abs/dir)")
         if self.scenes_seed < 0:
             raise ConfigError(f"scenes-seed: must be >= 0, got {self.scenes_seed}")
-        parse_client_profiles(self.clients)
+        if not 0 < self.label_confidence_threshold < 1:
+            raise ConfigError(f"label-confidence-threshold: must be in (0, 1), got {self.label_confidence_threshold}")
+        if self.label_warmup_rounds < 0:
+            raise ConfigError(f"label-warmup-rounds: must be >= 0, got {self.label_warmup_rounds}")
+        if self.label_prune_rounds < 1:
+            raise ConfigError(f"label-prune-rounds: must be >= 1, got {self.label_prune_rounds}")
+        parse_noise_groups(self.label_noise, len(parse_client_profiles(self.clients)))
 
     @property
     def client_profiles(self) -> tuple[ClientProfile, ...]:
         return parse_client_profiles(self.clients)
+
+    @property
+    def noise_groups(self) -> tuple[NoiseGroup, ...]:
+        return parse_noise_groups(self.label_noise, len(self.client_profiles))
+
+    def noise_rate(self, partition_id: int) -> float:
+        """Fraction of this client's labels that are corrupted (0 for clean clients)."""
+        return next((g.rate for g in self.noise_groups if partition_id in g.clients), 0.0)
+
+    def label_groups(self) -> dict[str, tuple[int, ...]]:
+        """Clients per label-noise group for the metrics: each noise group, 'clean' (if any) and 'all'."""
+        groups = {g.name: g.clients for g in self.noise_groups}
+        listed = {i for ids in groups.values() for i in ids}
+        everyone = tuple(range(len(self.client_profiles)))
+        clean = tuple(i for i in everyone if i not in listed)
+        if groups and clean:
+            groups["clean"] = clean
+        return {**groups, "all": everyone}
 
     @property
     def root(self) -> Path:

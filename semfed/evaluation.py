@@ -47,3 +47,8 @@ def group_rsum(per_pair: dict[str, dict[str, float]], group_encoders: tuple[str,
     """RSUM of a client group: mean over the encoder pairs that use all of the group's encoders."""
     pairs = [r["rsum"] for name, r in per_pair.items() if set(group_encoders) <= set(name.split("+"))]
     return sum(pairs) / len(pairs)
+
+
+def clients_rsum(per_pair: dict[str, dict[str, float]], profiles: tuple, clients: tuple[int, ...]) -> float:
+    """Mean over `clients` of each one's group RSUM (the encoder pairs it uses)."""
+    return sum(group_rsum(per_pair, profiles[c].encoders) for c in clients) / len(clients)

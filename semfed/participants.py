@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from semfed.adapter.model import GraphAdapter
 from semfed.config import SemfedConfig
 from semfed.data.features import feature_dir, load_dataset, split_features
+from semfed.data.label_noise import corrupt_annotations
 from semfed.data.scenes import Scenes
 from semfed.data.shards import Shard, build_shard, client_indices
 from semfed.skb import SemanticKnowledgeBase, load_skb
@@ -21,12 +23,21 @@ def dataset_and_skb(cfg: SemfedConfig) -> tuple[Scenes, SemanticKnowledgeBase]:
     return scenes, load_skb(feature_dir(cfg), scenes.concepts, cfg.skb_encoder, cfg.torch_device)
 
 
+def client_annotations(cfg: SemfedConfig, scenes: Scenes, partition_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Client `partition_id`'s training images [N] and the image whose annotation each carries [N]
+    (label noise of its group injected from the run seed)."""
+    indices = client_indices(cfg, scenes)[partition_id]
+    annotations = corrupt_annotations(indices, cfg.noise_rate(partition_id), cfg.label_noise_kind,
+                                      len(scenes.splits["train"].captions), seed=cfg.seed * 7_919 + partition_id)
+    return indices, annotations
+
+
 @functools.lru_cache(maxsize=16)
 def client_shard(cfg: SemfedConfig, partition_id: int) -> Shard:
     """Client `partition_id`'s training shard through its own encoders (cached per process)."""
     scenes, skb = dataset_and_skb(cfg)
     profile = cfg.client_profiles[partition_id]
-    return build_shard(cfg, scenes, skb, profile, client_indices(cfg, scenes)[partition_id])
+    return build_shard(cfg, scenes, skb, profile, *client_annotations(cfg, scenes, partition_id))
 
 
 def encoder_dims(cfg: SemfedConfig, encoders: tuple[str, ...]) -> dict[str, int]:

@@ -2,35 +2,67 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from semfed.adapter.losses import hardest_negative_triplet, skb_alignment
 from semfed.adapter.model import GraphAdapter
 from semfed.config import SemfedConfig
 from semfed.data.shards import CAPTIONS_PER_IMAGE, Shard
+from semfed.labels import concept_prototypes, rank_confidence
+
+Step = tuple[Shard, torch.Tensor, torch.Tensor, torch.Tensor | None]  # shard, rows [B], caption [B], keep [B] or None
 
 
-def batch_loss(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
-               cfg: SemfedConfig, device: str) -> torch.Tensor:
-    """Loss of one mini-batch: triplet over (image, one caption) pairs when the client holds
-    both modalities, plus skb-reg-weight x SKB alignment of every embedding it computes.
-
-    idx: [B] shard rows; caption: [B] which of each image's five captions is used.
-    """
-    loss = torch.zeros((), device=device)
+def batch_embeddings(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
+                     device: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Pooled unit embeddings [B, d] of the batch's images and of its chosen captions (None
+    for a modality the client lacks). idx: [B] shard rows; caption: [B] which of five."""
     image_z = text_z = None
     if shard.image is not None:
         _, image_z = model(shard.image.feats[idx].to(device), shard.image.mask[idx].to(device), shard.image.encoder)
-        labels = shard.image_labels[idx].to(device)
-        loss = loss + cfg.skb_reg_weight * skb_alignment(image_z, labels, model.concepts, cfg.skb_temperature)
     if shard.text is not None:
         feats, mask = shard.text.feats[idx, caption], shard.text.mask[idx, caption]
         _, text_z = model(feats.to(device), mask.to(device), shard.text.encoder)
+    return image_z, text_z
+
+
+def batch_loss(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
+               cfg: SemfedConfig, device: str, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Loss of one mini-batch: triplet over (image, one caption) pairs when the client holds
+    both modalities, plus skb-reg-weight x SKB alignment of every embedding it computes.
+    keep: [B] bool, rows whose label takes part (None = all)."""
+    keep = None if keep is None else keep.to(device)
+    image_z, text_z = batch_embeddings(model, shard, idx, caption, device)
+    loss = torch.zeros((), device=device)
+    if image_z is not None:
+        labels = shard.image_labels[idx].to(device)
+        loss = loss + cfg.skb_reg_weight * skb_alignment(image_z, labels, model.concepts, cfg.skb_temperature, keep)
+    if text_z is not None:
         labels = shard.caption_labels[idx, caption].to(device)
-        loss = loss + cfg.skb_reg_weight * skb_alignment(text_z, labels, model.concepts, cfg.skb_temperature)
+        loss = loss + cfg.skb_reg_weight * skb_alignment(text_z, labels, model.concepts, cfg.skb_temperature, keep)
     if image_z is not None and text_z is not None and len(idx) > 1:
-        loss = loss + hardest_negative_triplet(image_z, text_z, cfg.triplet_margin)
+        loss = loss + hardest_negative_triplet(image_z, text_z, cfg.triplet_margin, keep)
     return loss
+
+
+@torch.no_grad()
+def batch_confidence(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
+                     device: str) -> torch.Tensor:
+    """Confidence [B] of the batch's labels from its similarity matrix (see semfed.labels):
+    images against the adapter's embeddings of their captions when the client holds both,
+    else each embedding against the SKB prototype of its label's concepts."""
+    model.eval()
+    image_z, text_z = batch_embeddings(model, shard, idx, caption, device)
+    if image_z is not None and text_z is not None:
+        labels = text_z
+    elif image_z is not None:
+        labels = concept_prototypes(shard.image_labels[idx].to(device), model.concepts)
+    else:
+        labels = concept_prototypes(shard.caption_labels[idx, caption].to(device), model.concepts)
+    samples = image_z if image_z is not None else text_z
+    return rank_confidence(samples @ labels.T).cpu()
 
 
 def epoch_batches(n: int, epochs: int, batch_size: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -44,24 +76,56 @@ def epoch_batches(n: int, epochs: int, batch_size: int, generator: torch.Generat
     return batches
 
 
-def train_steps(model: GraphAdapter, steps: list[tuple[Shard, torch.Tensor, torch.Tensor]], cfg: SemfedConfig,
-                device: str, optimizer: torch.optim.Optimizer) -> dict[str, float]:
-    """One optimiser step per (shard, rows, captions) in order. Returns mean loss and step count."""
+def train_steps(model: GraphAdapter, steps: list[Step], cfg: SemfedConfig, device: str,
+                optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """One optimiser step per (shard, rows, captions, keep) in order. Returns summed loss and step count."""
     model.train()
     total = 0.0
-    for shard, idx, caption in steps:
-        loss = batch_loss(model, shard, idx, caption, cfg, device)
+    for shard, idx, caption, keep in steps:
+        loss = batch_loss(model, shard, idx, caption, cfg, device, keep)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         total += loss.item()
-    return {"train_loss": total / max(len(steps), 1), "steps": float(len(steps))}
+    return {"loss_sum": total, "steps": float(len(steps))}
 
 
-def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: int, seed: int,
-                device: str) -> dict[str, float]:
-    """A client's round: fresh Adam over its shard for `epochs` epochs; deterministic in `seed`."""
+@dataclass
+class LocalRound:
+    """Outcome of a client's round: mean train loss, optimiser steps, and per label the
+    confidence before each epoch [E, N] (NaN when labels were not scored) and whether it was
+    left out of at least one epoch [N] bool."""
+
+    train_loss: float
+    steps: int
+    confidence: torch.Tensor
+    excluded: torch.Tensor
+
+
+def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: int, seed: int, device: str,
+                score_labels: bool = False, pruned: torch.Tensor | None = None) -> LocalRound:
+    """A client's round: fresh Adam over its shard for `epochs` epochs; deterministic in `seed`.
+
+    With score_labels, before each epoch every label gets a confidence from its mini-batch's
+    similarity matrix (with the model as it stands) and labels under
+    label-confidence-threshold are masked out of that epoch's loss. Pruned labels [N] bool
+    never take part.
+    """
+    n = len(shard)
     generator = torch.Generator().manual_seed(seed)
-    batches = epoch_batches(len(shard), epochs, cfg.batch_size, generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    return train_steps(model, [(shard, idx, caption) for idx, caption in batches], cfg, device, optimizer)
+    allowed = torch.ones(n, dtype=torch.bool) if pruned is None else ~pruned
+    confidence = torch.full((epochs, n), float("nan"))
+    excluded = torch.zeros(n, dtype=torch.bool)
+    loss_sum, steps = 0.0, 0
+    for epoch in range(epochs):
+        batches = epoch_batches(n, 1, cfg.batch_size, generator)
+        keep = allowed
+        if score_labels:
+            for idx, caption in batches:
+                confidence[epoch, idx] = batch_confidence(model, shard, idx, caption, device)
+            keep = allowed & (confidence[epoch] >= cfg.label_confidence_threshold)
+            excluded |= allowed & ~keep
+        stats = train_steps(model, [(shard, idx, caption, keep[idx]) for idx, caption in batches], cfg, device, optimizer)
+        loss_sum, steps = loss_sum + stats["loss_sum"], steps + int(stats["steps"])
+    return LocalRound(loss_sum / max(steps, 1), steps, confidence, excluded)

@@ -13,10 +13,12 @@ from flwr.serverapp import Grid, ServerApp
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
-from semfed.evaluation import evaluate_federation, group_rsum, mean_recalls
+from semfed.evaluation import clients_rsum, evaluate_federation, group_rsum, mean_recalls
+from semfed.labels import group_label_metrics
 from semfed.metrics import RECALL_NAMES
-from semfed.participants import build_adapter, dataset_and_skb, federation_encoders
+from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders
 from strategies.keyed_fedavg import KeyedFedAvg
+from strategies.label_consensus import LabelConsensusFedAvg
 
 log = logging.getLogger("semfed.server")
 app = ServerApp()
@@ -44,7 +46,10 @@ class RoundRecorder:
                **{f"rsum[{pair}]": r["rsum"] for pair, r in self.per_pair.items()},
                "train_loss": stats.get("train_loss", float("nan")),
                "bytes_sent": stats.get("bytes_sent", 0), "bytes_received": stats.get("bytes_received", 0),
-               "clients_replied": stats.get("clients_replied", 0), "seconds": round(now - self.last_time, 2)}
+               "clients_replied": stats.get("clients_replied", 0)}
+        if self.cfg.label_noise or self.cfg.label_handling != "none":
+            row.update(self.label_columns(server_round))
+        row["seconds"] = round(now - self.last_time, 2)
         self.last_time = now
         self.table = table = rd.append_metrics(self.run_dir, self.table, row)
         rd.plot_rsum(self.run_dir, table, f"semfed: {len(self.cfg.client_profiles)} clients, seed {self.cfg.seed}")
@@ -53,6 +58,17 @@ class RoundRecorder:
                  self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
                  row["seconds"])
         return MetricRecord({k: float(v) for k, v in row.items()})
+
+    def label_columns(self, server_round: int) -> dict[str, float]:
+        """Per label-noise group: RSUM of its clients' encoder pairs, label counts and pruning P/R/F1."""
+        groups = self.cfg.label_groups()
+        row = {f"group_rsum[{name}]": clients_rsum(self.per_pair, self.cfg.client_profiles, clients)
+               for name, clients in groups.items()}
+        row.update(group_label_metrics(groups, self.strategy.client_metrics.get(server_round, {})))
+        consensus = getattr(self.strategy, "consensus_history", {}).get(server_round)
+        if consensus is not None:
+            row["label_consensus"] = consensus
+        return row
 
     def write_groups(self) -> pd.DataFrame:
         """groups.csv: final RSUM per client group (clients sharing the same encoders)."""
@@ -64,6 +80,19 @@ class RoundRecorder:
                               for g, pids in groups.items()])
         table.to_csv(self.run_dir / rd.GROUPS, index=False)
         return table
+
+
+def write_noise_record(cfg: SemfedConfig, scenes, run_dir) -> int:
+    """label_noise.csv: every corrupted label (client, group, shard row, image, whose annotation it carries)."""
+    group_of = {c: g.name for g in cfg.noise_groups for c in g.clients}
+    rows = []
+    for pid in range(len(cfg.client_profiles)):
+        indices, annotations = client_annotations(cfg, scenes, pid)
+        rows += [{"partition-id": pid, "group": group_of.get(pid, "clean"), "row": r, "image": int(indices[r]),
+                  "annotation_of": int(annotations[r])} for r in (indices != annotations).nonzero()[0]]
+    columns = ["partition-id", "group", "row", "image", "annotation_of"]
+    pd.DataFrame(rows, columns=columns).to_csv(run_dir / "label_noise.csv", index=False)
+    return len(rows)
 
 
 def wait_for_nodes(grid: Grid, expected: int) -> None:
@@ -86,11 +115,17 @@ def main(grid: Grid, context: Context) -> None:
         random.seed(cfg.seed)  # Flower's node sampling uses the random module
         scenes, skb = dataset_and_skb(cfg)
         prepare_features(cfg, scenes)
+        if cfg.label_noise:
+            log.info("label noise (%s): %d corrupted labels recorded in label_noise.csv", cfg.label_noise,
+                     write_noise_record(cfg, scenes, run_dir))
         wait_for_nodes(grid, len(cfg.client_profiles))
         n_clients = len(cfg.client_profiles)
-        strategy = KeyedFedAvg(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
-                               min_train_nodes=max(1, int(n_clients * cfg.fraction_train)),
-                               min_available_nodes=n_clients)
+        sampling = dict(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
+                        min_train_nodes=max(1, int(n_clients * cfg.fraction_train)), min_available_nodes=n_clients)
+        if cfg.label_handling == "federated":
+            strategy = LabelConsensusFedAvg(fallback=cfg.label_confidence_threshold, **sampling)
+        else:
+            strategy = KeyedFedAvg(**sampling)
         recorder = RoundRecorder(cfg, run_dir, strategy, skb.version)
         initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
         strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,

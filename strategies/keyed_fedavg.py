@@ -22,13 +22,15 @@ class KeyedFedAvg(FedAvg):
 
     Replies are sorted by their 'partition-id' metric before summing, so the result does
     not depend on arrival order. Per round, `round_stats` holds bytes on the air, clients
-    sampled and replied, and the aggregated client metrics.
+    sampled and replied, and the aggregated client metrics; `client_metrics` each replying
+    client's own metrics by partition id.
     """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.global_arrays: ArrayRecord | None = None
         self.round_stats: dict[int, dict[str, float]] = {}
+        self.client_metrics: dict[int, dict[int, dict[str, float]]] = {}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -46,6 +48,7 @@ class KeyedFedAvg(FedAvg):
         contents = sorted((msg.content for msg in valid), key=lambda c: c["metrics"]["partition-id"])
         stats = self.round_stats[server_round]
         stats["clients_replied"] = len(contents)
+        self.client_metrics[server_round] = {int(c["metrics"]["partition-id"]): dict(c["metrics"]) for c in contents}
         stats["bytes_received"] = sum(record_nbytes(c[self.arrayrecord_key]) for c in contents)
         current = {key: array.numpy() for key, array in self.global_arrays.items()}
         updates = [({k: a.numpy() for k, a in c[self.arrayrecord_key].items()}, float(c["metrics"][self.weighted_by_key]))

@@ -36,6 +36,9 @@ class Reply:
     def has_error(self) -> bool:
         return False
 
+    def has_content(self) -> bool:
+        return True
+
 
 def reply(arrays: dict, examples: int, partition: int) -> Reply:
     content = RecordDict({"arrays": ArrayRecord({k: Array(np.asarray(v, np.float32)) for k, v in arrays.items()}),

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 num-server-rounds=2 batch-size=16 max-regions=4 "
+TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 batch-size=16 max-regions=4 "
         "clients='frcnn-mnv3+minilm:1;frcnn-mnv3:1;minilm:2' partitioning='iid'")
 
 
-def flwr_run(work_dir: Path, run_name: str, extra: str = "") -> subprocess.CompletedProcess:
+def flwr_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2) -> subprocess.CompletedProcess:
     """scripts/flwr_run.sh with its own Flower home and SuperLink ports (a user's run may hold the defaults)."""
-    run_config = f"work-dir='{work_dir}' run-name='{run_name}' {TINY} {extra}"
+    run_config = f"work-dir='{work_dir}' run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}"
     env = {**os.environ, "FLWR_HOME": str(work_dir / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "39191",
            "FLWR_LOCAL_CONTROL_API_PORT": "39193"}
     return subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), run_config,
@@ -65,3 +65,30 @@ def test_bad_config_value_fails_the_run_with_a_clear_message(tmp_path):
     result = flwr_run(tmp_path, "bad", "gnn-layers=0")
     assert result.returncode != 0
     assert "gnn-layers: must be an integer >= 1" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_federated_label_consensus_prunes_injected_noise_and_counts_its_bytes(tmp_path):
+    from flwr.app import Array
+    import numpy as np
+
+    from semfed.labels import HISTOGRAM_BINS
+    from strategies.label_consensus import CONSENSUS_BYTES
+
+    result = flwr_run(tmp_path, "noisy", rounds=3, extra="label-noise='mild:0.25:0;severe:0.5:1-2' "
+                                         "label-handling='federated' label-warmup-rounds=1 label-prune-rounds=1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = tmp_path / "runs" / "noisy"
+    record = pd.read_csv(run / "label_noise.csv")
+    assert record.groupby("partition-id")["group"].first().tolist() == ["mild", "severe", "severe"]
+    assert (record["image"] != record["annotation_of"]).all()
+    table = pd.read_csv(run / "metrics.csv")
+    assert table.loc[1, "excluded[all]"] == 0 and table.loc[1, "pruned[all]"] == 0  # warm-up round
+    assert table["pruned[all]"].is_monotonic_increasing and table.loc[3, "pruned[all]"] > 0  # the ledger persists
+    assert table.loc[3, "pruned[all]"] == table.loc[3, ["pruned[mild]", "pruned[severe]"]].sum()
+    assert table.loc[3, "precision[all]"] >= 0 and table["group_rsum[severe]"].between(0, 600).all()
+    histogram_bytes = len(Array(np.zeros(HISTOGRAM_BINS)).data)
+    received, sent = table["bytes_received"].diff(), table["bytes_sent"].diff()
+    assert received[2] == 3 * histogram_bytes and received[3] == 0  # statistics from round 2 on
+    assert sent[2] == 0 and sent[3] == 3 * CONSENSUS_BYTES  # the consensus goes back from round 3 on
+    assert np.isnan(table.loc[2, "label_consensus"]) or 0 < table.loc[2, "label_consensus"] < 1

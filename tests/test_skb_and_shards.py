@@ -37,3 +37,21 @@ def test_shard_gathers_the_right_rows_of_every_modality(tmp_path):
     expected = skb.labels([scenes.splits["train"].captions[4][2]])[0]
     assert torch.equal(shard.caption_labels[1, 2], expected)
     assert torch.equal(shard.image_labels, shard.caption_labels.amax(dim=1))
+
+
+def test_a_corrupted_row_keeps_its_image_and_carries_another_images_annotation(tmp_path):
+    cfg = load_config(work_dir=str(tmp_path), scenes_train=12, scenes_val=2, scenes_test=4, max_regions=3,
+                      frcnn_mnv3_input_size=64, scenes_image_size=64, clients="frcnn-mnv3+minilm:1;minilm:1")
+    scenes = load_dataset(cfg)
+    skb = load_skb(tmp_path / "features", scenes.concepts, "minilm")
+    indices, annotations = np.array([1, 4, 7]), np.array([1, 7, 4])
+    images = split_features(cfg, scenes, "frcnn-mnv3", "train")
+    texts = split_features(cfg, scenes, "minilm", "train")
+    paired = build_shard(cfg, scenes, skb, cfg.client_profiles[0], indices, annotations)
+    assert paired.noisy.tolist() == [False, True, True]
+    assert torch.equal(paired.image.feats[1], images["feats"][4])  # its own image
+    assert torch.equal(paired.text.feats[1, 0], texts["feats"][5 * 7])  # image 7's captions
+    assert torch.equal(paired.caption_labels[1], skb.labels(scenes.splits["train"].captions[7]))
+    text_only = build_shard(cfg, scenes, skb, cfg.client_profiles[1], indices, annotations)
+    assert torch.equal(text_only.text.feats[1, 0], texts["feats"][5 * 4])  # captions are its inputs: its own
+    assert torch.equal(text_only.caption_labels[1], skb.labels(scenes.splits["train"].captions[7]))  # labels are not

@@ -28,8 +28,9 @@ def test_local_training_is_deterministic_in_its_seed_and_moves_the_adapter(tiny)
     states = []
     for seed in (1, 1, 2):
         model = build_adapter(tiny, ("frcnn-mnv3", "minilm"), seed=0)
-        stats = train_local(model, shard, tiny, epochs=2, seed=seed, device="cpu")
-        assert stats["steps"] == 2 * -(-len(shard) // tiny.batch_size) and stats["train_loss"] > 0
+        local = train_local(model, shard, tiny, epochs=2, seed=seed, device="cpu")
+        assert local.steps == 2 * -(-len(shard) // tiny.batch_size) and local.train_loss > 0
+        assert local.confidence.isnan().all() and not local.excluded.any()  # labels not scored by default
         states.append(model.state_dict())
     initial = build_adapter(tiny, ("frcnn-mnv3", "minilm"), seed=0).state_dict()
     assert all(torch.equal(states[0][k], states[1][k]) for k in initial)

@@ -29,12 +29,16 @@ class Modality:
 class Shard:
     """N paired samples of one client.
 
-    image: regions [N, R, D] (None for a text-only client); text: tokens of all five
+    indices: the training images [N]; annotations: the image whose annotation (five captions
+    and their concepts) each row carries [N], different from `indices` where the label is
+    corrupted. image: regions [N, R, D] (None for a text-only client); text: tokens of all five
     captions [N, 5, T, D] (None for an image-only client); caption_labels [N, 5, K]
     multi-hot SKB concepts each caption names; image_labels [N, K] their union.
+    A text-only client's captions are its inputs, so only their concepts follow the annotation.
     """
 
     indices: np.ndarray
+    annotations: np.ndarray
     image: Modality | None
     text: Modality | None
     caption_labels: torch.Tensor
@@ -42,6 +46,11 @@ class Shard:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    @property
+    def noisy(self) -> torch.Tensor:
+        """[N] bool: rows whose annotation belongs to another image (injected label noise)."""
+        return torch.as_tensor(self.annotations != self.indices)
 
 
 def main_class(scenes: Scenes, split: str = "train") -> np.ndarray:
@@ -61,19 +70,22 @@ def client_indices(cfg: SemfedConfig, scenes: Scenes) -> list[np.ndarray]:
 
 
 def build_shard(cfg: SemfedConfig, scenes: Scenes, skb: SemanticKnowledgeBase, profile: ClientProfile,
-                indices: np.ndarray, split: str = "train") -> Shard:
-    """Gather one client's features and concept labels for the given image indices."""
-    idx = torch.as_tensor(indices, dtype=torch.long)
+                indices: np.ndarray, annotations: np.ndarray | None = None, split: str = "train") -> Shard:
+    """Gather one client's features and concept labels for the given image indices, each row
+    annotated by image `annotations[r]` (default: its own)."""
+    annotations = np.asarray(indices if annotations is None else annotations)
     captions = scenes.splits[split].captions
-    caption_labels = torch.stack([skb.labels(captions[i]) for i in indices.tolist()])  # [N, 5, K]
+    caption_labels = torch.stack([skb.labels(captions[i]) for i in annotations.tolist()])  # [N, 5, K]
     image = text = None
     if profile.image_encoder:
         f = split_features(cfg, scenes, profile.image_encoder, split)
+        idx = torch.as_tensor(indices, dtype=torch.long)
         image = Modality(profile.image_encoder, f["feats"][idx], f["mask"][idx])
     if profile.text_encoder:
         f = split_features(cfg, scenes, profile.text_encoder, split)
+        idx = torch.as_tensor(annotations if profile.image_encoder else indices, dtype=torch.long)
         rows = (idx[:, None] * CAPTIONS_PER_IMAGE + torch.arange(CAPTIONS_PER_IMAGE)).reshape(-1)
         text = Modality(profile.text_encoder,
                         f["feats"][rows].view(len(idx), CAPTIONS_PER_IMAGE, *f["feats"].shape[1:]),
                         f["mask"][rows].view(len(idx), CAPTIONS_PER_IMAGE, -1))
-    return Shard(np.asarray(indices), image, text, caption_labels, caption_labels.amax(dim=1))
+    return Shard(np.asarray(indices), annotations, image, text, caption_labels, caption_labels.amax(dim=1))

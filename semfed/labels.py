@@ -1,0 +1,187 @@
+"""Error-aware labelling (seed 000, V-C): confidence, the label ledger, consensus statistics.
+
+A *label* in semfed is an image's annotation: its five captions (the positives of the
+triplet loss) and the SKB concepts they name (the targets of the alignment loss). With the
+encoders frozen there is no ground truth for the aligned tokens, so the adapter's own
+SKB-aligned output of the annotation is the *provisional label*: the embedding of the
+caption for a client holding both modalities, the unit mean of the named concepts'
+SKB embeddings for a single-modality client. A label is trusted as far as the sample's
+embedding picks it out of a mini-batch of labels (`rank_confidence`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+HISTOGRAM_BINS = 20
+
+
+def rank_confidence(similarity: torch.Tensor) -> torch.Tensor:
+    """Confidence of each label from a mini-batch similarity matrix. [B, B] -> [B] in [0, 1].
+
+    similarity[i, j]: sample i against label j. Confidence of label i is the fraction of
+    the other labels that sample i scores below its own, averaged with the fraction of the
+    other samples that label i scores below sample i; ties count half. 0.5 is chance, 1 means
+    the pair is the best match both ways. A batch of one gives 1.
+    """
+    b = similarity.shape[0]
+    if b == 1:
+        return torch.ones(1, device=similarity.device)
+    diag = similarity.diag()
+    row = (diag[:, None] > similarity).float() + 0.5 * (diag[:, None] == similarity).float()
+    col = (diag[None, :] > similarity).float() + 0.5 * (diag[None, :] == similarity).float()
+    return (row.sum(1) + col.sum(0) - 1.0) / (2 * (b - 1))  # each sum holds the diagonal tie once (0.5)
+
+
+def concept_prototypes(targets: torch.Tensor, concepts: torch.Tensor) -> torch.Tensor:
+    """Unit mean SKB embedding of each label's concepts: targets [B, K] multi-hot, concepts [K, d] -> [B, d]."""
+    return torch.nn.functional.normalize(targets @ concepts, dim=1)
+
+
+def confidence_histogram(confidence: np.ndarray) -> np.ndarray:
+    """Counts of confidences in HISTOGRAM_BINS equal bins over [0, 1]. [HISTOGRAM_BINS] float64."""
+    return np.histogram(np.clip(confidence, 0, 1), bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0].astype(np.float64)
+
+
+def mixture_threshold(histogram: np.ndarray, fallback: float, iterations: int = 200) -> float:
+    """Confidence below which a label more likely belongs to the low (noisy) mode.
+
+    Fits a two-component 1-D Gaussian mixture to the histogram (bin centres weighted by
+    counts, EM from components at the 10% and 90% quantile bins) and returns where the
+    high component's posterior drops to 1/2, searched between the two means. Returns
+    `fallback` when the data show no low mode: fewer than 10 labels, a low component
+    holding under 1% of the mass, or means less than 0.1 apart.
+    """
+    counts = np.asarray(histogram, dtype=np.float64)
+    total = counts.sum()
+    if total < 10:
+        return fallback
+    centres = (np.arange(len(counts)) + 0.5) / len(counts)
+    cdf = np.cumsum(counts) / total
+    mean = np.array([centres[np.searchsorted(cdf, 0.1)], centres[np.searchsorted(cdf, 0.9)]])
+    std = np.full(2, 0.1)
+    weight = np.array([0.5, 0.5])
+    for _ in range(iterations):
+        density = weight * np.exp(-0.5 * ((centres[:, None] - mean) / std) ** 2) / std  # [bins, 2]
+        resp = density / density.sum(1, keepdims=True).clip(1e-300)
+        mass = (resp * counts[:, None]).sum(0).clip(1e-12)
+        weight = mass / total
+        mean = (resp * counts[:, None] * centres[:, None]).sum(0) / mass
+        std = np.sqrt((resp * counts[:, None] * (centres[:, None] - mean) ** 2).sum(0) / mass).clip(0.5 / len(counts))
+    low, high = np.argsort(mean)
+    if weight[low] < 0.01 or mean[high] - mean[low] < 0.1:
+        return fallback
+    grid = np.linspace(mean[low], mean[high], 1001)
+    log_density = np.log(weight) - np.log(std) - 0.5 * ((grid[:, None] - mean) / std) ** 2
+    above = np.nonzero(log_density[:, high] >= log_density[:, low])[0]
+    return float(grid[above[0]]) if len(above) else fallback
+
+
+@dataclass
+class LabelLedger:
+    """A client's record of its labels across rounds. N = shard size.
+
+    history: [R, N] confidence of each label in each round so far (mean over the round's epochs);
+    tracked: [N] bool, low-confidence labels being watched; streak: [N] consecutive rounds a
+    tracked label was inconsistent with the consensus; pruned: [N] bool, dropped for good.
+    """
+
+    history: np.ndarray
+    tracked: np.ndarray
+    streak: np.ndarray
+    pruned: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> "LabelLedger":
+        return cls(np.zeros((0, n), np.float32), np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool))
+
+    def update(self, confidence: np.ndarray, excluded: np.ndarray, inconsistent: np.ndarray,
+               prune_rounds: int) -> None:
+        """Record one round. confidence [N]; excluded [N] bool (left out of at least one epoch);
+        inconsistent [N] bool (round confidence under the consensus threshold).
+
+        A label enters the ledger when excluded and leaves it once it is neither excluded nor
+        inconsistent; a tracked label inconsistent for `prune_rounds` rounds in a row is pruned.
+        """
+        self.history = np.concatenate([self.history, confidence[None].astype(np.float32)])
+        self.tracked = (self.tracked | excluded) & (excluded | inconsistent) & ~self.pruned
+        self.streak = np.where(self.tracked & inconsistent, self.streak + 1, 0)
+        newly_pruned = self.streak >= prune_rounds
+        self.pruned = self.pruned | newly_pruned
+        self.tracked &= ~newly_pruned
+        self.streak[newly_pruned] = 0
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"history": self.history, "tracked": self.tracked, "streak": self.streak, "pruned": self.pruned}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "LabelLedger":
+        return cls(arrays["history"], arrays["tracked"].astype(bool), arrays["streak"], arrays["pruned"].astype(bool))
+
+
+def detection_scores(flagged: int, flagged_noisy: int, noisy: int) -> dict[str, float]:
+    """Precision, recall and F1 of a flagged set against the injected noise (NaN where undefined)."""
+    precision = flagged_noisy / flagged if flagged else float("nan")
+    recall = flagged_noisy / noisy if noisy else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else float("nan")
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+@dataclass
+class LabelRoundReport:
+    """A client's label outcome for one round.
+
+    statistics: what the client sends for the federation's consensus (only the
+    confidence histogram of its unpruned labels, [HISTOGRAM_BINS]; no samples, captions,
+    features or indices). counts: diagnostics for the metrics table, including overlaps
+    with the injected noise record, which the labelling itself never reads.
+    """
+
+    statistics: dict[str, np.ndarray]
+    counts: dict[str, int]
+
+
+def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, excluded: torch.Tensor,
+                      noisy: torch.Tensor, handling: str, consensus: float | None, fallback: float,
+                      prune_rounds: int) -> LabelRoundReport:
+    """Fold one round's per-epoch confidences [E, N] and exclusions [N] into the ledger.
+
+    handling 'exclusion' keeps no ledger (pass None). Otherwise a label is inconsistent when
+    its round confidence (mean over epochs) is under the consistency cut: the federation's
+    `consensus` for 'federated' (`fallback` until one has arrived), the mixture cut of the
+    client's own histogram for 'local'. noisy: [N] bool injected-noise record, counts only.
+    """
+    round_confidence = torch.nanmean(confidence, dim=0).numpy()
+    pruned_before = ledger.pruned.copy() if ledger is not None else np.zeros(len(round_confidence), bool)
+    statistics = {"confidence-histogram": confidence_histogram(round_confidence[~pruned_before])}
+    if ledger is not None:
+        if handling == "local":
+            cut = mixture_threshold(statistics["confidence-histogram"], fallback)
+        else:
+            cut = fallback if consensus is None else consensus
+        ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds)
+    noisy, excluded = noisy.numpy(), excluded.numpy()
+    pruned = ledger.pruned if ledger is not None else pruned_before
+    tracked = ledger.tracked if ledger is not None else np.zeros_like(pruned)
+    counts = {"excluded": int(excluded.sum()), "excluded-noisy": int((excluded & noisy).sum()),
+              "tracked": int(tracked.sum()), "pruned": int(pruned.sum()), "pruned-noisy": int((pruned & noisy).sum()),
+              "noisy": int(noisy.sum())}
+    return LabelRoundReport(statistics, counts)
+
+
+def group_label_metrics(groups: dict[str, tuple[int, ...]], client_metrics: dict[int, dict[str, float]]) -> dict[str, float]:
+    """Label columns of a metrics row: per group, the summed excluded / tracked / pruned
+    counts of its replying clients and the precision, recall and F1 of their pruned sets
+    against the injected noise. Keys like 'pruned[severe]'."""
+    row = {}
+    for name, clients in groups.items():
+        metrics = [client_metrics[c] for c in clients if c in client_metrics]
+        total = {key: int(sum(m.get(f"label-{key}", 0) for m in metrics))
+                 for key in ("excluded", "tracked", "pruned", "pruned-noisy", "noisy")}
+        scores = detection_scores(total["pruned"], total["pruned-noisy"], total["noisy"])
+        row.update({f"{key}[{name}]": total[key] for key in ("excluded", "tracked", "pruned")})
+        row.update({f"{key}[{name}]": value for key, value in scores.items()})
+    return row
