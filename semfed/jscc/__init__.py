@@ -1,0 +1,19 @@
+"""D-JSCC models of seed 001: the BS's attention encoder, four user decoder families, image metrics."""
+
+from semfed.jscc.decoders import (
+    DECODERS,
+    AttentionDecoder,
+    ConvDecoder,
+    JSCCDecoder,
+    ResNetDecoder,
+    VGGDecoder,
+    build_decoder,
+)
+from semfed.jscc.encoder import DOWNSAMPLE, AttentionEncoder, latent_channels, symbols_to_latent
+from semfed.jscc.image_metrics import ms_ssim, msssim_win_size, psnr
+
+__all__ = [
+    "DECODERS", "DOWNSAMPLE", "AttentionDecoder", "AttentionEncoder", "ConvDecoder", "JSCCDecoder",
+    "ResNetDecoder", "VGGDecoder", "build_decoder", "latent_channels", "ms_ssim", "msssim_win_size",
+    "psnr", "symbols_to_latent",
+]

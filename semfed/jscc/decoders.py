@@ -1,0 +1,168 @@
+"""The four user D-JSCC decoder families of seed 001 (section IV-B2) and their registry.
+
+Every decoder maps received symbols (real pairs [B, 2k] with image_size=(H, W), or the
+latent map [B, C, H/4, W/4]) and the SNR in dB to images [B, 3, H, W] in [0, 1] (sigmoid
+output). `width` (channels) and `num_blocks` (depth) set a device's strength inside a family.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from semfed.jscc.blocks import SnrDb, SNRAttention, SNRConditioned, SNRFusion, TConvGDNPReLU, snr_column, tconv
+from semfed.jscc.encoder import IMAGE_CHANNELS, symbols_to_latent
+
+
+def _check_min(name: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _strides(num_blocks: int) -> list[int]:
+    """Stride per block for num_blocks blocks that upsample x4 in total: refine first, then x2, x2."""
+    return [1] * (num_blocks - 2) + [2, 2]
+
+
+class JSCCDecoder(nn.Module):
+    """Base class: shape handling and SNR; a family implements decode(latent, snr [B, 1])."""
+
+    def __init__(self, latent_channels: int):
+        super().__init__()
+        _check_min("latent_channels", latent_channels, 1)
+        self.latent_channels = latent_channels
+
+    def forward(self, y: torch.Tensor, snr_db: SnrDb, image_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """y: [B, 2k] real pairs (image_size=(H, W) required) or latent [B, C, H/4, W/4];
+        snr_db: float or [B] dB. Returns images [B, 3, H, W] in [0, 1]."""
+        if image_size is not None:
+            y = symbols_to_latent(y.flatten(1), self.latent_channels, image_size)
+        elif y.dim() != 4 or y.shape[1] != self.latent_channels:
+            raise ValueError(f"expected a latent map [B, {self.latent_channels}, h, w], or symbols [B, 2k] "
+                             f"with image_size=(H, W); got shape {tuple(y.shape)}")
+        return self.decode(y, snr_column(snr_db, y.shape[0], y))
+
+    def decode(self, latent: torch.Tensor, snr: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class _SNRChain(JSCCDecoder):
+    """Decoder = SNR-conditioned blocks in sequence, then an output head (ends in a sigmoid)."""
+
+    blocks: nn.ModuleList
+    head: nn.Module
+
+    def decode(self, latent: torch.Tensor, snr: torch.Tensor) -> torch.Tensor:
+        h = latent
+        for block in self.blocks:
+            h = block(h, snr)
+        return self.head(h)
+
+
+class AttentionDecoder(_SNRChain):
+    """Mirror of AttentionEncoder: TConv + IGDN + PReLU + SNR attention blocks, sigmoid output.
+
+    Block 1 maps C -> width (mirror of the projection), then num_blocks - 2 stride-1 blocks,
+    one stride-2 block, and a stride-2 TConv to RGB (mirror of the first encoder block).
+    """
+
+    def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 4, kernel_size: int = 5):
+        super().__init__(latent_channels)
+        _check_min("num_blocks", num_blocks, 2)
+        strides = [1] * (num_blocks - 1) + [2]
+        self.blocks = nn.ModuleList(
+            SNRConditioned(TConvGDNPReLU(latent_channels if i == 0 else width, width, kernel_size, s, inverse=True),
+                           SNRAttention(width))
+            for i, s in enumerate(strides)
+        )
+        self.head = nn.Sequential(tconv(width, IMAGE_CHANNELS, kernel_size, 2), nn.Sigmoid())
+
+
+class ConvDecoder(_SNRChain):
+    """num_blocks (>= 2) blocks of TConv + GDN + PReLU, each scaled by an FC of the SNR; sigmoid output."""
+
+    def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 3, kernel_size: int = 5):
+        super().__init__(latent_channels)
+        _check_min("num_blocks", num_blocks, 2)
+        self.blocks = nn.ModuleList(
+            SNRConditioned(TConvGDNPReLU(latent_channels if i == 0 else width, width, kernel_size, s, inverse=False),
+                           SNRFusion(width))
+            for i, s in enumerate(_strides(num_blocks))
+        )
+        self.head = nn.Sequential(tconv(width, IMAGE_CHANNELS, kernel_size), nn.Sigmoid())
+
+
+def _tconv_bn_prelu(in_channels: int, out_channels: int, kernel_size: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(tconv(in_channels, out_channels, kernel_size, stride),
+                         nn.BatchNorm2d(out_channels), nn.PReLU(out_channels))
+
+
+class ResidualBlock(nn.Module):
+    """PReLU(x + BN(Conv(PReLU(BN(TConv(x)))))) (paper eqs. 18-20): [B, C, H, W] -> same shape."""
+
+    def __init__(self, channels: int, kernel_size: int = 3):
+        super().__init__()
+        self.body = nn.Sequential(
+            _tconv_bn_prelu(channels, channels, kernel_size, 1),
+            nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2),
+            nn.BatchNorm2d(channels),
+        )
+        self.out = nn.PReLU(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(x + self.body(x))
+
+
+class ResNetDecoder(_SNRChain):
+    """Stem TConv (C -> width), num_blocks residual blocks (paper: 5) at latent resolution, then
+    two stride-2 TConv + BN + PReLU upsampling blocks; SNR fused by FC after every block."""
+
+    def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 5, kernel_size: int = 3):
+        super().__init__(latent_channels)
+        _check_min("num_blocks", num_blocks, 1)
+        residual = [ResidualBlock(width, kernel_size) for _ in range(num_blocks)]
+        upsample = [_tconv_bn_prelu(width, width, kernel_size, 2) for _ in range(2)]
+        stem = _tconv_bn_prelu(latent_channels, width, kernel_size, 1)
+        self.blocks = nn.ModuleList(SNRConditioned(b, SNRFusion(width)) for b in [stem, *residual, *upsample])
+        self.head = nn.Sequential(nn.Conv2d(width, IMAGE_CHANNELS, kernel_size, padding=kernel_size // 2), nn.Sigmoid())
+
+
+class VGGBlock(nn.Sequential):
+    """TConv(stride) -> TConv -> 3x3 average pool (stride 1) -> PReLU: [B, C_in, H, W] -> [B, C_out, H*s, W*s]."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1):
+        super().__init__(
+            tconv(in_channels, out_channels, kernel_size, stride),
+            tconv(out_channels, out_channels, kernel_size),
+            nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+            nn.PReLU(out_channels),
+        )
+
+
+class VGGDecoder(_SNRChain):
+    """num_blocks (>= 2) VGG blocks (double TConv + avg-pool + PReLU), SNR fused by FC after each,
+    then a TConv to RGB and a sigmoid."""
+
+    def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 3, kernel_size: int = 3):
+        super().__init__(latent_channels)
+        _check_min("num_blocks", num_blocks, 2)
+        self.blocks = nn.ModuleList(
+            SNRConditioned(VGGBlock(latent_channels if i == 0 else width, width, kernel_size, s), SNRFusion(width))
+            for i, s in enumerate(_strides(num_blocks))
+        )
+        self.head = nn.Sequential(tconv(width, IMAGE_CHANNELS, kernel_size), nn.Sigmoid())
+
+
+DECODERS: dict[str, type[JSCCDecoder]] = {
+    "attention": AttentionDecoder,
+    "conv": ConvDecoder,
+    "resnet": ResNetDecoder,
+    "vgg": VGGDecoder,
+}
+
+
+def build_decoder(name: str, **sizes) -> JSCCDecoder:
+    """DECODERS[name](**sizes), e.g. build_decoder("conv", latent_channels=16, width=32, num_blocks=2)."""
+    if name not in DECODERS:
+        raise ValueError(f"unknown decoder family {name!r}; expected one of {sorted(DECODERS)}")
+    return DECODERS[name](**sizes)
