@@ -1,0 +1,106 @@
+"""Images for D-JSCC: a folder of PNG/JPEG files, or scikit-image's bundled photos, and crops.
+
+Images are uint8 numpy arrays [H, W, 3] (RGB); crops are float tensors [N, 3, S, S] in [0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+#: The embedded default: images scikit-image ships inside its wheel (no download), by name.
+#: "motorcycle_left" is the left view of skimage.data.stereo_motorcycle(); grey ones become RGB.
+DEFAULT_IMAGES = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
+                  "hubble_deep_field", "immunohistochemistry", "moon", "motorcycle_left", "retina", "rocket")
+
+
+def _as_rgb(array: np.ndarray) -> np.ndarray:
+    """uint8 [H, W] grey or [H, W, 3] RGB -> uint8 [H, W, 3]."""
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def _default_image(name: str) -> np.ndarray:
+    import skimage.data  # imported here: only the embedded default needs scikit-image
+
+    if name == "motorcycle_left":
+        return skimage.data.stereo_motorcycle()[0]
+    return getattr(skimage.data, name)()
+
+
+def _decode(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return _as_rgb(np.asarray(image.convert("RGB")))
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"cannot decode image file {path}: {error}") from error
+
+
+def load_images(folder: str | Path | None) -> list[np.ndarray]:
+    """Every PNG/JPEG in `folder` (sorted by file name) as uint8 RGB arrays [H, W, 3].
+
+    folder None or "" loads the embedded default (DEFAULT_IMAGES, offline, in that order).
+    ValueError naming the folder if it is missing or holds no images, or naming a file
+    that does not decode.
+    """
+    if folder is None or str(folder) == "":
+        return [_as_rgb(_default_image(name)) for name in DEFAULT_IMAGES]
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"image folder {root} does not exist or is not a directory")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"image folder {root} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+    return [_decode(p) for p in files]
+
+
+def _fitting(images: list[np.ndarray], size: int) -> list[np.ndarray]:
+    if size < 1:
+        raise ValueError(f"crop size must be >= 1, got {size}")
+    fitting = [im for im in images if im.shape[0] >= size and im.shape[1] >= size]
+    if not fitting:
+        sides = sorted({min(im.shape[:2]) for im in images})
+        raise ValueError(f"no image is at least {size}x{size} px (shorter sides: {sides})")
+    return fitting
+
+
+def _to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
+    """uint8 [H, W, 3] crops -> float32 [N, 3, H, W] in [0, 1]."""
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def random_crops(images: list[np.ndarray], n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """n random size x size crops -> float32 [n, 3, size, size] in [0, 1] on the CPU.
+
+    Each crop picks an image uniformly among those at least size px on both sides (smaller
+    ones are skipped; ValueError if none fit), then a uniform position, all from `generator`.
+    """
+    fitting = _fitting(images, size)
+    if n < 1:
+        raise ValueError(f"number of crops must be >= 1, got {n}")
+    draws = torch.rand(n, 3, generator=generator, device=generator.device, dtype=torch.float64).cpu()
+    crops = []
+    for pick, row, col in draws.tolist():
+        image = fitting[int(pick * len(fitting))]
+        top = int(row * (image.shape[0] - size + 1))
+        left = int(col * (image.shape[1] - size + 1))
+        crops.append(image[top:top + size, left:left + size])
+    return _to_tensor(crops)
+
+
+def center_crops(images: list[np.ndarray], size: int) -> torch.Tensor:
+    """The central size x size crop of every image that fits -> float32 [N, 3, size, size] in [0, 1].
+
+    Images smaller than size are skipped (ValueError if none fit); for evaluation.
+    """
+    crops = []
+    for image in _fitting(images, size):
+        top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+        crops.append(image[top:top + size, left:left + size])
+    return _to_tensor(crops)

@@ -1,0 +1,263 @@
+import io
+import math
+import socket
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semfed import channels as ch
+from semfed.data.image_folder import DEFAULT_IMAGES, center_crops, load_images, random_crops
+from semfed.jscc import AttentionEncoder, build_decoder, psnr
+from semfed.jscc.frameworks import (
+    decoder_loss,
+    evaluate_decoder,
+    train_decoder_against_anchor,
+    train_iterative,
+    train_simultaneous,
+    train_stage1,
+    transmit,
+)
+from semfed.jscc.separation import FAILURE_GREY, separation_baseline
+
+TINY = {"width": 8, "num_blocks": 2}
+RATIO = 1 / 6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions run fastest on one thread (and do not fight a busy machine's cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def default_images():
+    return load_images(None)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _encoder() -> AttentionEncoder:
+    torch.manual_seed(0)
+    return AttentionEncoder(RATIO, **TINY)
+
+
+def _decoders(*names: str) -> list[torch.nn.Module]:
+    torch.manual_seed(1)
+    return [build_decoder(name, latent_channels=16, **TINY) for name in names]
+
+
+def _batches(n: int, seed: int = 3, size: int = 32) -> list[torch.Tensor]:
+    gen = _gen(seed)
+    return [torch.rand(4, 3, size, size, generator=gen) for _ in range(n)]
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(v, b[k]) for k, v in a.items())
+
+
+def _params_changed(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    return all(not torch.equal(p, state[k]) for k, p in module.named_parameters())
+
+
+# --- images ---------------------------------------------------------------------------
+
+def test_default_images_load_offline_as_rgb_uint8(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to open a network connection")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    images = load_images(None)
+    assert len(images) == len(DEFAULT_IMAGES) == len(load_images(""))
+    for image in images:
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and min(image.shape[:2]) >= 256
+    camera = images[DEFAULT_IMAGES.index("camera")]  # a grey image, repeated into three channels
+    assert np.array_equal(camera[..., 0], camera[..., 1]) and np.array_equal(camera[..., 0], camera[..., 2])
+
+
+def test_crops_have_shape_range_and_follow_the_seed(default_images):
+    crops = random_crops(default_images, 6, 48, _gen(0))
+    assert crops.shape == (6, 3, 48, 48) and crops.dtype == torch.float32
+    assert crops.min() >= 0 and crops.max() <= 1 and crops.std() > 0.01
+    assert torch.equal(crops, random_crops(default_images, 6, 48, _gen(0)))
+    assert not torch.equal(crops, random_crops(default_images, 6, 48, _gen(1)))
+    centre = center_crops(default_images, 64)
+    assert centre.shape == (len(DEFAULT_IMAGES), 3, 64, 64)
+    astronaut = default_images[0]
+    assert torch.equal(centre[0], torch.from_numpy(astronaut[224:288, 224:288]).permute(2, 0, 1).float() / 255)
+
+
+def test_crops_skip_small_images_and_fail_when_none_fit():
+    small, large = np.zeros((20, 30, 3), np.uint8), np.full((40, 40, 3), 255, np.uint8)
+    assert (random_crops([small, large], 5, 32, _gen(0)) == 1).all()  # only the large image fits
+    assert center_crops([small, large], 32).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="no image is at least 64x64"):
+        random_crops([small, large], 2, 64, _gen(0))
+    with pytest.raises(ValueError, match="64x64"):
+        center_crops([small], 64)
+
+
+def test_folder_of_pngs_and_jpeg_loads_sorted_as_rgb(tmp_path):
+    rows, cols = np.mgrid[0:40, 0:50]
+    rgb = np.stack([rows * 6, cols * 5, (rows + cols) * 2], axis=2).astype(np.uint8)  # smooth: JPEG keeps it
+    grey = np.arange(48 * 36, dtype=np.uint8).reshape(48, 36)
+    Image.fromarray(rgb).save(tmp_path / "b.png")
+    Image.fromarray(grey).save(tmp_path / "a.PNG")
+    Image.fromarray(rgb).save(tmp_path / "c.jpg", quality=95)
+    (tmp_path / "notes.txt").write_text("not an image")
+    images = load_images(str(tmp_path))
+    assert [im.shape for im in images] == [(48, 36, 3), (40, 50, 3), (40, 50, 3)]
+    assert np.array_equal(images[0], np.repeat(grey[:, :, None], 3, axis=2))
+    assert np.array_equal(images[1], rgb)  # PNG is lossless
+    assert np.abs(images[2].astype(int) - rgb).mean() < 3  # JPEG is close
+
+
+def test_bad_folders_and_files_name_the_path(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ValueError, match="nowhere"):
+        load_images(str(missing))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("x")
+    with pytest.raises(ValueError, match="empty.*holds no"):
+        load_images(str(empty))
+    (empty / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        load_images(str(empty))
+
+
+# --- training frameworks ---------------------------------------------------------------
+
+def test_transmit_is_seeded_and_loss_is_mse():
+    enc, (dec,) = _encoder(), _decoders("attention")
+    x = _batches(1)[0]
+    a, b = transmit(enc, x, 7.0, "rayleigh", _gen(5)), transmit(enc, x, 7.0, "rayleigh", _gen(5))
+    assert a.shape == (4, 2 * ch.bandwidth_symbols((3, 32, 32), RATIO)) and torch.equal(a, b)
+    received = transmit(enc, x, 7.0, "awgn", _gen(6))
+    expected = torch.nn.functional.mse_loss(dec(received, 7.0, image_size=(32, 32)), x)
+    assert torch.allclose(decoder_loss(enc, dec, x, 7.0, "awgn", _gen(6)), expected)
+
+
+def test_stage2_keeps_the_anchor_bit_identical_and_trains_the_decoder():
+    enc, (dec,) = _encoder(), _decoders("resnet")
+    enc_before, dec_before = _state(enc), _state(dec)
+    losses = train_decoder_against_anchor(enc, dec, _batches(3), generator=_gen(0), lr=1e-3)
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
+    assert _equal(_state(enc), enc_before)
+    assert all(p.grad is None and not p.requires_grad for p in enc.parameters())
+    assert _params_changed(dec, dec_before)
+    train_stage1(enc, dec, _batches(1), generator=_gen(0), lr=1e-3)  # a later joint stage unfreezes it
+    assert _params_changed(enc, enc_before)
+
+
+def test_stage1_changes_encoder_and_decoder_and_is_reproducible():
+    runs = []
+    for _ in range(2):
+        enc, (dec,) = _encoder(), _decoders("attention")
+        enc_before, dec_before = _state(enc), _state(dec)
+        losses = train_stage1(enc, dec, _batches(3), generator=_gen(0), channel="rayleigh",
+                              channel_options={"block": False}, lr=1e-3)
+        assert _params_changed(enc, enc_before) and _params_changed(dec, dec_before)
+        runs.append((losses, _state(enc)))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+
+
+def test_iterative_touches_each_decoder_only_in_its_own_round():
+    enc, decoders = _encoder(), _decoders("conv", "resnet", "vgg")
+    snapshots = []
+
+    def batches():  # record every model before each step; the last record follows the last step
+        for images in [*_batches(8), None]:
+            snapshots.append((_state(enc), [_state(d) for d in decoders]))
+            if images is not None:
+                yield images
+
+    losses = train_iterative(enc, decoders, batches(), steps_per_round=2, generator=_gen(0), lr=1e-3)
+    assert len(losses) == 8
+    for step in range(8):
+        (enc_before, before), (enc_after, after) = snapshots[step], snapshots[step + 1]
+        changed = [i for i in range(3) if not _equal(before[i], after[i])]
+        assert changed == [(step // 2) % 3], step  # rounds of 2 steps: conv, resnet, vgg, conv
+        assert not _equal(enc_before, enc_after)
+    with pytest.raises(ValueError, match="steps_per_round"):
+        train_iterative(enc, decoders, _batches(1), steps_per_round=0, generator=_gen(0))
+
+
+def test_simultaneous_changes_every_decoder_and_the_encoder():
+    enc, decoders = _encoder(), _decoders("attention", "conv", "vgg")
+    enc_before, before = _state(enc), [_state(d) for d in decoders]
+    losses = train_simultaneous(enc, decoders, _batches(2), generator=_gen(0), lr=1e-3)
+    assert len(losses) == 2
+    assert _params_changed(enc, enc_before)
+    assert all(_params_changed(d, s) for d, s in zip(decoders, before))
+    with pytest.raises(ValueError, match="at least one decoder"):
+        train_simultaneous(enc, [], _batches(1), generator=_gen(0))
+
+
+def test_stage1_learns_to_reconstruct(default_images):
+    enc, (dec,) = _encoder(), _decoders("attention")
+    fixed = random_crops(default_images, 8, 32, _gen(1))
+
+    def loss() -> float:
+        with torch.no_grad():
+            return decoder_loss(enc, dec, fixed, 7.0, "awgn", _gen(2)).item()
+
+    before = loss()
+    gen = _gen(0)
+    batches = [random_crops(default_images, 8, 32, gen) for _ in range(40)]
+    train_stage1(enc, dec, batches, generator=gen, lr=3e-3)
+    assert loss() < 0.6 * before
+
+
+def test_evaluate_decoder_reports_mean_psnr_and_ms_ssim():
+    enc, (dec,) = _encoder(), _decoders("conv")
+    x = _batches(1, size=48)[0]
+    scores = evaluate_decoder(enc, dec, x, 10.0, "awgn", _gen(7), batch_size=3)
+    restored = dec(transmit(enc, x, 10.0, "awgn", _gen(7)), 10.0, image_size=(48, 48))
+    assert scores["psnr"] == pytest.approx(psnr(restored, x).mean().item(), abs=1e-4)
+    assert 0 < scores["ms_ssim"] < 1 and set(scores) == {"psnr", "ms_ssim"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_frameworks_follow_the_images_device():
+    enc, decoders = _encoder().cuda(), [d.cuda() for d in _decoders("attention", "resnet")]
+    batches = [b.cuda() for b in _batches(2, size=48)]
+    train_simultaneous(enc, decoders, batches, generator=_gen(0), channel="rayleigh", lr=1e-3)
+    train_decoder_against_anchor(enc, decoders[1], batches, generator=_gen(0), lr=1e-3)
+    scores = evaluate_decoder(enc, decoders[1], batches[0], 10.0, "awgn", _gen(1))
+    assert all(p.is_cuda for p in enc.parameters()) and math.isfinite(scores["psnr"])
+
+
+# --- separation baseline -----------------------------------------------------------------
+
+def test_separation_baseline_has_a_cliff_and_respects_the_bit_budget(default_images):
+    image = center_crops(default_images, 128)[DEFAULT_IMAGES.index("chelsea")]
+    pixels = image.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    ratio, k = 1 / 12, ch.bandwidth_symbols((3, 128, 128), 1 / 12)
+    qualities, scores = [], []
+    for snr in (-5.0, 0.0, 4.0, 7.0, 10.0, 13.0, 20.0):
+        restored, quality = separation_baseline(image, ratio, snr)
+        assert restored.shape == image.shape
+        if quality:
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+            assert 8 * len(buffer.getvalue()) <= k * ch.channel_capacity_bits(snr)
+        qualities.append(quality)
+        scores.append(psnr(restored[None], image[None]).item())
+    assert qualities[0] == 0 and qualities[-1] > 50
+    assert qualities == sorted(qualities) and len(set(qualities)) >= 4
+    assert (separation_baseline(image, ratio, -5.0)[0] == FAILURE_GREY).all()
+    constant = psnr(torch.full_like(image, FAILURE_GREY)[None], image[None]).item()
+    assert scores[0] == pytest.approx(constant) and scores[-1] > constant + 10
+    with pytest.raises(ValueError, match=r"\[3, H, W\]"):
+        separation_baseline(image[None], ratio, 10.0)
