@@ -1,4 +1,5 @@
-"""ClientApp: one user trains the global adapter on its shard through its own frozen encoders."""
+"""ClientApp: one user trains the global adapter on its shard through its own frozen encoders
+(task = retrieval), or its D-JSCC decoder (task = jscc, clients/jscc.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def train(msg: Message, context: Context) -> Message:
     """Load the global arrays this client holds keys for, train locally, reply with them
     (plus its label statistics under 'label-stats' when labelling is federated)."""
     cfg = SemfedConfig.from_run_config(context.run_config)
+    if cfg.task == "jscc":
+        from clients import jscc  # imported here: retrieval runs need no D-JSCC models
+
+        return jscc.train(msg, context, cfg)
     partition_id = int(context.node_config["partition-id"])
     profiles = cfg.client_profiles
     if partition_id >= len(profiles):
@@ -64,3 +69,10 @@ def train(msg: Message, context: Context) -> Message:
             content["label-stats"] = ArrayRecord({k: Array(v) for k, v in report.statistics.items()})
     content["metrics"] = MetricRecord(metrics)
     return Message(content, reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Identify this node: reply its partition-id (the server maps Flower node ids to users with it)."""
+    return Message(RecordDict({"metrics": MetricRecord({"partition-id": int(context.node_config["partition-id"])})}),
+                   reply_to=msg)

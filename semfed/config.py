@@ -86,6 +86,63 @@ LABEL_HANDLING = ("none", "exclusion", "local", "federated")
 NOISE_KINDS = ("swap", "foreign")
 RESERVED_GROUPS = ("all", "clean")
 
+TASKS = ("retrieval", "jscc")
+JSCC_FRAMEWORKS = ("anchor", "iterative", "simultaneous")
+JSCC_CHANNELS = ("awgn", "rayleigh")
+#: D-JSCC decoder families (semfed.jscc.DECODERS) and the fewest blocks each accepts.
+JSCC_DECODER_MIN_BLOCKS = {"attention": 2, "conv": 2, "resnet": 1, "vgg": 2}
+JSCC_MIN_CROP = 36  # crops are multiples of 4 (the encoder downsamples by 4); MS-SSIM needs > 32 px
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """One D-JSCC user's decoder: family, width (None = jscc-encoder-width), blocks (None = family default)."""
+
+    family: str
+    width: int | None
+    num_blocks: int | None
+
+    def sizes(self, default_width: int) -> dict[str, int]:
+        """Keyword sizes for semfed.jscc.build_decoder (without latent_channels)."""
+        sizes = {"width": self.width or default_width}
+        if self.num_blocks is not None:
+            sizes["num_blocks"] = self.num_blocks
+        return sizes
+
+
+def parse_decoder_specs(spec: str) -> tuple[DecoderSpec, ...]:
+    """Parse 'family[:width[:blocks]];...' (one decoder per client, client i holds item i)."""
+    allowed = f"'family[:width[:blocks]]' items separated by ';' with families {tuple(JSCC_DECODER_MIN_BLOCKS)}"
+    specs = []
+    for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        family, *sizes = [p.strip() for p in item.split(":")]
+        if family not in JSCC_DECODER_MIN_BLOCKS or len(sizes) > 2:
+            raise ConfigError(f"jscc-decoders: bad decoder {item!r}; expected {allowed}")
+        try:
+            width, blocks = [int(s) for s in sizes] + [None] * (2 - len(sizes))
+        except ValueError:
+            raise ConfigError(f"jscc-decoders: width and blocks must be integers in {item!r}") from None
+        if width is not None and width < 1:
+            raise ConfigError(f"jscc-decoders: width must be >= 1 in {item!r}")
+        if blocks is not None and blocks < JSCC_DECODER_MIN_BLOCKS[family]:
+            raise ConfigError(f"jscc-decoders: a {family} decoder needs >= {JSCC_DECODER_MIN_BLOCKS[family]} "
+                              f"blocks, got {blocks} in {item!r}")
+        specs.append(DecoderSpec(family, width, blocks))
+    if not specs:
+        raise ConfigError(f"jscc-decoders: no decoders given; expected {allowed}")
+    return tuple(specs)
+
+
+def parse_snrs(key: str, text: str) -> tuple[float, ...]:
+    """'1,4,7' -> (1.0, 4.0, 7.0) SNRs in dB; ConfigError naming `key` if empty or not numbers."""
+    try:
+        snrs = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a comma-separated list of SNRs in dB (e.g. '1,4,7,10,13')") from None
+    if not snrs:
+        raise ConfigError(f"{key}: no SNRs given; expected e.g. '1,4,7,10,13'")
+    return snrs
+
 
 def _client_ids(item: str, text: str) -> tuple[int, ...]:
     """'0-4,7' -> (0, 1, 2, 3, 4, 7)."""
@@ -169,6 +226,21 @@ class SemfedConfig:
     label_confidence_threshold: float
     label_warmup_rounds: int
     label_prune_rounds: int
+    task: str
+    jscc_framework: str
+    jscc_decoders: str
+    jscc_images: str
+    jscc_eval_images: str
+    jscc_crop_size: int
+    jscc_batch_size: int
+    jscc_steps_per_round: int
+    jscc_stage1_rounds: int
+    jscc_bandwidth_ratio: float
+    jscc_channel: str
+    jscc_snr_set: str
+    jscc_eval_snrs: str
+    jscc_encoder_width: int
+    jscc_learning_rate: float
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
@@ -230,6 +302,41 @@ class SemfedConfig:
         if self.label_prune_rounds < 1:
             raise ConfigError(f"label-prune-rounds: must be >= 1, got {self.label_prune_rounds}")
         parse_noise_groups(self.label_noise, len(parse_client_profiles(self.clients)))
+        self._check_jscc()
+
+    def _check_jscc(self) -> None:
+        """The D-JSCC keys (task = jscc); cheap checks always, the latent-size check only for jscc runs."""
+        choices = {"task": TASKS, "jscc_framework": JSCC_FRAMEWORKS, "jscc_channel": JSCC_CHANNELS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
+        for name in ["jscc_batch_size", "jscc_steps_per_round", "jscc_stage1_rounds", "jscc_encoder_width"]:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_key(name)}: must be an integer >= 1, got {getattr(self, name)}")
+        if not self.jscc_learning_rate > 0:
+            raise ConfigError(f"jscc-learning-rate: must be > 0, got {self.jscc_learning_rate}")
+        if self.jscc_crop_size < JSCC_MIN_CROP or self.jscc_crop_size % 4:
+            raise ConfigError(f"jscc-crop-size: must be a multiple of 4 and >= {JSCC_MIN_CROP} pixels "
+                              f"(MS-SSIM needs > 32 px), got {self.jscc_crop_size}")
+        for name in ["jscc_images", "jscc_eval_images"]:
+            folder = getattr(self, name)
+            if folder and not (Path(folder).expanduser().is_absolute() and Path(folder).expanduser().is_dir()):
+                raise ConfigError(f"{_key(name)}: {folder!r} is not an absolute path to an existing folder "
+                                  "('' = scikit-image's bundled images)")
+        parse_decoder_specs(self.jscc_decoders)
+        parse_snrs("jscc-snr-set", self.jscc_snr_set)
+        parse_snrs("jscc-eval-snrs", self.jscc_eval_snrs)
+        if self.task != "jscc":
+            return
+        if self.jscc_framework == "anchor" and self.jscc_stage1_rounds > self.num_server_rounds:
+            raise ConfigError(f"jscc-stage1-rounds: {self.jscc_stage1_rounds} stage-1 rounds exceed "
+                              f"num-server-rounds = {self.num_server_rounds}")
+        from semfed.jscc.encoder import latent_channels  # imported here: only D-JSCC runs need torch models
+
+        try:
+            latent_channels(self.jscc_bandwidth_ratio)
+        except ValueError as error:
+            raise ConfigError(f"jscc-bandwidth-ratio: {error}") from None
 
     @property
     def client_profiles(self) -> tuple[ClientProfile, ...]:
@@ -252,6 +359,21 @@ class SemfedConfig:
         if groups and clean:
             groups["clean"] = clean
         return {**groups, "all": everyone}
+
+    @property
+    def decoder_specs(self) -> tuple[DecoderSpec, ...]:
+        """One D-JSCC decoder per client (client i holds item i of jscc-decoders)."""
+        return parse_decoder_specs(self.jscc_decoders)
+
+    @property
+    def snr_set(self) -> tuple[float, ...]:
+        """Training SNRs in dB (each image draws one per step)."""
+        return parse_snrs("jscc-snr-set", self.jscc_snr_set)
+
+    @property
+    def eval_snrs(self) -> tuple[float, ...]:
+        """Evaluation SNRs in dB."""
+        return parse_snrs("jscc-eval-snrs", self.jscc_eval_snrs)
 
     @property
     def root(self) -> Path:

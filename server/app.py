@@ -1,4 +1,5 @@
-"""ServerApp: prepares data and features once, federates the adapter, evaluates and records every round."""
+"""ServerApp: prepares data and features once, federates the adapter, evaluates and records every round
+(task = retrieval); task = jscc federates seed 001's D-JSCC codecs instead (server/jscc.py)."""
 
 from __future__ import annotations
 
@@ -95,19 +96,23 @@ def write_noise_record(cfg: SemfedConfig, scenes, run_dir) -> int:
     return len(rows)
 
 
-def wait_for_nodes(grid: Grid, expected: int) -> None:
+def wait_for_nodes(grid: Grid, expected: int, key: str = "clients", what: str = "client profiles") -> None:
     """Block until `expected` nodes are connected; fail clearly when there are more or too few."""
     deadline = time.monotonic() + NODE_WAIT_S
     while (count := len(list(grid.get_node_ids()))) < expected and time.monotonic() < deadline:
         time.sleep(1)
     if count != expected:
-        raise RuntimeError(f"{count} nodes connected but 'clients' lists {expected} client profiles: "
+        raise RuntimeError(f"{count} nodes connected but '{key}' lists {expected} {what}: "
                            f"set num-supernodes (or start SuperNodes) to match")
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = SemfedConfig.from_run_config(context.run_config)
+    if cfg.task == "jscc":
+        from server.jscc import run_jscc  # imported here: server.jscc uses this module's wait_for_nodes
+
+        return run_jscc(grid, cfg)
     run_dir = rd.create_run_dir(cfg)
     handlers = rd.attach_log(run_dir)
     try:

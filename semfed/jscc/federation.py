@@ -1,0 +1,143 @@
+"""Multi-user D-JSCC as a federation (seed 001 over Flower), without Flower: models, their
+key layout in one global state, each client's local training role, and server-side evaluation.
+
+Global state keys: the BS encoder under ENCODER ('encoder.…'); client i's decoder under
+decoder_prefix(i) ('decoder.<i>.…'). A client receives the encoder and its own decoder and
+returns what its role trains: ENCODER_ROLES train both, 'stage2' (anchor) only the decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from semfed.channels import CHANNELS
+from semfed.config import SemfedConfig
+from semfed.data.image_folder import random_crops
+from semfed.jscc.decoders import JSCCDecoder, build_decoder
+from semfed.jscc.encoder import AttentionEncoder, latent_channels
+from semfed.jscc.frameworks import (
+    evaluate_decoder,
+    train_decoder_against_anchor,
+    train_iterative,
+    train_simultaneous,
+    train_stage1,
+)
+
+ENCODER = "encoder."
+#: Roles a client can be given; those in ENCODER_ROLES train (and return) the encoder as well.
+ROLES = ("stage1", "stage2", "iterative", "simultaneous")
+ENCODER_ROLES = ("stage1", "iterative", "simultaneous")
+
+
+def decoder_prefix(partition_id: int) -> str:
+    return f"decoder.{partition_id}."
+
+
+def prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """A module's state dict with every key prefixed (detached, on the CPU)."""
+    return {prefix + key: value.detach().cpu() for key, value in state.items()}
+
+
+def unprefixed(state: dict, prefix: str) -> dict:
+    """The entries of state whose key starts with prefix, with the prefix removed."""
+    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def anchor_partition(cfg: SemfedConfig) -> int:
+    """The client that runs the anchor's stage 1: the first with an 'attention' decoder (the encoder's
+    symmetric decoder), else client 0 (then stage 1 pairs the encoder with a non-symmetric decoder)."""
+    return next((i for i, spec in enumerate(cfg.decoder_specs) if spec.family == "attention"), 0)
+
+
+def build_encoder(cfg: SemfedConfig) -> AttentionEncoder:
+    """The BS encoder, initialised from cfg.seed (identical on server and clients; global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return AttentionEncoder(cfg.jscc_bandwidth_ratio, width=cfg.jscc_encoder_width)
+
+
+def build_user_decoder(cfg: SemfedConfig, partition_id: int) -> JSCCDecoder:
+    """Client partition_id's decoder (its jscc-decoders item), initialised from cfg.seed and the id."""
+    spec = cfg.decoder_specs[partition_id]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed * 1_000_003 + partition_id + 1)
+        return build_decoder(spec.family, latent_channels=latent_channels(cfg.jscc_bandwidth_ratio),
+                             **spec.sizes(cfg.jscc_encoder_width))
+
+
+def initial_state(cfg: SemfedConfig) -> dict[str, torch.Tensor]:
+    """The global state before round 1: encoder + every client's decoder, prefixed."""
+    state = prefixed(build_encoder(cfg).state_dict(), ENCODER)
+    for pid in range(len(cfg.decoder_specs)):
+        state.update(prefixed(build_user_decoder(cfg, pid).state_dict(), decoder_prefix(pid)))
+    return state
+
+
+def state_digest(state: dict[str, torch.Tensor | np.ndarray]) -> str:
+    """SHA-256 (first 16 hex digits) over sorted keys and the arrays' bytes: equal iff bit-identical."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        digest.update(key.encode())
+        digest.update(str(array.dtype).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def client_seed(cfg: SemfedConfig, server_round: int, partition_id: int) -> int:
+    """Seed of one client's crops, SNR draws and channel noise in one round."""
+    return cfg.seed * 1_000_003 + server_round * 1_009 + partition_id
+
+
+def training_batches(cfg: SemfedConfig, images: list[np.ndarray], generator: torch.Generator,
+                     device: str) -> list[torch.Tensor]:
+    """jscc-steps-per-round batches of jscc-batch-size random crops [B, 3, S, S] on device."""
+    crops = random_crops(images, cfg.jscc_steps_per_round * cfg.jscc_batch_size, cfg.jscc_crop_size, generator)
+    return [batch.to(device) for batch in crops.split(cfg.jscc_batch_size)]
+
+
+def train_role(role: str, cfg: SemfedConfig, encoder: nn.Module, decoder: nn.Module,
+               batches: Sequence[torch.Tensor], generator: torch.Generator) -> list[float]:
+    """One client's local training in one round; returns the MSE per step.
+
+    stage1: encoder + symmetric decoder (train_stage1); stage2: the decoder against the frozen
+    anchor encoder (train_decoder_against_anchor); iterative / simultaneous: encoder + this
+    client's decoder on this client's loss. With one decoder on the client the last three are
+    the same local loop: the frameworks differ in which clients the strategy trains and how the
+    server combines their encoders (strategies/jscc_*.py).
+    """
+    common = dict(generator=generator, snr_set_db=cfg.snr_set, channel=cfg.jscc_channel, lr=cfg.jscc_learning_rate)
+    if role == "stage1":
+        return train_stage1(encoder, decoder, batches, **common)
+    if role == "stage2":
+        return train_decoder_against_anchor(encoder, decoder, batches, **common)
+    if role == "iterative":
+        return train_iterative(encoder, [decoder], batches, steps_per_round=len(batches), **common)
+    if role == "simultaneous":
+        return train_simultaneous(encoder, [decoder], batches, **common)
+    raise ValueError(f"unknown D-JSCC role {role!r}; expected one of {ROLES}")
+
+
+def evaluate_decoders(cfg: SemfedConfig, encoder: nn.Module, decoders: Sequence[nn.Module],
+                      images: torch.Tensor) -> list[dict]:
+    """PSNR and MS-SSIM of every decoder at every jscc-eval-snrs SNR on AWGN and Rayleigh.
+
+    images: [N, 3, S, S] evaluation crops on the models' device. Every (channel, SNR) draws its
+    noise from a generator seeded by cfg.seed, the same for every decoder and round.
+    Returns rows {decoder, family, channel, snr, psnr, ms_ssim}.
+    """
+    rows = []
+    for pid, decoder in enumerate(decoders):
+        for channel in CHANNELS:
+            for snr in cfg.eval_snrs:
+                generator = torch.Generator(device=images.device).manual_seed(cfg.seed)
+                scores = evaluate_decoder(encoder, decoder, images, snr, channel, generator)
+                rows.append({"decoder": pid, "family": cfg.decoder_specs[pid].family, "channel": channel,
+                             "snr": snr, **scores})
+    return rows

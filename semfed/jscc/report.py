@@ -1,0 +1,73 @@
+"""A D-JSCC run's results in its run directory: the long metrics table, the paper-shaped
+table (seed 001's Tables III / IV), the PSNR-vs-SNR plot and the checkpoint."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+METRICS = "jscc_metrics.csv"
+TABLE = "jscc_table.csv"
+PLOT = "jscc_psnr.png"
+CHECKPOINT = "jscc_checkpoint.pt"
+METRIC_NAMES = {"psnr": "PSNR", "ms_ssim": "MS-SSIM"}
+
+
+def append_rows(path: Path, table: pd.DataFrame | None, rows: list[dict]) -> pd.DataFrame:
+    """The long table so far (None before the first rows) plus rows, written to jscc_metrics.csv."""
+    new = pd.DataFrame(rows)
+    table = new if table is None else pd.concat([table, new], ignore_index=True)
+    table.to_csv(path / METRICS, index=False)
+    return table
+
+
+def paper_table(table: pd.DataFrame, framework: str) -> pd.DataFrame:
+    """The last round of the long table shaped like seed 001's Tables III / IV: one row per
+    (channel, decoder), columns 'PSNR@<snr>dB' and 'MS-SSIM@<snr>dB' per SNR in ascending order."""
+    last = table[table["round"] == table["round"].max()]
+    wide = last.pivot_table(index=["channel", "decoder", "family"], columns="snr", values=list(METRIC_NAMES))
+    snrs = sorted(last["snr"].unique())
+    columns = {f"{METRIC_NAMES[m]}@{snr:g}dB": wide[(m, snr)] for snr in snrs for m in METRIC_NAMES}
+    out = pd.DataFrame(columns).reset_index()
+    out.insert(0, "framework", framework)
+    out.insert(1, "round", int(last["round"].iloc[0]))
+    return out
+
+
+def plot_psnr(path: Path, table: pd.DataFrame, title: str) -> None:
+    """jscc_psnr.png: PSNR (top) and MS-SSIM (bottom) against SNR per decoder, one column per channel,
+    at the last round."""
+    last = table[table["round"] == table["round"].max()]
+    channels = sorted(last["channel"].unique())
+    fig, axes = plt.subplots(2, len(channels), figsize=(4.5 * len(channels), 6.5), squeeze=False)
+    for col, channel in enumerate(channels):
+        for (pid, family), rows in last[last["channel"] == channel].groupby(["decoder", "family"]):
+            rows = rows.sort_values("snr")
+            for row, metric in enumerate(METRIC_NAMES):
+                axes[row, col].plot(rows["snr"], rows[metric], marker="o", label=f"{pid}: {family}")
+        for row, metric in enumerate(METRIC_NAMES):
+            axes[row, col].set(xlabel="SNR (dB)", ylabel=METRIC_NAMES[metric], title=f"{channel}")
+            axes[row, col].grid(alpha=0.3)
+        axes[0, col].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path / PLOT, dpi=120)
+    plt.close(fig)
+
+
+def save_checkpoint(path: Path, encoder: dict[str, torch.Tensor], decoders: dict[int, dict[str, torch.Tensor]],
+                    families: list[str], server_round: int, config: dict) -> None:
+    """Atomically write jscc_checkpoint.pt: encoder and per-client decoder states, families, round, config."""
+    fd, tmp = tempfile.mkstemp(dir=path, prefix=".jscc_checkpoint.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        torch.save({"encoder": encoder, "decoders": decoders, "families": families, "round": server_round,
+                    "config": config}, f)
+    os.replace(tmp, path / CHECKPOINT)

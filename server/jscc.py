@@ -1,0 +1,132 @@
+"""ServerApp side of D-JSCC (task = jscc): maps nodes to users, runs the configured framework
+strategy, evaluates every decoder after every round and writes the run's tables, plot and checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+
+from semfed import run_directory as rd
+from semfed.config import SemfedConfig
+from semfed.data.image_folder import center_crops, load_images
+from semfed.jscc import report
+from semfed.jscc.federation import (
+    ENCODER,
+    anchor_partition,
+    build_encoder,
+    build_user_decoder,
+    decoder_prefix,
+    evaluate_decoders,
+    initial_state,
+    state_digest,
+    unprefixed,
+)
+from server.app import NODE_WAIT_S, wait_for_nodes
+from strategies.jscc_anchor import AnchorFedAvg
+from strategies.jscc_fedavg import JSCCFedAvg
+from strategies.jscc_iterative import IterativeFedAvg
+from strategies.jscc_simultaneous import SimultaneousFedAvg
+
+log = logging.getLogger("semfed.server")
+
+
+def discover_partitions(grid: Grid, expected: int) -> dict[int, int]:
+    """partition-id -> node id: wait for the nodes, ask each for its partition-id (a query message),
+    and check that they are exactly 0..expected-1."""
+    wait_for_nodes(grid, expected, key="jscc-decoders", what="decoders (one per client)")
+    nodes = sorted(grid.get_node_ids())
+    replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=node, message_type=MessageType.QUERY)
+                                     for node in nodes], timeout=NODE_WAIT_S)
+    found = {}
+    for reply in replies:
+        if reply.has_error():
+            raise RuntimeError(f"node {reply.metadata.src_node_id} did not identify itself: {reply.error.reason}")
+        found[int(reply.content["metrics"]["partition-id"])] = reply.metadata.src_node_id
+    if sorted(found) != list(range(expected)):
+        raise RuntimeError(f"nodes report partition ids {sorted(found)}; jscc-decoders needs exactly 0..{expected - 1}")
+    return found
+
+
+def build_strategy(cfg: SemfedConfig, nodes: dict[int, int]) -> JSCCFedAvg:
+    """The strategy of cfg.jscc_framework."""
+    if cfg.jscc_framework == "anchor":
+        return AnchorFedAvg(nodes, stage1_rounds=cfg.jscc_stage1_rounds, anchor=anchor_partition(cfg))
+    return {"iterative": IterativeFedAvg, "simultaneous": SimultaneousFedAvg}[cfg.jscc_framework](nodes)
+
+
+class JSCCRecorder:
+    """Server-side evaluate_fn: every decoder x eval SNR x channel, long rows in jscc_metrics.csv
+    (with each client's train loss and encoder/decoder digests), plot and checkpoint per round."""
+
+    def __init__(self, cfg: SemfedConfig, run_dir, strategy: JSCCFedAvg):
+        self.cfg, self.run_dir, self.strategy = cfg, run_dir, strategy
+        self.device = cfg.torch_device
+        self.encoder = build_encoder(cfg).to(self.device)
+        self.decoders = [build_user_decoder(cfg, pid).to(self.device) for pid in range(len(cfg.decoder_specs))]
+        self.images = center_crops(load_images(cfg.jscc_eval_images or cfg.jscc_images or None),
+                                   cfg.jscc_crop_size).to(self.device)
+        self.table = None
+        self.last_time = time.perf_counter()
+
+    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        state = arrays.to_torch_state_dict()
+        encoder_state = unprefixed(state, ENCODER)
+        decoder_states = {pid: unprefixed(state, decoder_prefix(pid)) for pid in range(len(self.decoders))}
+        self.encoder.load_state_dict(encoder_state)
+        for pid, decoder in enumerate(self.decoders):
+            decoder.load_state_dict(decoder_states[pid])
+        rows = evaluate_decoders(self.cfg, self.encoder, self.decoders, self.images)
+        clients = self.strategy.client_metrics.get(server_round, {})
+        encoder_digest = state_digest(encoder_state)
+        digests = {pid: state_digest(s) for pid, s in decoder_states.items()}
+        for row in rows:
+            row.update({"round": server_round, "train_loss": clients.get(row["decoder"], {}).get("train_loss", float("nan")),
+                        "encoder_sha256": encoder_digest, "decoder_sha256": digests[row["decoder"]]})
+        columns = ["round", "decoder", "family", "channel", "snr", "psnr", "ms_ssim", "train_loss",
+                   "encoder_sha256", "decoder_sha256"]
+        self.table = report.append_rows(self.run_dir, self.table, [{c: r[c] for c in columns} for r in rows])
+        report.save_checkpoint(self.run_dir, encoder_state, decoder_states,
+                               [s.family for s in self.cfg.decoder_specs], server_round, self.cfg.to_run_config())
+        now, seconds = time.perf_counter(), time.perf_counter() - self.last_time
+        self.last_time = now
+        self.log_round(server_round, rows, seconds)
+        last = self.table[self.table["round"] == server_round]
+        return MetricRecord({"psnr": float(last["psnr"].mean()), "ms_ssim": float(last["ms_ssim"].mean())})
+
+    def log_round(self, server_round: int, rows: list[dict], seconds: float) -> None:
+        tasks = self.strategy.assignments.get(server_round, [])
+        trained = ", ".join(f"{t.partition}:{t.role}" for t in tasks) or "-"
+        stats = self.strategy.round_stats.get(server_round, {})
+        top = max(self.cfg.eval_snrs)
+        scores = "  ".join(f"{r['decoder']}:{r['family']} {r['psnr']:.2f} dB/{r['ms_ssim']:.3f}"
+                           for r in rows if r["channel"] == "awgn" and r["snr"] == top)
+        log.info("round %d/%d  trained [%s]  bytes %d sent, %d received  AWGN %g dB PSNR/MS-SSIM: %s  %.1f s",
+                 server_round, self.cfg.num_server_rounds, trained, stats.get("bytes_sent", 0),
+                 stats.get("bytes_received", 0), top, scores, seconds)
+
+
+def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
+    """The D-JSCC run: node discovery, the framework's rounds, the final tables and plot."""
+    run_dir = rd.create_run_dir(cfg)
+    if (run_dir / report.METRICS).exists():
+        raise FileExistsError(f"run directory {run_dir} already holds {report.METRICS}; choose another run-name")
+    handlers = rd.attach_log(run_dir)
+    try:
+        log.info("run directory %s; D-JSCC framework %s, decoders %s", run_dir, cfg.jscc_framework, cfg.jscc_decoders)
+        nodes = discover_partitions(grid, len(cfg.decoder_specs))
+        strategy = build_strategy(cfg, nodes)
+        recorder = JSCCRecorder(cfg, run_dir, strategy)
+        initial = ArrayRecord(initial_state(cfg))
+        strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,
+                       train_config=ConfigRecord({}), evaluate_fn=recorder)
+        table = report.paper_table(recorder.table, cfg.jscc_framework)
+        table.to_csv(run_dir / report.TABLE, index=False)
+        report.plot_psnr(run_dir, recorder.table, f"D-JSCC {cfg.jscc_framework}, round {cfg.num_server_rounds}")
+        log.info("final PSNR / MS-SSIM per decoder and SNR (%s):\n%s", report.TABLE, table.to_string(index=False))
+        log.info("done: %s", run_dir)
+    finally:
+        rd.detach_log(handlers)

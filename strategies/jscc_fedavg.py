@@ -1,0 +1,85 @@
+"""Base of the D-JSCC framework strategies: KeyedFedAvg that sends each client the encoder and
+its own decoder, and accepts back only the arrays the client's role may change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+
+from semfed.jscc.federation import ENCODER, ENCODER_ROLES, decoder_prefix
+from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
+
+ROLE = "jscc-role"  # key of the client's role in its train config
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One client's job in one round: its partition id and role (semfed.jscc.federation.ROLES)."""
+
+    partition: int
+    role: str
+
+    @property
+    def trains_encoder(self) -> bool:
+        return self.role in ENCODER_ROLES
+
+    def sends(self, key: str) -> bool:
+        """Whether the client receives array `key`: the encoder and its own decoder."""
+        return key.startswith(ENCODER) or key.startswith(decoder_prefix(self.partition))
+
+    def may_return(self, key: str) -> bool:
+        """Whether the client may send array `key` back: its decoder, and the encoder if it trains it."""
+        return key.startswith(decoder_prefix(self.partition)) or (self.trains_encoder and key.startswith(ENCODER))
+
+
+class JSCCFedAvg(KeyedFedAvg):
+    """A framework = `assign(server_round)`: which clients train and in which role.
+
+    `nodes` maps partition id -> Flower node id (from the server's discovery handshake).
+    Aggregation is KeyedFedAvg's: each key averaged over the clients that returned it, every
+    other key kept bit-identical. A reply holding a key its role may not change fails the
+    round (ValueError), so e.g. the anchor's frozen encoder cannot move on the server.
+    """
+
+    def __init__(self, nodes: dict[int, int], **kwargs):
+        kwargs.setdefault("fraction_evaluate", 0.0)
+        super().__init__(**kwargs)
+        self.nodes = dict(nodes)
+        self.assignments: dict[int, list[Assignment]] = {}
+
+    def assign(self, server_round: int) -> list[Assignment]:
+        raise NotImplementedError
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        self.global_arrays = arrays
+        tasks = self.assignments[server_round] = self.assign(server_round)
+        messages = []
+        for task in tasks:
+            sent = ArrayRecord({key: array for key, array in arrays.items() if task.sends(key)})
+            record = RecordDict({self.arrayrecord_key: sent, self.configrecord_key: ConfigRecord(
+                {**config, "server-round": server_round, ROLE: task.role})})
+            messages.append(Message(record, dst_node_id=self.nodes[task.partition], message_type=MessageType.TRAIN))
+        self.round_stats[server_round] = {
+            "bytes_sent": sum(record_nbytes(m.content[self.arrayrecord_key]) for m in messages),
+            "bytes_received": 0, "clients_sampled": len(messages), "clients_replied": 0}
+        return messages
+
+    def aggregate_train(self, server_round: int,
+                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        tasks = {task.partition: task for task in self.assignments[server_round]}
+        for msg in replies:
+            if msg.has_error() or not msg.has_content():
+                continue
+            pid = int(msg.content["metrics"]["partition-id"])
+            if pid not in tasks:
+                raise ValueError(f"round {server_round}: reply from client {pid}, which was not asked to train")
+            refused = [k for k in msg.content[self.arrayrecord_key] if not tasks[pid].may_return(k)]
+            if refused:
+                raise ValueError(f"round {server_round}: client {pid} ({tasks[pid].role}) returned arrays "
+                                 f"it may not change: {refused[:3]}{'...' if len(refused) > 3 else ''}")
+        return super().aggregate_train(server_round, replies)

@@ -1,0 +1,200 @@
+"""D-JSCC over Flower (task = jscc): config keys, the three framework strategies' choice of clients
+and keys, the client's local round, and (slow) a two-round real `flwr run` of each framework."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
+from semfed.config import JSCC_DECODER_MIN_BLOCKS, ConfigError, DecoderSpec, default_run_config, load_config
+from semfed.jscc import DECODERS, build_decoder
+from semfed.jscc.federation import (
+    ENCODER,
+    build_encoder,
+    build_user_decoder,
+    decoder_prefix,
+    initial_state,
+    state_digest,
+    train_role,
+    training_batches,
+    unprefixed,
+)
+from strategies.jscc_anchor import AnchorFedAvg
+from strategies.jscc_iterative import IterativeFedAvg
+from strategies.jscc_simultaneous import SimultaneousFedAvg
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(task="jscc", jscc_decoders="attention:8:2;conv:8:2", jscc_encoder_width=8, jscc_crop_size=48,
+            jscc_batch_size=2, jscc_steps_per_round=2, jscc_eval_snrs="1,13", jscc_stage1_rounds=1,
+            num_server_rounds=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --- config ------------------------------------------------------------------------------------
+
+def test_jscc_defaults_validate_and_parse():
+    cfg = load_config(task="jscc")
+    assert cfg.task == "jscc" and cfg.jscc_framework == "anchor"
+    assert [s.family for s in cfg.decoder_specs] == ["attention", "conv", "resnet", "vgg"]
+    assert cfg.snr_set == cfg.eval_snrs == (1.0, 4.0, 7.0, 10.0, 13.0)
+    assert load_config().task == "retrieval"  # the default run is unchanged
+    specs = load_config(jscc_decoders=" resnet:16:5 ; vgg:8 ;conv").decoder_specs
+    assert specs == (DecoderSpec("resnet", 16, 5), DecoderSpec("vgg", 8, None), DecoderSpec("conv", None, None))
+    assert specs[1].sizes(32) == {"width": 8} and specs[2].sizes(32) == {"width": 32}
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"task": "jsc"}, "task: 'jsc' is not one of"),
+    ({"jscc-framework": "joint"}, "jscc-framework: 'joint' is not one of"),
+    ({"jscc-decoders": "transformer"}, "jscc-decoders: bad decoder 'transformer'"),
+    ({"jscc-decoders": "conv:x"}, "jscc-decoders: width and blocks must be integers"),
+    ({"jscc-decoders": "vgg:8:1"}, "jscc-decoders: a vgg decoder needs >= 2 blocks"),
+    ({"jscc-decoders": " ; "}, "jscc-decoders: no decoders given"),
+    ({"jscc-snr-set": "1,a"}, "jscc-snr-set: '1,a' is not a comma-separated list"),
+    ({"jscc-eval-snrs": ""}, "jscc-eval-snrs: no SNRs given"),
+    ({"jscc-crop-size": 30}, "jscc-crop-size: must be a multiple of 4 and >= 36"),
+    ({"jscc-crop-size": 50}, "jscc-crop-size: must be a multiple of 4"),
+    ({"jscc-images": "relative/dir"}, "jscc-images: 'relative/dir' is not an absolute path"),
+    ({"jscc-eval-images": "/nonexistent/dir"}, "jscc-eval-images: '/nonexistent/dir' is not an absolute path"),
+    ({"jscc-channel": "rician"}, "jscc-channel: 'rician' is not one of"),
+    ({"jscc-steps-per-round": 0}, "jscc-steps-per-round: must be an integer >= 1"),
+    ({"jscc-learning-rate": 0.0}, "jscc-learning-rate: must be > 0"),
+    ({"task": "jscc", "jscc-bandwidth-ratio": 0.1}, "jscc-bandwidth-ratio: bandwidth ratio 0.1 gives 9.6 latent"),
+    ({"task": "jscc", "jscc-stage1-rounds": 13}, "jscc-stage1-rounds: 13 stage-1 rounds exceed num-server-rounds"),
+])
+def test_bad_jscc_config_fails_naming_the_key(override, message):
+    from semfed.config import SemfedConfig
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        SemfedConfig.from_run_config({**default_run_config(), **override})
+
+
+def test_min_blocks_table_matches_the_decoder_classes():
+    assert set(JSCC_DECODER_MIN_BLOCKS) == set(DECODERS)
+    for family, minimum in JSCC_DECODER_MIN_BLOCKS.items():
+        build_decoder(family, latent_channels=4, width=4, num_blocks=minimum)
+        with pytest.raises(ValueError, match="num_blocks"):
+            build_decoder(family, latent_channels=4, width=4, num_blocks=minimum - 1)
+
+
+# --- strategies --------------------------------------------------------------------------------
+
+NODES = {0: 101, 1: 202, 2: 303}
+
+
+def _global() -> ArrayRecord:
+    keys = ["encoder.w", "decoder.0.w", "decoder.1.w", "decoder.2.w"]
+    return ArrayRecord({k: Array(np.full(2, i, np.float32)) for i, k in enumerate(keys)})
+
+
+@pytest.fixture
+def flower_task(monkeypatch):
+    """Messages need a run id; a running Flower app sets it, a unit test sets a stand-in."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+
+
+def _sent(strategy, server_round: int) -> dict[int, tuple[str, list[str]]]:
+    """node id -> (role, array keys) of the train messages of one round."""
+    messages = strategy.configure_train(server_round, _global(), ConfigRecord({}), grid=None)
+    return {m.metadata.dst_node_id: (m.content["config"]["jscc-role"], sorted(m.content["arrays"]))
+            for m in messages}
+
+
+def test_anchor_trains_one_anchor_client_then_every_decoder_against_the_frozen_encoder(flower_task):
+    strategy = AnchorFedAvg(NODES, stage1_rounds=2, anchor=1)
+    for r in (1, 2):
+        assert _sent(strategy, r) == {202: ("stage1", ["decoder.1.w", "encoder.w"])}
+    assert _sent(strategy, 3) == {101: ("stage2", ["decoder.0.w", "encoder.w"]),
+                                  202: ("stage2", ["decoder.1.w", "encoder.w"]),
+                                  303: ("stage2", ["decoder.2.w", "encoder.w"])}
+    assert strategy.round_stats[3]["bytes_sent"] == 6 * len(Array(np.zeros(2, np.float32)).data)
+
+
+def test_iterative_cycles_one_client_per_round_and_simultaneous_trains_all(flower_task):
+    iterative = IterativeFedAvg(NODES)
+    assert [list(_sent(iterative, r).items()) for r in (1, 2, 3, 4)] == [
+        [(101, ("iterative", ["decoder.0.w", "encoder.w"]))], [(202, ("iterative", ["decoder.1.w", "encoder.w"]))],
+        [(303, ("iterative", ["decoder.2.w", "encoder.w"]))], [(101, ("iterative", ["decoder.0.w", "encoder.w"]))]]
+    simultaneous = SimultaneousFedAvg(NODES)
+    assert {node: role for node, (role, _) in _sent(simultaneous, 1).items()} == {
+        101: "simultaneous", 202: "simultaneous", 303: "simultaneous"}
+
+
+class Reply:
+    """Stand-in for a Flower reply Message (real ones need a running Flower context)."""
+
+    def __init__(self, arrays: dict, partition: int, examples: int = 4):
+        self.content = RecordDict({
+            "arrays": ArrayRecord({k: Array(np.asarray(v, np.float32)) for k, v in arrays.items()}),
+            "metrics": MetricRecord({"num-examples": examples, "partition-id": partition, "train_loss": 0.5})})
+
+    def has_error(self) -> bool:
+        return False
+
+    def has_content(self) -> bool:
+        return True
+
+
+def test_stage2_keeps_the_encoder_bits_and_refuses_an_encoder_update(flower_task):
+    strategy = AnchorFedAvg(NODES, stage1_rounds=1, anchor=0)
+    strategy.configure_train(2, _global(), ConfigRecord({}), grid=None)
+    before = strategy.global_arrays["encoder.w"].numpy().copy()
+    arrays, _ = strategy.aggregate_train(2, [Reply({"decoder.2.w": [7, 7]}, 2), Reply({"decoder.0.w": [5, 5]}, 0),
+                                             Reply({"decoder.1.w": [6, 6]}, 1)])
+    assert arrays["encoder.w"].numpy().tobytes() == before.tobytes()
+    assert [arrays[f"decoder.{p}.w"].numpy().tolist() for p in range(3)] == [[5, 5], [6, 6], [7, 7]]
+    strategy.configure_train(3, _global(), ConfigRecord({}), grid=None)
+    with pytest.raises(ValueError, match=r"client 1 \(stage2\) returned arrays it may not change: \['encoder.w'\]"):
+        strategy.aggregate_train(3, [Reply({"decoder.1.w": [6, 6], "encoder.w": [9, 9]}, 1)])
+
+
+def test_simultaneous_averages_the_encoder_and_keeps_each_clients_decoder(flower_task):
+    strategy = SimultaneousFedAvg(NODES)
+    strategy.configure_train(1, _global(), ConfigRecord({}), grid=None)
+    replies = [Reply({"encoder.w": [3 * p, 1], f"decoder.{p}.w": [p, p]}, p) for p in (2, 0, 1)]
+    arrays, metrics = strategy.aggregate_train(1, replies)
+    assert arrays["encoder.w"].numpy().tolist() == [3.0, 1.0]  # (0 + 3 + 6) / 3, equal weights
+    assert [arrays[f"decoder.{p}.w"].numpy().tolist() for p in range(3)] == [[0, 0], [1, 1], [2, 2]]
+    with pytest.raises(ValueError, match="reply from client 1, which was not asked"):
+        iterative = IterativeFedAvg(NODES)
+        iterative.configure_train(1, _global(), ConfigRecord({}), grid=None)
+        iterative.aggregate_train(1, [Reply({"decoder.1.w": [1, 1]}, 1)])
+
+
+# --- one client's round, without Flower --------------------------------------------------------
+
+def test_stage2_role_leaves_the_encoder_bit_identical_and_trains_the_decoder():
+    cfg = load_config(**TINY)
+    encoder, decoder = build_encoder(cfg), build_user_decoder(cfg, 1)
+    state = initial_state(cfg)
+    assert state_digest(unprefixed(state, ENCODER)) == state_digest(encoder.state_dict())
+    assert state_digest(unprefixed(state, decoder_prefix(1))) == state_digest(decoder.state_dict())
+    generator = torch.Generator().manual_seed(0)
+    images = [np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    batches = training_batches(cfg, images, generator, "cpu")
+    assert [tuple(b.shape) for b in batches] == [(2, 3, 48, 48)] * 2
+    encoder_before, decoder_before = state_digest(encoder.state_dict()), state_digest(decoder.state_dict())
+    losses = train_role("stage2", cfg, encoder, decoder, batches, generator)
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert state_digest(encoder.state_dict()) == encoder_before
+    assert state_digest(decoder.state_dict()) != decoder_before
+    train_role("iterative", cfg, encoder, decoder, batches, generator)
+    assert state_digest(encoder.state_dict()) != encoder_before
+    with pytest.raises(ValueError, match="unknown D-JSCC role"):
+        train_role("joint", cfg, encoder, decoder, batches, generator)
