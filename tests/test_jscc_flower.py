@@ -198,3 +198,82 @@ def test_stage2_role_leaves_the_encoder_bit_identical_and_trains_the_decoder():
     assert state_digest(encoder.state_dict()) != encoder_before
     with pytest.raises(ValueError, match="unknown D-JSCC role"):
         train_role("joint", cfg, encoder, decoder, batches, generator)
+
+
+# --- real Flower simulations (slow) ------------------------------------------------------------
+
+def flwr_run(work_dir: Path, run_name: str, framework: str) -> subprocess.CompletedProcess:
+    """scripts/flwr_run.sh, two rounds of `framework` on 2 clients, own Flower home and ports."""
+    import sys
+
+    run_config = (f"task='jscc' work-dir='{work_dir}' run-name='{run_name}' num-server-rounds=2 "
+                  f"jscc-framework='{framework}' jscc-stage1-rounds=1 jscc-decoders='attention:8:2;conv:8:2' "
+                  "jscc-encoder-width=8 jscc-crop-size=48 jscc-batch-size=2 jscc-steps-per-round=2 jscc-eval-snrs='1,13'")
+    env = {**os.environ, "FLWR_HOME": str(work_dir / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "39291",
+           "FLWR_LOCAL_CONTROL_API_PORT": "39293", "PYTHONPATH": str(ROOT),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), run_config,
+                           "num-supernodes=2 client-resources-num-cpus=1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    work = tmp_path_factory.mktemp("jscc")
+    for framework in ("anchor", "iterative", "simultaneous"):
+        result = flwr_run(work, framework, framework)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "round 2/2" in result.stdout + result.stderr  # progress is streamed to the user
+    return work
+
+
+DIGESTS = {"encoder_sha256": str, "decoder_sha256": str}  # hex digests: never let pandas read them as numbers
+
+
+def _changed(table: pd.DataFrame, column: str, server_round: int) -> dict[int, bool]:
+    """decoder -> whether `column` (a digest) differs between round server_round - 1 and server_round."""
+    digest = table.groupby(["round", "decoder"])[column].first()
+    return {pid: digest[server_round, pid] != digest[server_round - 1, pid] for pid in (0, 1)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["anchor", "iterative", "simultaneous"])
+def test_two_round_simulation_writes_metrics_for_every_decoder_snr_and_channel(runs, framework):
+    run = runs / "runs" / framework
+    table = pd.read_csv(run / "jscc_metrics.csv", dtype=DIGESTS)
+    assert list(table.columns) == ["round", "decoder", "family", "channel", "snr", "psnr", "ms_ssim", "train_loss",
+                                   "encoder_sha256", "decoder_sha256"]
+    assert len(table) == 3 * 2 * 2 * 2  # rounds 0-2 x decoders x channels x SNRs
+    assert sorted(set(zip(table["decoder"], table["family"]))) == [(0, "attention"), (1, "conv")]
+    assert set(table["channel"]) == {"awgn", "rayleigh"} and set(table["snr"]) == {1.0, 13.0}
+    assert np.isfinite(table[["psnr", "ms_ssim"]]).all().all()
+    assert table["psnr"].between(5, 60).all() and table["ms_ssim"].between(0, 1).all()
+    paper = pd.read_csv(run / "jscc_table.csv")
+    assert list(paper.columns) == ["framework", "round", "channel", "decoder", "family", "PSNR@1dB", "MS-SSIM@1dB",
+                                   "PSNR@13dB", "MS-SSIM@13dB"]
+    assert len(paper) == 4 and (paper["framework"] == framework).all() and (paper["round"] == 2).all()
+    checkpoint = torch.load(run / "jscc_checkpoint.pt", weights_only=False)
+    assert checkpoint["round"] == 2 and checkpoint["families"] == ["attention", "conv"]
+    assert state_digest(checkpoint["encoder"]) == table.loc[table["round"] == 2, "encoder_sha256"].iloc[0]
+    assert (run / "jscc_psnr.png").stat().st_size > 0 and "round 2/2" in (run / "run.log").read_text()
+
+
+@pytest.mark.slow
+def test_which_models_each_framework_changes_per_round(runs):
+    anchor, iterative, simultaneous = (pd.read_csv(runs / "runs" / f / "jscc_metrics.csv", dtype=DIGESTS)
+                                       for f in ("anchor", "iterative", "simultaneous"))
+    # anchor: stage 1 (round 1) trains the encoder with the attention client's decoder only;
+    # stage 2 (round 2) trains both decoders and leaves the encoder bit-identical.
+    assert _changed(anchor, "encoder_sha256", 1) == {0: True, 1: True}
+    assert _changed(anchor, "decoder_sha256", 1) == {0: True, 1: False}
+    assert _changed(anchor, "encoder_sha256", 2) == {0: False, 1: False}
+    assert _changed(anchor, "decoder_sha256", 2) == {0: True, 1: True}
+    assert anchor.loc[anchor["round"] == 1, "train_loss"].notna().tolist() == [True] * 4 + [False] * 4
+    # iterative: the encoder trains every round, with client 0's decoder, then client 1's
+    assert _changed(iterative, "decoder_sha256", 1) == {0: True, 1: False}
+    assert _changed(iterative, "decoder_sha256", 2) == {0: False, 1: True}
+    assert all(_changed(iterative, "encoder_sha256", r)[0] for r in (1, 2))
+    # simultaneous: every decoder and the averaged encoder change every round
+    for r in (1, 2):
+        assert _changed(simultaneous, "decoder_sha256", r) == {0: True, 1: True}
+        assert _changed(simultaneous, "encoder_sha256", r)[0]

@@ -54,7 +54,8 @@ def plot_psnr(path: Path, table: pd.DataFrame, title: str) -> None:
             for row, metric in enumerate(METRIC_NAMES):
                 axes[row, col].plot(rows["snr"], rows[metric], marker="o", label=f"{pid}: {family}")
         for row, metric in enumerate(METRIC_NAMES):
-            axes[row, col].set(xlabel="SNR (dB)", ylabel=METRIC_NAMES[metric], title=f"{channel}")
+            axes[row, col].set(xlabel="SNR (dB)", ylabel=METRIC_NAMES[metric] + (" (dB)" if metric == "psnr" else ""),
+                                title=channel)
             axes[row, col].grid(alpha=0.3)
         axes[0, col].legend(fontsize=7)
     fig.suptitle(title)
