@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
