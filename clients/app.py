@@ -60,7 +60,7 @@ def train(msg: Message, context: Context) -> Message:
     if scoring:
         consensus = config.get("label-consensus")
         report = close_label_round(ledger, local.confidence, local.excluded, shard.noisy, cfg.label_handling,
-                                   None if consensus is None else float(consensus), cfg.label_confidence_threshold,
+                                   None if consensus is None else tuple(consensus), cfg.label_confidence_threshold,
                                    cfg.label_prune_rounds)
         metrics.update({f"label-{k}": v for k, v in report.counts.items()})
         if ledger is not None:

@@ -46,38 +46,70 @@ def confidence_histogram(confidence: np.ndarray) -> np.ndarray:
     return np.histogram(np.clip(confidence, 0, 1), bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0].astype(np.float64)
 
 
-def mixture_threshold(histogram: np.ndarray, fallback: float, iterations: int = 200) -> float:
-    """Confidence below which a label more likely belongs to the low (noisy) mode.
+@dataclass
+class NoiseMixture:
+    """Confidence histograms of C clients as two-component Gaussian mixtures whose low
+    (noise) component is shared: a label that does not describe its sample ranks at chance
+    whatever the encoder, while how confidently clean labels rank depends on each client's
+    encoders and data. noise_mean, noise_std: shared; noise_weight, clean_mean,
+    clean_std, total: [C] per client."""
 
-    Fits a two-component 1-D Gaussian mixture to the histogram (bin centres weighted by
-    counts, EM from components at the 10% and 90% quantile bins) and returns where the
-    high component's posterior drops to 1/2, searched between the two means. Returns
-    `fallback` when the data show no low mode: fewer than 10 labels, a low component
-    holding under 1% of the mass, or means less than 0.1 apart.
+    noise_mean: float
+    noise_std: float
+    noise_weight: np.ndarray
+    clean_mean: np.ndarray
+    clean_std: np.ndarray
+    total: np.ndarray
+
+    def cut(self, row: int, fallback: float) -> float:
+        """Confidence below which client `row`'s label is more likely noise than clean: where
+        the weighted densities cross between the two means. `fallback` when the client's
+        histogram shows no noise mode (fewer than 10 labels, noise weight under 1%, or
+        means less than 0.1 apart)."""
+        weight, mean, std = self.noise_weight[row], self.clean_mean[row], self.clean_std[row]
+        if self.total[row] < 10 or weight < 0.01 or mean - self.noise_mean < 0.1:
+            return fallback
+        grid = np.linspace(self.noise_mean, mean, 1001)
+        noise = np.log(weight) - np.log(self.noise_std) - 0.5 * ((grid - self.noise_mean) / self.noise_std) ** 2
+        clean = np.log1p(-weight) - np.log(std) - 0.5 * ((grid - mean) / std) ** 2
+        return float(grid[np.argmax(clean >= noise)])
+
+
+def fit_noise_mixture(histograms: np.ndarray, noise: tuple[float, float] | None = None,
+                      iterations: int = 200) -> NoiseMixture:
+    """EM fit of histograms [C, HISTOGRAM_BINS] (bin centres weighted by counts).
+
+    The noise component starts at chance (mean 0.5, std 0.15) and is fitted on all rows
+    together, or held at `noise` = (mean, std) when given (a client applying the
+    federation's consensus). Each row's clean component starts at its 90% quantile bin.
     """
-    counts = np.asarray(histogram, dtype=np.float64)
-    total = counts.sum()
-    if total < 10:
-        return fallback
-    centres = (np.arange(len(counts)) + 0.5) / len(counts)
-    cdf = np.cumsum(counts) / total
-    mean = np.array([centres[np.searchsorted(cdf, 0.1)], centres[np.searchsorted(cdf, 0.9)]])
-    std = np.full(2, 0.1)
-    weight = np.array([0.5, 0.5])
+    counts = np.atleast_2d(np.asarray(histograms, dtype=np.float64))
+    bins = counts.shape[1]
+    centres = (np.arange(bins) + 0.5) / bins
+    total = counts.sum(1)
+    cdf = np.cumsum(counts, 1) / total.clip(1e-12)[:, None]
+    clean_mean = centres[np.minimum((cdf < 0.9).sum(1), bins - 1)]
+    clean_std = np.full(len(counts), 0.1)
+    noise_mean, noise_std = noise if noise is not None else (0.5, 0.15)
+    weight = np.full(len(counts), 0.5)
+    min_std = 0.5 / bins
+
+    def gaussian(mean, std):
+        return np.exp(-0.5 * ((centres - mean) / std) ** 2) / std
+
     for _ in range(iterations):
-        density = weight * np.exp(-0.5 * ((centres[:, None] - mean) / std) ** 2) / std  # [bins, 2]
-        resp = density / density.sum(1, keepdims=True).clip(1e-300)
-        mass = (resp * counts[:, None]).sum(0).clip(1e-12)
-        weight = mass / total
-        mean = (resp * counts[:, None] * centres[:, None]).sum(0) / mass
-        std = np.sqrt((resp * counts[:, None] * (centres[:, None] - mean) ** 2).sum(0) / mass).clip(0.5 / len(counts))
-    low, high = np.argsort(mean)
-    if weight[low] < 0.01 or mean[high] - mean[low] < 0.1:
-        return fallback
-    grid = np.linspace(mean[low], mean[high], 1001)
-    log_density = np.log(weight) - np.log(std) - 0.5 * ((grid[:, None] - mean) / std) ** 2
-    above = np.nonzero(log_density[:, high] >= log_density[:, low])[0]
-    return float(grid[above[0]]) if len(above) else fallback
+        low = weight[:, None] * gaussian(noise_mean, noise_std)[None, :]  # [C, bins]
+        high = (1 - weight)[:, None] * gaussian(clean_mean[:, None], clean_std[:, None])
+        resp = low / (low + high).clip(1e-300)
+        low_mass, high_mass = (resp * counts).sum(1), ((1 - resp) * counts).sum(1)
+        weight = low_mass / total.clip(1e-12)
+        clean_mean = ((1 - resp) * counts * centres).sum(1) / high_mass.clip(1e-12)
+        clean_std = np.sqrt(((1 - resp) * counts * (centres - clean_mean[:, None]) ** 2).sum(1)
+                            / high_mass.clip(1e-12)).clip(min_std)
+        if noise is None and low_mass.sum() > 0:
+            noise_mean = float((resp * counts * centres).sum() / low_mass.sum())
+            noise_std = float(np.sqrt((resp * counts * (centres - noise_mean) ** 2).sum() / low_mass.sum()).clip(min_std))
+    return NoiseMixture(noise_mean, noise_std, weight, clean_mean, clean_std, total)
 
 
 @dataclass
@@ -145,23 +177,22 @@ class LabelRoundReport:
 
 
 def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, excluded: torch.Tensor,
-                      noisy: torch.Tensor, handling: str, consensus: float | None, fallback: float,
+                      noisy: torch.Tensor, handling: str, consensus: tuple[float, float] | None, fallback: float,
                       prune_rounds: int) -> LabelRoundReport:
     """Fold one round's per-epoch confidences [E, N] and exclusions [N] into the ledger.
 
     handling 'exclusion' keeps no ledger (pass None). Otherwise a label is inconsistent when
-    its round confidence (mean over epochs) is under the consistency cut: the federation's
-    `consensus` for 'federated' (`fallback` until one has arrived), the mixture cut of the
-    client's own histogram for 'local'. noisy: [N] bool injected-noise record, counts only.
+    its round confidence (mean over epochs) is under the client's cut (NoiseMixture.cut) of
+    a mixture fitted to its own histogram: with the noise component fitted on its own labels
+    alone for 'local', held at the federation's `consensus` (noise mean, std) for
+    'federated' once one has arrived. noisy: [N] bool injected-noise record, counts only.
     """
     round_confidence = torch.nanmean(confidence, dim=0).numpy()
     pruned_before = ledger.pruned.copy() if ledger is not None else np.zeros(len(round_confidence), bool)
     statistics = {"confidence-histogram": confidence_histogram(round_confidence[~pruned_before])}
     if ledger is not None:
-        if handling == "local":
-            cut = mixture_threshold(statistics["confidence-histogram"], fallback)
-        else:
-            cut = fallback if consensus is None else consensus
+        noise = consensus if handling == "federated" else None
+        cut = fit_noise_mixture(statistics["confidence-histogram"][None], noise).cut(0, fallback)
         ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds)
     noisy, excluded = noisy.numpy(), excluded.numpy()
     pruned = ledger.pruned if ledger is not None else pruned_before

@@ -58,6 +58,10 @@ class RoundRecorder:
         log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,
                  self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
                  row["seconds"])
+        if "pruned[all]" in row:
+            log.info("labels: excluded %d, tracked %d, pruned %d (precision %.2f, recall %.2f against the injected noise)",
+                     row["excluded[all]"], row["tracked[all]"], row["pruned[all]"], row["precision[all]"],
+                     row["recall[all]"])
         return MetricRecord({k: float(v) for k, v in row.items()})
 
     def label_columns(self, server_round: int) -> dict[str, float]:
@@ -68,7 +72,7 @@ class RoundRecorder:
         row.update(group_label_metrics(groups, self.strategy.client_metrics.get(server_round, {})))
         consensus = getattr(self.strategy, "consensus_history", {}).get(server_round)
         if consensus is not None:
-            row["label_consensus"] = consensus
+            row["noise_mean"], row["noise_std"] = consensus
         return row
 
     def write_groups(self) -> pd.DataFrame:
@@ -128,7 +132,7 @@ def main(grid: Grid, context: Context) -> None:
         sampling = dict(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
                         min_train_nodes=max(1, int(n_clients * cfg.fraction_train)), min_available_nodes=n_clients)
         if cfg.label_handling == "federated":
-            strategy = LabelConsensusFedAvg(fallback=cfg.label_confidence_threshold, **sampling)
+            strategy = LabelConsensusFedAvg(**sampling)
         else:
             strategy = KeyedFedAvg(**sampling)
         recorder = RoundRecorder(cfg, run_dir, strategy, skb.version)

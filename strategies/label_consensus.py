@@ -1,5 +1,5 @@
-"""KeyedFedAvg that also agrees on which labels are noisy: clients' confidence histograms
-are pooled into a federation-wide consistency cut that goes back to every client."""
+"""KeyedFedAvg that also agrees on what a noisy label looks like: the clients' confidence
+histograms are fitted together into one shared noise component that goes back to every client."""
 
 from __future__ import annotations
 
@@ -9,30 +9,29 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
-from semfed.labels import mixture_threshold
+from semfed.labels import fit_noise_mixture
 from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
 
 STATS = "label-stats"
 CONSENSUS = "label-consensus"
-CONSENSUS_BYTES = 8  # one float64 in each client's train config
+CONSENSUS_BYTES = 16  # two float64 (noise mean, noise std) in each client's train config
 
 
 class LabelConsensusFedAvg(KeyedFedAvg):
-    """Per round, sums the clients' 'label-stats' confidence histograms and fits the
-    consensus cut (semfed.labels.mixture_threshold, `fallback` when the pooled labels show
-    no low mode); the next round's train config carries it as 'label-consensus'. The
-    statistics and the cut are counted in the round's bytes."""
+    """Per round, fits the clients' 'label-stats' histograms jointly (semfed.labels.
+    fit_noise_mixture: one noise component shared by all, a clean component per client)
+    and sends the noise component's (mean, std) as 'label-consensus' in the next round's
+    train config. The statistics and the consensus are counted in the round's bytes."""
 
-    def __init__(self, fallback: float, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.fallback = fallback
-        self.consensus: float | None = None
-        self.consensus_history: dict[int, float] = {}
+        self.consensus: tuple[float, float] | None = None
+        self.consensus_history: dict[int, tuple[float, float]] = {}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         if self.consensus is not None:
-            config = ConfigRecord({**config, CONSENSUS: self.consensus})
+            config = ConfigRecord({**config, CONSENSUS: list(self.consensus)})
         messages = super().configure_train(server_round, arrays, config, grid)
         if self.consensus is not None:
             self.round_stats[server_round]["bytes_sent"] += CONSENSUS_BYTES * len(messages)
@@ -44,8 +43,9 @@ class LabelConsensusFedAvg(KeyedFedAvg):
         result = super().aggregate_train(server_round, replies)
         stats = [msg.content[STATS] for msg in replies if msg.has_content() and STATS in msg.content]
         if stats:
-            pooled = np.sum([record["confidence-histogram"].numpy() for record in stats], axis=0)
-            self.consensus = mixture_threshold(pooled, self.fallback)
+            histograms = np.stack([record["confidence-histogram"].numpy() for record in stats])
+            mixture = fit_noise_mixture(histograms)
+            self.consensus = (mixture.noise_mean, mixture.noise_std)
             self.consensus_history[server_round] = self.consensus
             self.round_stats[server_round]["bytes_received"] += sum(record_nbytes(r) for r in stats)
         return result

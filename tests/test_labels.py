@@ -10,7 +10,7 @@ from semfed.config import ConfigError, load_config, parse_noise_groups
 from semfed.data.label_noise import corrupt_annotations
 from semfed.data.shards import Modality, Shard
 from semfed.labels import (HISTOGRAM_BINS, LabelLedger, close_label_round, confidence_histogram,
-                           group_label_metrics, mixture_threshold, rank_confidence)
+                           fit_noise_mixture, group_label_metrics, rank_confidence)
 from semfed import training
 from strategies.label_consensus import LabelConsensusFedAvg
 from tests.test_aggregation import reply
@@ -27,14 +27,27 @@ def test_rank_confidence_on_a_hand_made_similarity_matrix():
     assert rank_confidence(torch.tensor([[0.3]])).tolist() == [1.0]
 
 
-def test_mixture_threshold_splits_two_modes_and_falls_back_without_a_low_mode():
+def test_noise_mixture_cut_splits_two_modes_and_falls_back_without_a_noise_mode():
     histogram = np.zeros(HISTOGRAM_BINS)
     histogram[[4, 15]] = 50  # equal modes at bin centres 0.225 and 0.775: the cut is their midpoint
-    assert mixture_threshold(histogram, fallback=0.3) == pytest.approx(0.5, abs=1e-3)
+    mixture = fit_noise_mixture(histogram[None])
+    assert mixture.noise_mean == pytest.approx(0.225) and mixture.clean_mean[0] == pytest.approx(0.775)
+    assert mixture.cut(0, fallback=0.3) == pytest.approx(0.5, abs=1e-3)
     unimodal = np.zeros(HISTOGRAM_BINS)
     unimodal[[18, 19]] = [40, 60]
-    assert mixture_threshold(unimodal, fallback=0.3) == 0.3
-    assert mixture_threshold(histogram / 20, fallback=0.3) == 0.3  # 5 labels: too few to say
+    assert fit_noise_mixture(unimodal[None]).cut(0, fallback=0.3) == 0.3
+    assert fit_noise_mixture(histogram[None] / 20).cut(0, fallback=0.3) == 0.3  # 5 labels: too few to say
+
+
+def test_a_fixed_noise_component_moves_a_clients_cut():
+    histogram = np.zeros(HISTOGRAM_BINS)
+    histogram[[6, 7, 16, 17, 18]] = [10, 10, 30, 40, 30]
+    own = fit_noise_mixture(histogram[None])
+    held = fit_noise_mixture(histogram[None], noise=(0.5, 0.2))
+    assert held.noise_mean == 0.5 and held.noise_std == 0.2  # the consensus is applied, not re-fitted
+    assert own.noise_mean == pytest.approx(0.35, abs=0.02)
+    assert own.cut(0, 0.5) != pytest.approx(held.cut(0, 0.5), abs=0.01)
+    assert held.noise_mean < held.cut(0, 0.5) < held.clean_mean[0]
 
 
 def test_confidence_histogram_counts_every_label_once():
@@ -115,20 +128,22 @@ def test_a_label_is_pruned_only_after_the_configured_persistence():
 
 
 def test_consensus_is_aggregated_from_three_clients_statistics():
-    strategy = LabelConsensusFedAvg(fallback=0.5, fraction_evaluate=0.0)
+    strategy = LabelConsensusFedAvg(fraction_evaluate=0.0)
     strategy.global_arrays = ArrayRecord({"core": Array(np.zeros(1, np.float32))})
     strategy.round_stats[1] = {"bytes_sent": 0}
-    histograms = [np.zeros(HISTOGRAM_BINS) for _ in range(3)]
-    histograms[0][[19, 9]] = [50, 10]
-    histograms[1][[18, 10]] = [40, 5]
-    histograms[2][[19, 8]] = [30, 15]
+    histograms = np.zeros((3, HISTOGRAM_BINS))
+    histograms[0, [19, 9]] = [50, 10]  # clean labels near 1, noise around 0.5 in every client
+    histograms[1, [15, 10]] = [40, 10]  # a weaker encoder: its clean labels rank lower
+    histograms[2, [19, 8]] = [30, 10]
     replies = [reply({"core": [1.0]}, 10, p) for p in range(3)]
     for r, h in zip(replies, histograms):
         r.content["label-stats"] = ArrayRecord({"confidence-histogram": Array(h)})
     strategy.aggregate_train(1, replies)
-    pooled = np.sum(histograms, axis=0)
-    assert strategy.consensus == mixture_threshold(pooled, 0.5)
-    assert 0.5 < strategy.consensus < 0.9  # between the pooled low mode (~0.47) and high mode (~0.94)
+    joint = fit_noise_mixture(histograms)
+    assert strategy.consensus == (joint.noise_mean, joint.noise_std)
+    # one noise mode for all: the count-weighted mean of the three low bins' centres
+    assert strategy.consensus[0] == pytest.approx((0.475 + 0.525 + 0.425) / 3, abs=1e-3)
+    np.testing.assert_allclose(joint.clean_mean, [0.975, 0.775, 0.975], atol=1e-3)
     arrays_bytes = sum(len(a.data) for r in replies for a in r.content["arrays"].values())
     assert strategy.round_stats[1]["bytes_received"] == arrays_bytes + 3 * len(Array(histograms[0]).data)
 
