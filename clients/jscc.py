@@ -16,13 +16,13 @@ from semfed.jscc.federation import (
     ENCODER_ROLES,
     build_encoder,
     build_user_decoder,
-    client_seed,
     decoder_prefix,
     prefixed,
     train_role,
     training_batches,
     unprefixed,
 )
+from semfed.participants import client_seed
 from strategies.jscc_fedavg import ROLE
 
 

@@ -90,11 +90,6 @@ def state_digest(state: dict[str, torch.Tensor | np.ndarray]) -> str:
     return digest.hexdigest()[:16]
 
 
-def client_seed(cfg: SemfedConfig, server_round: int, partition_id: int) -> int:
-    """Seed of one client's crops, SNR draws and channel noise in one round."""
-    return cfg.seed * 1_000_003 + server_round * 1_009 + partition_id
-
-
 def training_batches(cfg: SemfedConfig, images: list[np.ndarray], generator: torch.Generator,
                      device: str) -> list[torch.Tensor]:
     """jscc-steps-per-round batches of jscc-batch-size random crops [B, 3, S, S] on device."""
