@@ -78,3 +78,5 @@ if __name__ == "__main__":
         if table["seed"].nunique() > 1:
             print("\nmean and std over seeds:")
             print(over_seeds(table).to_string())
+            print("\nRSUM of all clients per seed (seeds differ in partition and initialisation: compare within a column):")
+            print(table.pivot(index="variant", columns="seed", values="rsum[all]").loc[list(dict.fromkeys(table["variant"]))])
