@@ -1,27 +1,21 @@
 """End-to-end: the real `flwr run` simulation (managed local SuperLink, Ray backend) on a tiny config."""
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.flower_runs import run_flower
+
 TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 batch-size=16 max-regions=4 "
         "clients='frcnn-mnv3+minilm:1;frcnn-mnv3:1;minilm:2' partitioning='iid'")
 
 
-def flwr_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2) -> subprocess.CompletedProcess:
-    """scripts/flwr_run.sh with its own Flower home and SuperLink ports (a user's run may hold the defaults)."""
-    run_config = f"work-dir='{work_dir}' run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}"
-    env = {**os.environ, "FLWR_HOME": str(work_dir / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "39191",
-           "FLWR_LOCAL_CONTROL_API_PORT": "39193"}
-    return subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), run_config,
-                           "num-supernodes=3 client-resources-num-cpus=1"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+def flwr_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2):
+    """The tiny retrieval config on 3 SuperNodes, with run-config overrides in `extra`."""
+    return run_flower(work_dir, f"run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}", 3, 39191)
 
 
 @pytest.fixture(scope="module")

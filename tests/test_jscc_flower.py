@@ -1,8 +1,6 @@
 """D-JSCC over Flower (task = jscc): config keys, the three framework strategies' choice of clients
 and keys, the client's local round, and (slow) a two-round real `flwr run` of each framework."""
 
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +25,14 @@ from semfed.jscc.federation import (
 from strategies.jscc_anchor import AnchorFedAvg
 from strategies.jscc_iterative import IterativeFedAvg
 from strategies.jscc_simultaneous import SimultaneousFedAvg
+from tests.flower_runs import run_flower
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(task="jscc", jscc_decoders="attention:8:2;conv:8:2", jscc_encoder_width=8, jscc_crop_size=48,
             jscc_batch_size=2, jscc_steps_per_round=2, jscc_eval_snrs="1,13", jscc_stage1_rounds=1,
             num_server_rounds=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -202,19 +195,11 @@ def test_stage2_role_leaves_the_encoder_bit_identical_and_trains_the_decoder():
 
 # --- real Flower simulations (slow) ------------------------------------------------------------
 
-def flwr_run(work_dir: Path, run_name: str, framework: str) -> subprocess.CompletedProcess:
-    """scripts/flwr_run.sh, two rounds of `framework` on 2 clients, own Flower home and ports."""
-    import sys
-
-    run_config = (f"task='jscc' work-dir='{work_dir}' run-name='{run_name}' num-server-rounds=2 "
-                  f"jscc-framework='{framework}' jscc-stage1-rounds=1 jscc-decoders='attention:8:2;conv:8:2' "
-                  "jscc-encoder-width=8 jscc-crop-size=48 jscc-batch-size=2 jscc-steps-per-round=2 jscc-eval-snrs='1,13'")
-    env = {**os.environ, "FLWR_HOME": str(work_dir / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "39291",
-           "FLWR_LOCAL_CONTROL_API_PORT": "39293", "PYTHONPATH": str(ROOT),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), run_config,
-                           "num-supernodes=2 client-resources-num-cpus=1"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+def flwr_run(work_dir: Path, run_name: str, framework: str):
+    """Two rounds of `framework` on 2 clients."""
+    return run_flower(work_dir, f"task='jscc' run-name='{run_name}' num-server-rounds=2 jscc-framework='{framework}' "
+                                "jscc-stage1-rounds=1 jscc-decoders='attention:8:2;conv:8:2' jscc-encoder-width=8 "
+                                "jscc-crop-size=48 jscc-batch-size=2 jscc-steps-per-round=2 jscc-eval-snrs='1,13'", 2, 39291)
 
 
 @pytest.fixture(scope="module")
