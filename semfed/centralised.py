@@ -11,8 +11,7 @@ import torch
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
-from semfed.evaluation import evaluate_federation, mean_recalls
-from semfed.metrics import RECALL_NAMES
+from semfed.evaluation import client_rsums, evaluate_federation, recall_columns
 from semfed.participants import build_adapter, client_shard, dataset_and_skb, federation_encoders
 from semfed.training import epoch_batches, train_steps
 
@@ -47,15 +46,14 @@ def train_centralised(cfg: SemfedConfig) -> Path:
                 stats = train_steps(model, [steps[i] for i in order], cfg, device, optimizer)
                 loss = stats["loss_sum"] / stats["steps"]
             per_pair = evaluate_federation(model, cfg, encoders)
-            recalls = mean_recalls(per_pair)
-            row = {"round": server_round, "rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},
-                   **{f"rsum[{p}]": r["rsum"] for p, r in per_pair.items()},
-                   "train_loss": loss,
+            client_rsum = client_rsums(per_pair, cfg.client_profiles)
+            row = {"round": server_round, **recall_columns(per_pair, client_rsum, cfg), "train_loss": loss,
                    "seconds": round(time.perf_counter() - start, 2)}
             table = rd.append_metrics(run_dir, table, row)
             log.info("centralised round %d/%d  RSUM %.1f", server_round, cfg.num_server_rounds, row["rsum"])
         rd.plot_rsum(run_dir, table, f"centralised upper bound, seed {cfg.seed}")
         rd.save_checkpoint(run_dir, model.state_dict(), cfg.num_server_rounds, skb.version, cfg)
+        rd.write_groups(run_dir, cfg, client_rsum)
         return run_dir
     finally:
         rd.detach_log(handlers)

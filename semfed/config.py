@@ -87,6 +87,7 @@ NOISE_KINDS = ("swap", "foreign")
 RESERVED_GROUPS = ("all", "clean")
 
 TASKS = ("retrieval", "jscc")
+METHODS = ("proposed", "single-modal", "fedgnn", "local-only", "centralised")  # semfed.methods
 JSCC_FRAMEWORKS = ("anchor", "iterative", "simultaneous")
 JSCC_CHANNELS = ("awgn", "rayleigh")
 #: D-JSCC decoder families (semfed.jscc.DECODERS) and the fewest blocks each accepts.
@@ -227,6 +228,7 @@ class SemfedConfig:
     label_warmup_rounds: int
     label_prune_rounds: int
     task: str
+    method: str
     jscc_framework: str
     jscc_decoders: str
     jscc_images: str
@@ -281,7 +283,7 @@ class SemfedConfig:
         choices = {"partitioning": ("iid", "dirichlet"), "region_source": ("boxes", "proposals"),
                    "detector_adaptation": ("batchnorm", "none"),
                    "device": ("auto", "cpu", "cuda"), "label_noise_kind": NOISE_KINDS,
-                   "label_handling": LABEL_HANDLING}
+                   "label_handling": LABEL_HANDLING, "method": METHODS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
@@ -302,6 +304,14 @@ class SemfedConfig:
         if self.label_prune_rounds < 1:
             raise ConfigError(f"label-prune-rounds: must be >= 1, got {self.label_prune_rounds}")
         parse_noise_groups(self.label_noise, len(parse_client_profiles(self.clients)))
+        if self.method in ("local-only", "centralised") and self.label_handling == "federated":
+            raise ConfigError(f"label-handling: 'federated' needs a federation's consensus; method {self.method!r} "
+                              "has none (use none, exclusion or local)")
+        if self.method == "centralised" and self.label_handling != "none":
+            raise ConfigError("label-handling: the centralised bound trains on every label; use 'none'")
+        if self.method == "fedgnn" and all(len(p.encoders) < 2 for p in parse_client_profiles(self.clients)):
+            raise ConfigError("method: 'fedgnn' trains only on cross-modal pairs, but no client in 'clients' holds "
+                              "both an image and a text encoder")
         self._check_jscc()
 
     def _check_jscc(self) -> None:

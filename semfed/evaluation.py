@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from semfed.adapter.model import GraphAdapter
-from semfed.config import IMAGE_ENCODERS, SemfedConfig
+from semfed.config import IMAGE_ENCODERS, ClientProfile, SemfedConfig
 from semfed.data.features import split_features
-from semfed.metrics import retrieval_recalls
+from semfed.metrics import RECALL_NAMES, retrieval_recalls
 from semfed.participants import dataset_and_skb
 
 
@@ -49,6 +49,38 @@ def group_rsum(per_pair: dict[str, dict[str, float]], group_encoders: tuple[str,
     return sum(pairs) / len(pairs)
 
 
-def clients_rsum(per_pair: dict[str, dict[str, float]], profiles: tuple, clients: tuple[int, ...]) -> float:
-    """Mean over `clients` of each one's group RSUM (the encoder pairs it uses)."""
-    return sum(group_rsum(per_pair, profiles[c].encoders) for c in clients) / len(clients)
+def client_rsums(per_pair: dict[str, dict[str, float]], profiles: tuple) -> dict[int, float]:
+    """RSUM of each client (by partition id) under one shared model: its group RSUM."""
+    return {c: group_rsum(per_pair, p.encoders) for c, p in enumerate(profiles)}
+
+
+def client_encoders(profile: ClientProfile, encoders: tuple[str, ...]) -> tuple[str, ...]:
+    """The encoders of the pairs a client uses: its own, plus every encoder of the modality it lacks."""
+    if len(profile.encoders) == 2:
+        return profile.encoders
+    lacking = [e for e in encoders if (e in IMAGE_ENCODERS) != (profile.encoders[0] in IMAGE_ENCODERS)]
+    return tuple(sorted((*profile.encoders, *lacking)))
+
+
+def evaluate_clients(models: dict[int, torch.nn.Module], cfg: SemfedConfig,
+                     encoders: tuple[str, ...]) -> tuple[dict[str, dict[str, float]], dict[int, float]]:
+    """Each client's own model (local-only training) on the pairs it uses. Returns recalls per pair,
+    averaged over the clients using it, and each client's RSUM."""
+    per_client = {c: evaluate_federation(model, cfg, client_encoders(cfg.client_profiles[c], encoders))
+                  for c, model in models.items()}
+    pairs = sorted({pair for results in per_client.values() for pair in results})
+    per_pair = {pair: mean_recalls({c: r[pair] for c, r in per_client.items() if pair in r}) for pair in pairs}
+    return per_pair, {c: mean_recalls(r)["rsum"] for c, r in per_client.items()}
+
+
+def recall_columns(per_pair: dict[str, dict[str, float]], client_rsum: dict[int, float],
+                   cfg: SemfedConfig) -> dict[str, float]:
+    """A metrics row's evaluation columns: RSUM and its recalls (mean over encoder pairs), RSUM per
+    pair, and with label noise or handling on, group_rsum[g] (mean over a label group's clients)."""
+    recalls = mean_recalls(per_pair)
+    row = {"rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},
+           **{f"rsum[{pair}]": r["rsum"] for pair, r in per_pair.items()}}
+    if cfg.label_noise or cfg.label_handling != "none":
+        row.update({f"group_rsum[{name}]": sum(client_rsum[c] for c in clients) / len(clients)
+                    for name, clients in cfg.label_groups().items()})
+    return row

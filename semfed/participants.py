@@ -8,11 +8,13 @@ import numpy as np
 import torch
 
 from semfed.adapter.model import GraphAdapter
+from semfed.adapter.uniform_head import UniformHead, modality
 from semfed.config import SemfedConfig
 from semfed.data.features import feature_dir, load_dataset, split_features
 from semfed.data.label_noise import corrupt_annotations
 from semfed.data.scenes import Scenes
 from semfed.data.shards import Shard, build_shard, client_indices
+from semfed.methods import METHODS
 from semfed.skb import SemanticKnowledgeBase, load_skb
 
 
@@ -46,13 +48,23 @@ def encoder_dims(cfg: SemfedConfig, encoders: tuple[str, ...]) -> dict[str, int]
     return {e: split_features(cfg, scenes, e, "test")["feats"].shape[-1] for e in encoders}
 
 
-def build_adapter(cfg: SemfedConfig, encoders: tuple[str, ...], seed: int) -> GraphAdapter:
-    """A GraphAdapter with stems for `encoders`, initialised from `seed`."""
+def build_adapter(cfg: SemfedConfig, encoders: tuple[str, ...], seed: int) -> GraphAdapter | UniformHead:
+    """The run method's model for a participant holding `encoders`, initialised from `seed`: a
+    GraphAdapter with their stems, or for single-modal a UniformHead with their modalities' heads
+    (input width: the federation's widest encoder of each modality)."""
     _, skb = dataset_and_skb(cfg)
+    method = METHODS[cfg.method]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if method.model == "uniform":
+            widest = {}
+            for encoder, dim in encoder_dims(cfg, federation_encoders(cfg)).items():
+                widest[modality(encoder)] = max(dim, widest.get(modality(encoder), 0))
+            held = {modality(e) for e in encoders}
+            return UniformHead({m: widest[m] for m in sorted(held)}, skb.embeddings, cfg.adapter_width)
+        skb_k = cfg.skb_top_k if method.concept_edges else 0
         return GraphAdapter(encoder_dims(cfg, encoders), skb.embeddings, cfg.adapter_width, cfg.gnn_layers,
-                            cfg.intra_top_k, cfg.kernel_sigma, cfg.skb_top_k, cfg.attention_scale)
+                            cfg.intra_top_k, cfg.kernel_sigma, skb_k, cfg.attention_scale)
 
 
 def federation_encoders(cfg: SemfedConfig) -> tuple[str, ...]:

@@ -62,6 +62,17 @@ def append_metrics(path: Path, table: pd.DataFrame | None, row: dict) -> pd.Data
     return table
 
 
+def write_groups(path: Path, cfg: SemfedConfig, client_rsum: dict[int, float]) -> pd.DataFrame:
+    """groups.csv: final RSUM per client group (clients sharing the same encoders), the mean of its clients'."""
+    groups: dict[str, list[int]] = {}
+    for pid, profile in enumerate(cfg.client_profiles):
+        groups.setdefault(profile.group, []).append(pid)
+    table = pd.DataFrame([{"group": g, "clients": " ".join(map(str, pids)),
+                           "rsum": sum(client_rsum[p] for p in pids) / len(pids)} for g, pids in groups.items()])
+    table.to_csv(path / GROUPS, index=False)
+    return table
+
+
 def plot_rsum(path: Path, table: pd.DataFrame, title: str) -> None:
     """rsum.png: RSUM (mean over encoder pairs, and each pair) against rounds."""
     fig, ax = plt.subplots(figsize=(6, 4))

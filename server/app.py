@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
@@ -12,14 +13,15 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from semfed import run_directory as rd
+from semfed.centralised import train_centralised
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
-from semfed.evaluation import clients_rsum, evaluate_federation, group_rsum, mean_recalls
+from semfed.evaluation import client_rsums, evaluate_clients, evaluate_federation, recall_columns
 from semfed.labels import group_label_metrics
-from semfed.metrics import RECALL_NAMES
 from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
+from strategies.local_only import LocalOnly
 
 log = logging.getLogger("semfed.server")
 app = ServerApp()
@@ -27,24 +29,38 @@ NODE_WAIT_S = 120
 
 
 class RoundRecorder:
-    """Server-side evaluate_fn: RSUM on the test split, one metrics row, plot and checkpoint per round."""
+    """Server-side evaluate_fn: RSUM on the test split, one metrics row, plot and checkpoint per round.
+    Local-only runs evaluate every client's own model on the pairs it uses (strategy.client_arrays)."""
 
     def __init__(self, cfg: SemfedConfig, run_dir, strategy: KeyedFedAvg, skb_version: str):
         self.cfg, self.run_dir, self.strategy, self.skb_version = cfg, run_dir, strategy, skb_version
         self.encoders = federation_encoders(cfg)
         self.model = build_adapter(cfg, self.encoders, seed=cfg.seed).to(cfg.torch_device)
         self.last_time = time.perf_counter()
-        self.per_pair: dict = {}
+        self.client_rsum: dict[int, float] = {}
         self.table = None
 
-    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+    def evaluate(self, arrays: ArrayRecord) -> dict[str, dict[str, float]]:
+        """Recalls per encoder pair; sets each client's RSUM."""
         self.model.load_state_dict(arrays.to_torch_state_dict())
-        self.per_pair = evaluate_federation(self.model, self.cfg, self.encoders)
-        recalls = mean_recalls(self.per_pair)
+        if not isinstance(self.strategy, LocalOnly):
+            per_pair = evaluate_federation(self.model, self.cfg, self.encoders)
+            self.client_rsum = client_rsums(per_pair, self.cfg.client_profiles)
+            return per_pair
+        models = {}
+        for pid in range(len(self.cfg.client_profiles)):
+            model = copy.deepcopy(self.model)
+            own = self.strategy.client_arrays.get(pid)
+            if own is not None:
+                model.load_state_dict(own.to_torch_state_dict(), strict=False)
+            models[pid] = model
+        per_pair, self.client_rsum = evaluate_clients(models, self.cfg, self.encoders)
+        return per_pair
+
+    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
         stats = self.strategy.round_stats.get(server_round, {})
         now = time.perf_counter()
-        row = {"round": server_round, "rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},
-               **{f"rsum[{pair}]": r["rsum"] for pair, r in self.per_pair.items()},
+        row = {"round": server_round, **recall_columns(self.evaluate(arrays), self.client_rsum, self.cfg),
                "train_loss": stats.get("train_loss", float("nan")),
                "bytes_sent": stats.get("bytes_sent", 0), "bytes_received": stats.get("bytes_received", 0),
                "clients_replied": stats.get("clients_replied", 0)}
@@ -53,7 +69,8 @@ class RoundRecorder:
         row["seconds"] = round(now - self.last_time, 2)
         self.last_time = now
         self.table = table = rd.append_metrics(self.run_dir, self.table, row)
-        rd.plot_rsum(self.run_dir, table, f"semfed: {len(self.cfg.client_profiles)} clients, seed {self.cfg.seed}")
+        rd.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
+                                          f"seed {self.cfg.seed}")
         rd.save_checkpoint(self.run_dir, self.model.state_dict(), server_round, self.skb_version, self.cfg)
         log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,
                  self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
@@ -65,26 +82,12 @@ class RoundRecorder:
         return MetricRecord({k: float(v) for k, v in row.items()})
 
     def label_columns(self, server_round: int) -> dict[str, float]:
-        """Per label-noise group: RSUM of its clients' encoder pairs, label counts and pruning P/R/F1."""
-        groups = self.cfg.label_groups()
-        row = {f"group_rsum[{name}]": clients_rsum(self.per_pair, self.cfg.client_profiles, clients)
-               for name, clients in groups.items()}
-        row.update(group_label_metrics(groups, self.strategy.client_metrics.get(server_round, {})))
+        """Per label-noise group: label counts and pruning P/R/F1, and the consensus noise mode."""
+        row = group_label_metrics(self.cfg.label_groups(), self.strategy.client_metrics.get(server_round, {}))
         consensus = getattr(self.strategy, "consensus_history", {}).get(server_round)
         if consensus is not None:
             row["noise_mean"], row["noise_std"] = consensus
         return row
-
-    def write_groups(self) -> pd.DataFrame:
-        """groups.csv: final RSUM per client group (clients sharing the same encoders)."""
-        groups: dict[str, list[int]] = {}
-        for pid, profile in enumerate(self.cfg.client_profiles):
-            groups.setdefault(profile.group, []).append(pid)
-        table = pd.DataFrame([{"group": g, "clients": " ".join(map(str, pids)),
-                               "rsum": group_rsum(self.per_pair, self.cfg.client_profiles[pids[0]].encoders)}
-                              for g, pids in groups.items()])
-        table.to_csv(self.run_dir / rd.GROUPS, index=False)
-        return table
 
 
 def write_noise_record(cfg: SemfedConfig, scenes, run_dir) -> int:
@@ -117,6 +120,8 @@ def main(grid: Grid, context: Context) -> None:
         from server.jscc import run_jscc  # imported here: server.jscc uses this module's wait_for_nodes
 
         return run_jscc(grid, cfg)
+    if cfg.method == "centralised":  # the upper bound trains here, on the pooled shards; the nodes stay idle
+        return log.info("centralised run done: %s", train_centralised(cfg))
     run_dir = rd.create_run_dir(cfg)
     handlers = rd.attach_log(run_dir)
     try:
@@ -131,7 +136,9 @@ def main(grid: Grid, context: Context) -> None:
         n_clients = len(cfg.client_profiles)
         sampling = dict(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
                         min_train_nodes=max(1, int(n_clients * cfg.fraction_train)), min_available_nodes=n_clients)
-        if cfg.label_handling == "federated":
+        if cfg.method == "local-only":
+            strategy = LocalOnly(**sampling)
+        elif cfg.label_handling == "federated":
             strategy = LabelConsensusFedAvg(**sampling)
         else:
             strategy = KeyedFedAvg(**sampling)
@@ -139,7 +146,7 @@ def main(grid: Grid, context: Context) -> None:
         initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
         strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,
                        train_config=ConfigRecord({"skb-version": skb.version}), evaluate_fn=recorder)
-        groups = recorder.write_groups()
+        groups = rd.write_groups(run_dir, cfg, recorder.client_rsum)
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
         log.info("done: %s", run_dir)
     finally:

@@ -42,19 +42,27 @@ class KeyedFedAvg(FedAvg):
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid, _ = self._check_and_log_replies(list(replies), is_train=True, validate=False)
-        if not valid:
+        contents = self.collect_replies(server_round, replies)
+        if not contents:
             return None, None
+        current = {key: array.numpy() for key, array in self.global_arrays.items()}
+        updates = [({k: a.numpy() for k, a in c[self.arrayrecord_key].items()}, float(c["metrics"][self.weighted_by_key]))
+                   for c in contents]
+        averaged = keyed_weighted_average(updates, current)
+        return ArrayRecord({key: Array(value) for key, value in averaged.items()}), self.round_metrics(server_round, contents)
+
+    def collect_replies(self, server_round: int, replies: Iterable[Message]) -> list:
+        """The valid replies' contents in partition order; records replies, bytes and client metrics."""
+        valid, _ = self._check_and_log_replies(list(replies), is_train=True, validate=False)
         contents = sorted((msg.content for msg in valid), key=lambda c: c["metrics"]["partition-id"])
         stats = self.round_stats[server_round]
         stats["clients_replied"] = len(contents)
         self.client_metrics[server_round] = {int(c["metrics"]["partition-id"]): dict(c["metrics"]) for c in contents}
         stats["bytes_received"] = sum(record_nbytes(c[self.arrayrecord_key]) for c in contents)
-        current = {key: array.numpy() for key, array in self.global_arrays.items()}
-        updates = [({k: a.numpy() for k, a in c[self.arrayrecord_key].items()}, float(c["metrics"][self.weighted_by_key]))
-                   for c in contents]
-        averaged = keyed_weighted_average(updates, current)
-        arrays = ArrayRecord({key: Array(value) for key, value in averaged.items()})
+        return contents
+
+    def round_metrics(self, server_round: int, contents: list) -> MetricRecord:
+        """Clients' metrics averaged (weighted by examples), also kept in round_stats."""
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
-        stats.update({key: value for key, value in metrics.items() if key != "partition-id"})
-        return arrays, metrics
+        self.round_stats[server_round].update({key: value for key, value in metrics.items() if key != "partition-id"})
+        return metrics

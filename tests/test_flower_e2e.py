@@ -1,21 +1,12 @@
 """End-to-end: the real `flwr run` simulation (managed local SuperLink, Ray backend) on a tiny config."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from tests.flower_runs import run_flower
-
-TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 batch-size=16 max-regions=4 "
-        "clients='frcnn-mnv3+minilm:1;frcnn-mnv3:1;minilm:2' partitioning='iid'")
-
-
-def flwr_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2):
-    """The tiny retrieval config on 3 SuperNodes, with run-config overrides in `extra`."""
-    return run_flower(work_dir, f"run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}", 3, 39191)
+from tests.flower_runs import tiny_run as flwr_run
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,14 @@ class AdapterLayer(nn.Module):
     """One round of message passing: intra-modal kernel attention + node-to-SKB concept pooling."""
 
     def __init__(self, width: int, skb_dim: int, intra_k: int, sigma: float, skb_k: int, attention_scale: float):
+        """skb_k = 0: no concept edges (intra-modal message passing only)."""
         super().__init__()
         self.intra_k, self.sigma, self.skb_k = intra_k, sigma, skb_k
         self.attention = KernelAttentionConv(width, attention_scale)
-        self.concept_query = nn.Linear(width, skb_dim)  # learned mapping refining node-concept similarity
-        self.concept_value = nn.Linear(skb_dim, width)
-        self.concept_pool = ConceptMeanConv()
+        if skb_k:
+            self.concept_query = nn.Linear(width, skb_dim)  # learned mapping refining node-concept similarity
+            self.concept_value = nn.Linear(skb_dim, width)
+            self.concept_pool = ConceptMeanConv()
         self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
         self.ffn = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
 
@@ -38,12 +40,13 @@ class AdapterLayer(nn.Module):
         b, n, width = h.shape
         flat = h.reshape(b * n, width)
         edge_index, edge_weight = gaussian_knn_edges(F.normalize(h, dim=-1), mask, self.intra_k, self.sigma)
-        intra = self.attention(flat, edge_index, edge_weight)
-        scores = F.normalize(self.concept_query(h), dim=-1) @ concepts.T  # [B, N, K]
-        concept_edges = topk_concept_edges(scores.detach(), mask, self.skb_k)
-        edge_score = scores.reshape(b * n, -1)[concept_edges[1], concept_edges[0]]
-        cross = self.concept_pool(self.concept_value(concepts), concept_edges, edge_score, b * n)
-        flat = self.norm1(flat + intra + cross)
+        flat = flat + self.attention(flat, edge_index, edge_weight)
+        if self.skb_k:
+            scores = F.normalize(self.concept_query(h), dim=-1) @ concepts.T  # [B, N, K]
+            concept_edges = topk_concept_edges(scores.detach(), mask, self.skb_k)
+            edge_score = scores.reshape(b * n, -1)[concept_edges[1], concept_edges[0]]
+            flat = flat + self.concept_pool(self.concept_value(concepts), concept_edges, edge_score, b * n)
+        flat = self.norm1(flat)
         flat = self.norm2(flat + self.ffn(flat))
         return flat.view(b, n, width)
 

@@ -1,0 +1,50 @@
+"""End-to-end: each baseline (seed 000 V-D) runs two rounds through the real `flwr run` on the tiny config."""
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.flower_runs import tiny_run
+
+
+def run_method(work, method: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    result = tiny_run(work, method, f"method='{method}'")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = work / "runs" / method
+    table = pd.read_csv(run / "metrics.csv")
+    assert table["round"].tolist() == [0, 1, 2]
+    assert table["rsum"].between(0, 600).all() and table.loc[1:, "train_loss"].notna().all()
+    return table, pd.read_csv(run / "groups.csv").set_index("group")["rsum"]
+
+
+@pytest.mark.slow
+def test_single_modal_fedavg_trains_one_uniform_head_per_modality(tmp_path):
+    table, _ = run_method(tmp_path, "single-modal")
+    assert (table.loc[1:, "clients_replied"] == 3).all()
+    keys = torch.load(tmp_path / "runs/single-modal/checkpoint.pt", weights_only=False)["adapter"]
+    assert {k.split(".")[1] for k in keys} == {"image", "text"} and not any(k.startswith("stems") for k in keys)
+
+
+@pytest.mark.slow
+def test_fedgnn_has_no_skb_edges_and_single_modality_clients_send_nothing(tmp_path):
+    table, _ = run_method(tmp_path, "fedgnn")
+    keys = torch.load(tmp_path / "runs/fedgnn/checkpoint.pt", weights_only=False)["adapter"]
+    assert not any("concept" in k for k in keys) and any(k.startswith("layers.0.attention") for k in keys)
+    # three clients are sent the whole model; only the image+text client has a loss and answers with its arrays
+    assert (table.loc[1:, "bytes_received"] * 3 == table.loc[1:, "bytes_sent"]).all()
+
+
+@pytest.mark.slow
+def test_local_only_clients_train_alone_and_are_evaluated_on_their_own_models(tmp_path):
+    table, groups = run_method(tmp_path, "local-only")
+    assert (table["bytes_sent"] == 0).all() and (table["bytes_received"] == 0).all()
+    assert (table.loc[1:, "clients_replied"] == 3).all()
+    # all three groups are scored on the one pair mnv3+minilm; under one shared model they would tie
+    assert groups.nunique() == 3
+
+
+@pytest.mark.slow
+def test_centralised_bound_trains_in_the_server_app(tmp_path):
+    table, groups = run_method(tmp_path, "centralised")
+    assert "clients_replied" not in table and table.loc[2, "rsum"] != table.loc[0, "rsum"]
+    assert sorted(groups.index) == ["frcnn-mnv3", "frcnn-mnv3+minilm", "minilm"]
