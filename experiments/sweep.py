@@ -1,0 +1,129 @@
+"""Run a sweep file: every point through the real Flower simulation (scripts/flwr_run.sh), skipping
+points already finished, then collect one table and the comparison plots.
+
+    .venv/bin/python experiments/sweep.py experiments/sweeps/case_study_clean.toml [--work-dir DIR]
+        [--collect-only] [--output results.csv|results.parquet]
+
+A point's run lives in <work-dir>/runs/<sweep>/<point>/ and its console log in
+<work-dir>/sweeps/<sweep>/logs/<point>.log. A point counts as finished when its metrics table
+reaches the configured last round and its groups.csv exists; a run interrupted half-way is kept,
+renamed <point>.interrupted-<k>, and the point runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from experiments.sweep_grid import Point, Sweep, load_sweep, run_config_text  # noqa: E402
+from experiments.sweep_results import collect, plot_curves, plot_final, summary  # noqa: E402
+
+console = Console()
+
+
+def is_finished(run_dir: Path) -> bool:
+    """The run wrote every round of its config and its final groups table."""
+    if not (run_dir / "groups.csv").is_file() or not (run_dir / "metrics.csv").is_file():
+        return False
+    rounds = json.loads((run_dir / "config.json").read_text())["num-server-rounds"]
+    return int(pd.read_csv(run_dir / "metrics.csv")["round"].max()) == rounds
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Rename an unfinished run directory to <name>.interrupted-<k> (kept, never deleted)."""
+    k = 1
+    while (target := run_dir.with_name(f"{run_dir.name}.interrupted-{k}")).exists():
+        k += 1
+    run_dir.rename(target)
+    return target
+
+
+def flower_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line: Callable[[str], None]) -> bool:
+    """Run one point with scripts/flwr_run.sh, its output to `log`; True when it finished completed."""
+    overrides = {**point.overrides, "work-dir": str(work_dir), "run-name": f"{sweep.name}/{point.name}"}
+    command = ["bash", str(ROOT / "scripts/flwr_run.sh"), run_config_text(overrides), sweep.federation]
+    with open(log, "w") as out, subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                 text=True) as process:
+        for line in process.stdout:
+            out.write(line)
+            on_line(line)
+    return process.returncode == 0
+
+
+def run_sweep(sweep: Sweep, work_dir: Path, run_point=flower_point) -> list[str]:
+    """Run every unfinished point in order with a progress display. Returns the points that failed."""
+    runs, logs = work_dir / "runs" / sweep.name, work_dir / "sweeps" / sweep.name / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    failed = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        overall = progress.add_task(f"sweep {sweep.name}", total=len(sweep.points))
+        for point in sweep.points:
+            run_dir = runs / point.name
+            if is_finished(run_dir):
+                progress.advance(overall)
+                continue
+            if run_dir.exists():
+                progress.console.print(f"{point.name}: unfinished run kept as {set_aside(run_dir).name}")
+            rounds = point.overrides.get("num-server-rounds") or 0
+            current = progress.add_task(f"  {point.name}", total=rounds or None)
+
+            def on_line(line: str, task=current) -> None:
+                if " round " in line and "RSUM" in line:  # 'round k/N  RSUM ...' from the ServerApp
+                    done, total = line.split(" round ")[1].split()[0].split("/")
+                    progress.update(task, completed=int(done), total=int(total))
+
+            ok = run_point(sweep, point, work_dir, logs / f"{point.name}.log", on_line)
+            progress.remove_task(current)
+            if not (ok and is_finished(run_dir)):
+                failed.append(point.name)
+                progress.console.print(f"[red]{point.name} failed[/red]: see {logs / point.name}.log")
+            progress.advance(overall)
+    return failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep", type=Path)
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "work")
+    parser.add_argument("--collect-only", action="store_true", help="only collect the finished points")
+    parser.add_argument("--output", default="results.csv", help="table file name (.csv or .parquet)")
+    args = parser.parse_args()
+    try:
+        sweep = load_sweep(args.sweep)
+    except ValueError as error:
+        return console.print(f"[red]{error}[/red]") or 2
+    work_dir = args.work_dir.resolve()
+    failed = [] if args.collect_only else run_sweep(sweep, work_dir)
+    out = work_dir / "sweeps" / sweep.name
+    out.mkdir(parents=True, exist_ok=True)
+    table = collect(sweep, work_dir / "runs" / sweep.name, is_finished)
+    if table.empty:
+        console.print("no finished points yet")
+        return 1
+    target = out / args.output
+    table.to_parquet(target, index=False) if target.suffix == ".parquet" else table.to_csv(target, index=False)
+    plot_curves(table, sweep, out / "rsum_by_round.png")
+    plot_final(table, sweep, out / "final_rsum.png")
+    text = summary(table, sweep)
+    (out / "summary.md").write_text(text)
+    console.print(text)
+    console.print(f"table {target}, plots and summary.md in {out}")
+    if failed:
+        console.print(f"[red]{len(failed)} point(s) failed: {', '.join(failed)}[/red]")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""A sweep's finished runs as one table (one row per point, round and client group), its plots and summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from experiments.sweep_grid import Sweep  # noqa: E402
+
+LABEL_COLUMNS = ("excluded", "tracked", "pruned", "precision", "recall", "f1")
+ROUND_COLUMNS = ("train_loss", "bytes_sent", "bytes_received", "clients_replied", "seconds")
+
+
+def point_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """A run's metrics table in long form: group 'all' carries `rsum` (mean over encoder pairs), each
+    label-noise group its `group_rsum[g]`, with that group's label counts and pruning scores."""
+    groups = ["all"] + [c[10:-1] for c in metrics.columns if c.startswith("group_rsum[") and c != "group_rsum[all]"]
+    frames = []
+    for group in groups:
+        frame = pd.DataFrame({"round": metrics["round"], "group": group,
+                              "rsum": metrics["rsum" if group == "all" else f"group_rsum[{group}]"]})
+        for name in LABEL_COLUMNS:
+            if f"{name}[{group}]" in metrics:
+                frame[name] = metrics[f"{name}[{group}]"]
+        for name in ROUND_COLUMNS:
+            if name in metrics:
+                frame[name] = metrics[name]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def collect(sweep: Sweep, runs: Path, is_finished: Callable[[Path], bool]) -> pd.DataFrame:
+    """Every finished point's rows, labelled with the sweep, the point and its value on each axis."""
+    frames = []
+    for point in sweep.points:
+        if is_finished(runs / point.name):
+            rows = point_rows(pd.read_csv(runs / point.name / "metrics.csv"))
+            frames.append(rows.assign(sweep=sweep.name, point=point.name, **point.labels))
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    first = ["sweep", "point", *sweep.axes, "round", "group"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def _others(sweep: Sweep) -> list[str]:
+    """Axes that are neither compared nor the seed: each combination gets its own panel."""
+    return [a for a in sweep.axes if a not in (sweep.compare, "seed")]
+
+
+def _panels(table: pd.DataFrame, sweep: Sweep) -> list[tuple[str, pd.DataFrame]]:
+    others = _others(sweep)
+    if not others:
+        return [("", table)]
+    return [(", ".join(f"{a}={v}" for a, v in zip(others, key if isinstance(key, tuple) else (key,))), part)
+            for key, part in table.groupby(others, sort=False)]
+
+
+def plot_curves(table: pd.DataFrame, sweep: Sweep, path: Path) -> None:
+    """RSUM against rounds: one line per value of the compared axis, a band of one std over seeds;
+    a row of panels per combination of the other axes, a column per client group."""
+    panels = _panels(table, sweep)
+    groups = list(dict.fromkeys(table["group"]))
+    fig, axes = plt.subplots(len(panels), len(groups), figsize=(4.2 * len(groups), 3.2 * len(panels)),
+                             squeeze=False, sharey=True)
+    for row, (title, part) in enumerate(panels):
+        for col, group in enumerate(groups):
+            ax = axes[row][col]
+            for value, runs in part[part["group"] == group].groupby(sweep.compare, sort=False):
+                by_round = runs.groupby("round")["rsum"]
+                mean, std = by_round.mean(), by_round.std().fillna(0)
+                ax.plot(mean.index, mean, lw=1.8, label=value)
+                ax.fill_between(mean.index, mean - std, mean + std, alpha=0.2)
+            ax.set(title=f"{title} group {group}".strip(), xlabel="round", ylabel="RSUM (%)")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def final_rounds(table: pd.DataFrame) -> pd.DataFrame:
+    """Each point's rows at its last round."""
+    last = table.groupby("point")["round"].transform("max")
+    return table[table["round"] == last]
+
+
+def plot_final(table: pd.DataFrame, sweep: Sweep, path: Path) -> None:
+    """Bars: final RSUM per client group (x) and compared value (colour), mean over seeds with std whiskers."""
+    panels = _panels(final_rounds(table), sweep)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.8), squeeze=False, sharey=True)
+    for ax, (title, part) in zip(axes[0], panels):
+        stats = part.groupby([sweep.compare, "group"], sort=False)["rsum"].agg(["mean", "std"]).fillna(0)
+        values = list(dict.fromkeys(part[sweep.compare]))
+        groups = list(dict.fromkeys(part["group"]))
+        width = 0.8 / len(values)
+        for i, value in enumerate(values):
+            cell = stats.loc[value].reindex(groups)
+            ax.bar([g + i * width for g in range(len(groups))], cell["mean"], width, yerr=cell["std"], capsize=2,
+                   label=value)
+        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups)
+        ax.set(title=title or sweep.name, ylabel="final RSUM (%)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary(table: pd.DataFrame, sweep: Sweep) -> str:
+    """Markdown: final RSUM 'mean ± std (runs)' over seeds, one row per compared value, one column per
+    combination of the other axes and client group."""
+    final = final_rounds(table)
+    columns = [*_others(sweep), "group"]
+    stats = final.groupby([sweep.compare, *columns], sort=False)["rsum"].agg(["mean", "std", "count"])
+    cells = stats.apply(lambda r: f"{r['mean']:.1f} ± {0 if pd.isna(r['std']) else r['std']:.1f} ({int(r['count'])})",
+                        axis=1).unstack(columns)
+    cells = cells.reindex(list(dict.fromkeys(final[sweep.compare])))
+    header = [" ".join(map(str, c if isinstance(c, tuple) else (c,))) for c in cells.columns]
+    lines = [f"| {sweep.compare} | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    lines += [f"| {index} | " + " | ".join(row.fillna("-")) + " |" for index, row in cells.iterrows()]
+    rounds = int(final["round"].max())
+    return f"Final RSUM (round {rounds}) of sweep {sweep.name}, mean ± std over seeds (runs):\n\n" + "\n".join(lines) + "\n"
