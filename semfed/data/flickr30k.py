@@ -108,11 +108,9 @@ def load_flickr30k(path: str | Path, layout: str, n_concepts: int, images_dir: s
     else:
         raise ValueError(f"unknown Flickr30K layout {layout!r}; allowed: {FLICKR30K_LAYOUTS}")
     concepts = caption_word_concepts((c for image in captions["train"] for c in image), n_concepts)
-    splits = {}
-    for name, split_captions in captions.items():
-        kind = "images" if layout == "karpathy" else "regions"
-        splits[name] = Flickr30KSplit(split_captions, main_concepts(split_captions, concepts),
-                                      **{kind: sources[name]})
+    kind = "images" if layout == "karpathy" else "regions"
+    splits = {name: Flickr30KSplit(split_captions, main_concepts(split_captions, concepts), **{kind: sources[name]})
+              for name, split_captions in captions.items()}
     payload = json.dumps({"version": LOADER_VERSION, "layout": layout, "captions": captions, "files": identity})
     fingerprint = hashlib.sha256(payload.encode()).hexdigest()[:16]
     log.info("Flickr30K (%s) from %s: %s images, %d concepts", layout, path,
