@@ -14,8 +14,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3")
+PRECOMPUTED_ENCODER = "bottom-up"  # precomputed region features (Flickr30K's scan layout): no detector runs
+IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3", PRECOMPUTED_ENCODER)
 TEXT_ENCODERS = ("minilm",)  # plus "hf@/absolute/dir" for any local BERT-family model
+DATASETS = ("scenes", "flickr30k")
+FLICKR30K_LAYOUTS = ("karpathy", "scan")
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
@@ -197,6 +200,11 @@ class SemfedConfig:
     scenes_val: int
     scenes_test: int
     scenes_image_size: int
+    dataset: str
+    flickr30k_layout: str
+    flickr30k_path: str
+    flickr30k_images: str
+    flickr30k_concepts: int
     partitioning: str
     dirichlet_alpha: float
     clients: str
@@ -312,7 +320,36 @@ class SemfedConfig:
         if self.method == "fedgnn" and all(len(p.encoders) < 2 for p in parse_client_profiles(self.clients)):
             raise ConfigError("method: 'fedgnn' trains only on cross-modal pairs, but no client in 'clients' holds "
                               "both an image and a text encoder")
+        self._check_dataset()
         self._check_jscc()
+
+    def _check_dataset(self) -> None:
+        """The dataset keys, and that every client's image encoder can read the dataset."""
+        choices = {"dataset": DATASETS, "flickr30k_layout": FLICKR30K_LAYOUTS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
+        if self.flickr30k_concepts < 1:
+            raise ConfigError(f"flickr30k-concepts: must be an integer >= 1, got {self.flickr30k_concepts}")
+        image_encoders = {p.image_encoder for p in self.client_profiles} - {None}
+        scan = self.dataset == "flickr30k" and self.flickr30k_layout == "scan"
+        if scan and image_encoders - {PRECOMPUTED_ENCODER}:
+            raise ConfigError(f"clients: image encoder(s) {sorted(image_encoders - {PRECOMPUTED_ENCODER})} need images, "
+                              f"but flickr30k-layout='scan' has precomputed region features only: use "
+                              f"'{PRECOMPUTED_ENCODER}'")
+        if not scan and PRECOMPUTED_ENCODER in image_encoders:
+            raise ConfigError(f"clients: image encoder '{PRECOMPUTED_ENCODER}' reads precomputed features, which only "
+                              "dataset='flickr30k' with flickr30k-layout='scan' has")
+        if self.dataset != "flickr30k":
+            return
+        for name in ["flickr30k_path", "flickr30k_images"]:
+            folder = getattr(self, name)
+            if (folder or name == "flickr30k_path") and not (Path(folder).expanduser().is_absolute()
+                                                              and Path(folder).expanduser().is_dir()):
+                raise ConfigError(f"{_key(name)}: {folder!r} is not an absolute path to an existing folder")
+        if not scan and image_encoders and self.region_source != "proposals":
+            raise ConfigError("region-source: flickr30k-layout='karpathy' has no boxes; set region-source='proposals' "
+                              "(the detector's RPN proposals)")
 
     def _check_jscc(self) -> None:
         """The D-JSCC keys (task = jscc); cheap checks always, the latent-size check only for jscc runs."""

@@ -12,20 +12,20 @@ from semfed.adapter.uniform_head import UniformHead, modality
 from semfed.config import SemfedConfig
 from semfed.data.features import feature_dir, load_dataset, split_features
 from semfed.data.label_noise import corrupt_annotations
-from semfed.data.scenes import Scenes
+from semfed.data.dataset import RetrievalDataset
 from semfed.data.shards import Shard, build_shard, client_indices
 from semfed.methods import METHODS
 from semfed.skb import SemanticKnowledgeBase, load_skb
 
 
 @functools.lru_cache(maxsize=2)
-def dataset_and_skb(cfg: SemfedConfig) -> tuple[Scenes, SemanticKnowledgeBase]:
+def dataset_and_skb(cfg: SemfedConfig) -> tuple[RetrievalDataset, SemanticKnowledgeBase]:
     """The run's dataset and SKB (loaded once per process)."""
     scenes = load_dataset(cfg)
     return scenes, load_skb(feature_dir(cfg), scenes.concepts, cfg.skb_encoder, cfg.torch_device)
 
 
-def client_annotations(cfg: SemfedConfig, scenes: Scenes, partition_id: int) -> tuple[np.ndarray, np.ndarray]:
+def client_annotations(cfg: SemfedConfig, scenes: RetrievalDataset, partition_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Client `partition_id`'s training images [N] and the image whose annotation each carries [N]
     (label noise of its group injected from the run seed)."""
     indices = client_indices(cfg, scenes)[partition_id]

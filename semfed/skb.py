@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from semfed.data.caption_vocabulary import WORD_CATEGORY
 from semfed.data.scene_vocabulary import Concept, concepts_in_text
 from semfed.encoders.feature_cache import cached_features, feature_key
 
@@ -43,9 +44,10 @@ class SemanticKnowledgeBase:
 
 
 def concept_relations(concepts: tuple[Concept, ...]) -> tuple[tuple[int, str, int], ...]:
-    """'alternative' links concepts of one category (a red thing is not also blue): (i, 'alternative', j), i < j."""
+    """'alternative' links concepts of one category (a red thing is not also blue): (i, 'alternative', j), i < j.
+    Words counted from captions (WORD_CATEGORY) have no known alternatives."""
     return tuple((i, "alternative", j) for i, a in enumerate(concepts) for j, b in enumerate(concepts)
-                 if i < j and a.category == b.category)
+                 if i < j and a.category == b.category != WORD_CATEGORY)
 
 
 def load_skb(cache_dir: Path, concepts: tuple[Concept, ...], text_encoder: str, device: str = "cpu") -> SemanticKnowledgeBase:

@@ -1,4 +1,4 @@
-"""Where a run's data and frozen-encoder features come from: scenes on disk, features in the cache."""
+"""Where a run's data and frozen-encoder features come from: scenes or Flickr30K on disk, features in the cache."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from pathlib import Path
 
 import torch
 
-from semfed.config import IMAGE_ENCODERS, SemfedConfig
-from semfed.data.scenes import SceneSpec, Scenes, load_scenes
+from semfed.config import IMAGE_ENCODERS, PRECOMPUTED_ENCODER, SemfedConfig
+from semfed.data.dataset import RetrievalDataset
+from semfed.data.flickr30k import load_flickr30k
+from semfed.data.scenes import SceneSpec, load_scenes
 from semfed.encoders.feature_cache import cached_features, encode_images, encode_texts, feature_key
+from semfed.encoders.precomputed import PrecomputedRegions
 
 log = logging.getLogger("semfed.data")
 
@@ -21,8 +24,10 @@ def scene_spec(cfg: SemfedConfig) -> SceneSpec:
                      n_test=cfg.scenes_test, image_size=cfg.scenes_image_size)
 
 
-def load_dataset(cfg: SemfedConfig) -> Scenes:
-    """The embedded default dataset for this config (generated once into work-dir/data)."""
+def load_dataset(cfg: SemfedConfig) -> RetrievalDataset:
+    """The run's dataset: the embedded scenes (generated once into work-dir/data) or a local Flickr30K copy."""
+    if cfg.dataset == "flickr30k":
+        return load_flickr30k(cfg.flickr30k_path, cfg.flickr30k_layout, cfg.flickr30k_concepts, cfg.flickr30k_images)
     return load_scenes(cfg.root / "data", scene_spec(cfg))
 
 
@@ -33,7 +38,7 @@ def feature_dir(cfg: SemfedConfig) -> Path:
 ADAPTATION_IMAGES = 256  # training images used to re-estimate an untrained detector's BatchNorm statistics
 
 
-def detector_weights(cfg: SemfedConfig, scenes: Scenes, encoder: str) -> str:
+def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> str:
     """The image encoder's weights file: the configured one, else (with detector-adaptation
     'batchnorm') the seeded detector with BatchNorm statistics adapted to the training
     images, computed once into work-dir/detectors; '' = the seeded untrained detector."""
@@ -56,8 +61,10 @@ def detector_weights(cfg: SemfedConfig, scenes: Scenes, encoder: str) -> str:
     return str(path)
 
 
-def encoder_spec(cfg: SemfedConfig, scenes: Scenes, encoder: str) -> dict:
+def encoder_spec(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> dict:
     """Everything that determines an encoder's features; also its constructor arguments."""
+    if encoder == PRECOMPUTED_ENCODER:
+        return {"kind": "precomputed", "name": encoder, "max_regions": cfg.max_regions}
     if encoder in IMAGE_ENCODERS:
         return {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
                 "max_regions": cfg.max_regions, "seed": DETECTOR_INIT_SEED,
@@ -65,17 +72,21 @@ def encoder_spec(cfg: SemfedConfig, scenes: Scenes, encoder: str) -> dict:
     return {"kind": "tokens", "name": encoder, "max_tokens": cfg.max_tokens}
 
 
-def split_features(cfg: SemfedConfig, scenes: Scenes, encoder: str, split: str) -> dict[str, torch.Tensor]:
+def split_features(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str, split: str) -> dict[str, torch.Tensor]:
     """Frozen features of one split: dict(feats float16, mask bool).
 
-    Image encoders give [N_images, R, D]; text encoders [N_images * 5, T, D] in
-    flat_captions() order. Computed once per encoder, dataset and split, then memory-mapped.
+    Image encoders give [N_images, R, D] (bottom-up: the split's precomputed regions); text
+    encoders [N_images * 5, T, D] in flat_captions() order. Computed once per encoder, dataset
+    and split, then memory-mapped.
     """
     spec = encoder_spec(cfg, scenes, encoder)
     data = scenes.splits[split]
 
     def compute() -> dict[str, torch.Tensor]:
         args = {k: v for k, v in spec.items() if k != "kind"}
+        if spec["kind"] == "precomputed":
+            model = PrecomputedRegions(**args, regions_shape=data.regions.shape)
+            return encode_images(model, data.regions, None, progress_label=f"{encoder} {split} regions")
         if spec["kind"] == "regions":
             from semfed.encoders.regions import RegionEncoder
 
@@ -90,7 +101,7 @@ def split_features(cfg: SemfedConfig, scenes: Scenes, encoder: str, split: str) 
     return cached_features(feature_dir(cfg), feature_key(spec, scenes.fingerprint, split), compute)
 
 
-def prepare_features(cfg: SemfedConfig, scenes: Scenes, splits: tuple[str, ...] = ("train", "test")) -> None:
+def prepare_features(cfg: SemfedConfig, scenes: RetrievalDataset, splits: tuple[str, ...] = ("train", "test")) -> None:
     """Fill the feature cache for every encoder any client uses (done once, before round 1)."""
     encoders = sorted({e for p in cfg.client_profiles for e in p.encoders})
     for encoder in encoders:

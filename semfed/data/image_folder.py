@@ -34,7 +34,8 @@ def _default_image(name: str) -> np.ndarray:
     return getattr(skimage.data, name)()
 
 
-def _decode(path: Path) -> np.ndarray:
+def decode_image(path: Path) -> np.ndarray:
+    """One PNG/JPEG file as uint8 RGB [H, W, 3]; ValueError naming the file if it does not decode."""
     try:
         with Image.open(path) as image:
             return _as_rgb(np.asarray(image.convert("RGB")))
@@ -57,7 +58,7 @@ def load_images(folder: str | Path | None) -> list[np.ndarray]:
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"image folder {root} holds no {'/'.join(IMAGE_SUFFIXES)} files")
-    return [_decode(p) for p in files]
+    return [decode_image(p) for p in files]
 
 
 def _fitting(images: list[np.ndarray], size: int) -> list[np.ndarray]:

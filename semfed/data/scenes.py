@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from semfed.data.dataset import CaptionedSplit
 from semfed.data.scene_vocabulary import SCENE_CONCEPTS, Concept
 
 logger = logging.getLogger("semfed.data.scenes")
@@ -114,7 +115,7 @@ class SceneSpec:
 
 
 @dataclass(eq=False)
-class SceneSplit:
+class SceneSplit(CaptionedSplit):
     """One split of N images.
 
     Attributes:
@@ -131,12 +132,14 @@ class SceneSplit:
     objects: list[list[dict[str, str]]]
     captions: list[list[str]]
 
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def flat_captions(self) -> list[str]:
-        """All 5 * N captions, image-major: caption j of image i is at index 5 * i + j."""
-        return [caption for captions in self.captions for caption in captions]
+    def main_classes(self) -> np.ndarray:
+        """Class of each image for non-IID partitioning: the shape of its largest object. [N] int."""
+        shapes = sorted({o["shape"] for objs in self.objects for o in objs})
+        out = []
+        for objs, boxes in zip(self.objects, self.boxes):
+            areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            out.append(shapes.index(objs[int(np.argmax(areas))]["shape"]))
+        return np.asarray(out)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SceneSplit):

@@ -10,7 +10,7 @@ import torch
 from semfed.config import ClientProfile, SemfedConfig
 from semfed.data.features import split_features
 from semfed.data.partition import partition_indices
-from semfed.data.scenes import Scenes
+from semfed.data.dataset import RetrievalDataset
 from semfed.skb import SemanticKnowledgeBase
 
 CAPTIONS_PER_IMAGE = 5
@@ -53,23 +53,13 @@ class Shard:
         return torch.as_tensor(self.annotations != self.indices)
 
 
-def main_class(scenes: Scenes, split: str = "train") -> np.ndarray:
-    """Class of each image for non-IID partitioning: the shape of its largest object. [N] int."""
-    shapes = sorted({o["shape"] for objs in scenes.splits[split].objects for o in objs})
-    out = []
-    for objs, boxes in zip(scenes.splits[split].objects, scenes.splits[split].boxes):
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        out.append(shapes.index(objs[int(np.argmax(areas))]["shape"]))
-    return np.asarray(out)
-
-
-def client_indices(cfg: SemfedConfig, scenes: Scenes) -> list[np.ndarray]:
+def client_indices(cfg: SemfedConfig, scenes: RetrievalDataset) -> list[np.ndarray]:
     """Training-image indices of every client, from the run seed."""
-    return partition_indices(main_class(scenes), len(cfg.client_profiles), cfg.partitioning,
+    return partition_indices(scenes.splits["train"].main_classes(), len(cfg.client_profiles), cfg.partitioning,
                              cfg.dirichlet_alpha, cfg.seed)
 
 
-def build_shard(cfg: SemfedConfig, scenes: Scenes, skb: SemanticKnowledgeBase, profile: ClientProfile,
+def build_shard(cfg: SemfedConfig, scenes: RetrievalDataset, skb: SemanticKnowledgeBase, profile: ClientProfile,
                 indices: np.ndarray, annotations: np.ndarray | None = None, split: str = "train") -> Shard:
     """Gather one client's features and concept labels for the given image indices, each row
     annotated by image `annotations[r]` (default: its own)."""
