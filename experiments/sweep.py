@@ -32,12 +32,14 @@ from experiments.sweep_results import collect, plot_curves, plot_final, summary 
 console = Console()
 
 
-def is_finished(run_dir: Path) -> bool:
-    """The run wrote every round of its config and its final groups table."""
+def is_finished(run_dir: Path, point: Point) -> bool:
+    """The run holds the point's config, every round of it and its final groups table."""
     if not (run_dir / "groups.csv").is_file() or not (run_dir / "metrics.csv").is_file():
         return False
-    rounds = json.loads((run_dir / "config.json").read_text())["num-server-rounds"]
-    return int(pd.read_csv(run_dir / "metrics.csv")["round"].max()) == rounds
+    config = json.loads((run_dir / "config.json").read_text())
+    if any(config.get(key) != value for key, value in point.overrides.items()):
+        return False
+    return int(pd.read_csv(run_dir / "metrics.csv")["round"].max()) == config["num-server-rounds"]
 
 
 def set_aside(run_dir: Path) -> Path:
@@ -55,9 +57,15 @@ def flower_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line:
     command = ["bash", str(ROOT / "scripts/flwr_run.sh"), run_config_text(overrides), sweep.federation]
     with open(log, "w") as out, subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                  text=True) as process:
-        for line in process.stdout:
-            out.write(line)
-            on_line(line)
+        try:
+            for line in process.stdout:
+                out.write(line)
+                out.flush()
+                on_line(line)
+        except BaseException:  # interrupted: flwr_run.sh stops the Flower run and its SuperLink on TERM
+            process.terminate()
+            process.wait()
+            raise
     return process.returncode == 0
 
 
@@ -71,7 +79,7 @@ def run_sweep(sweep: Sweep, work_dir: Path, run_point=flower_point) -> list[str]
         overall = progress.add_task(f"sweep {sweep.name}", total=len(sweep.points))
         for point in sweep.points:
             run_dir = runs / point.name
-            if is_finished(run_dir):
+            if is_finished(run_dir, point):
                 progress.advance(overall)
                 continue
             if run_dir.exists():
@@ -86,7 +94,7 @@ def run_sweep(sweep: Sweep, work_dir: Path, run_point=flower_point) -> list[str]
 
             ok = run_point(sweep, point, work_dir, logs / f"{point.name}.log", on_line)
             progress.remove_task(current)
-            if not (ok and is_finished(run_dir)):
+            if not (ok and is_finished(run_dir, point)):
                 failed.append(point.name)
                 progress.console.print(f"[red]{point.name} failed[/red]: see {logs / point.name}.log")
             progress.advance(overall)

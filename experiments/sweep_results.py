@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from experiments.sweep_grid import Sweep  # noqa: E402
+from experiments.sweep_grid import Point, Sweep  # noqa: E402
 
 LABEL_COLUMNS = ("excluded", "tracked", "pruned", "precision", "recall", "f1")
 ROUND_COLUMNS = ("train_loss", "bytes_sent", "bytes_received", "clients_replied", "seconds")
@@ -35,11 +35,11 @@ def point_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def collect(sweep: Sweep, runs: Path, is_finished: Callable[[Path], bool]) -> pd.DataFrame:
+def collect(sweep: Sweep, runs: Path, is_finished: Callable[[Path, Point], bool]) -> pd.DataFrame:
     """Every finished point's rows, labelled with the sweep, the point and its value on each axis."""
     frames = []
     for point in sweep.points:
-        if is_finished(runs / point.name):
+        if is_finished(runs / point.name, point):
             rows = point_rows(pd.read_csv(runs / point.name / "metrics.csv"))
             frames.append(rows.assign(sweep=sweep.name, point=point.name, **point.labels))
     if not frames:

@@ -12,16 +12,24 @@ if [[ "$federation_config" != *num-gpus* ]] && python -c 'import sys, torch; sys
 fi
 port="${FLWR_LOCAL_SUPERLINK_HTTP_API_PORT:-39091}"
 healthy() { python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; }
-if ! healthy; then  # the SuperLink `flwr run` is about to start is ours: stop it when done
-  trap 'pkill -f "flower-superlink.*--port $port" || true' EXIT
-fi
+owned=""
+healthy || owned=1  # the SuperLink `flwr run` is about to start is ours: stop it when done
+run_id="" status=""
+cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); then our SuperLink
+  [ -n "$run_id" ] && [ -z "$status" ] && flwr stop "$run_id" >/dev/null 2>&1
+  [ -n "$owned" ] && pkill -f "flower-superlink.*--port $port"
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 args=(run . --format json --federation-config "$federation_config")
 [ -n "$run_config" ] && args+=(--run-config "$run_config")
 submitted="$(flwr "${args[@]}")" || { echo "$submitted" >&2; exit 1; }
 run_id="$(python -c 'import json,sys; d=json.load(sys.stdin); print(d.get("run-id", ""))' <<<"$submitted")"
 [ -n "$run_id" ] || { echo "flwr run did not start a run: $submitted" >&2; exit 1; }
 echo "semfed: Flower run $run_id submitted; streaming its log"
-flwr log "$run_id" --stream || true
+flwr log "$run_id" --stream &  # in the background so that INT/TERM reach the trap at once
+wait $! || true
 status="$(flwr list --run-id "$run_id" --format json | python -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["status"])')"
 echo "semfed: run $run_id $status"
 [ "$status" = "finished:completed" ]
