@@ -1,6 +1,7 @@
 """Failures, bad updates and resume without Flower running: update validation, the seeded choice
 of failing clients, poisoned updates, rejection in the strategy, checkpoints, and config errors."""
 
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -49,9 +50,14 @@ def test_failure_selection_is_exact_seeded_and_changes_with_the_round():
     assert failing_clients(0, 1, 4, 0.0) == frozenset()
 
 
-def test_an_injected_failure_raises_naming_client_and_round():
-    with pytest.raises(InjectedFailure, match="client 2 in round 5"):
+def test_an_injected_failure_raises_naming_client_and_round_and_a_hang_outlasts_the_timeout(monkeypatch):
+    with pytest.raises(InjectedFailure, match=r"injected failure \(raise\) of client 2 in round 5"):
         inject_failure("raise", 5, 2, round_timeout_s=1.0)
+    monkeypatch.setattr("semfed.fault_injection.HANG_MARGIN_S", 0.1)
+    start = time.monotonic()
+    with pytest.raises(InjectedFailure, match=r"\(hang\)"):
+        inject_failure("hang", 1, 0, round_timeout_s=0.2)
+    assert time.monotonic() - start >= 0.3
 
 
 def test_each_poison_kind_is_caught_by_validation():
