@@ -260,6 +260,7 @@ class SemfedConfig:
     poison_clients: str
     poison_kind: str
     resume: bool
+    stop_after_round: int
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
@@ -342,6 +343,8 @@ class SemfedConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
         parse_client_list("poison-clients", self.poison_clients, n_clients)
+        if self.stop_after_round < 0:
+            raise ConfigError(f"stop-after-round: must be >= 0 (0 = never), got {self.stop_after_round}")
         if self.resume and not self.run_name:
             raise ConfigError("resume: needs a run-name (the run directory to continue)")
         if self.resume and self.task != "retrieval":

@@ -11,7 +11,7 @@ import torch
 
 from semfed.config import ConfigError, SemfedConfig
 
-MAY_DIFFER = ("resume", "num-server-rounds")  # a resumed run may extend the number of rounds
+MAY_DIFFER = ("resume", "num-server-rounds", "stop-after-round")  # a resumed run may extend the number of rounds
 
 
 def rng_state() -> dict[str, Any]:

@@ -147,7 +147,7 @@ def main(grid: Grid, context: Context) -> None:
             return
         strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
                        timeout=cfg.round_timeout_s, train_config=ConfigRecord({"skb-version": skb.version}),
-                       evaluate_fn=offset_evaluate(recorder, done))
+                       evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
         groups = recorder.write_groups()
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
         log.info("done: %s", run_dir)

@@ -70,9 +70,20 @@ def resume_from(cfg: SemfedConfig, run_dir, strategy: RoundOffset, recorder) -> 
     return ArrayRecord({k: v.cpu() for k, v in checkpoint["adapter"].items()}), done
 
 
-def offset_evaluate(evaluate_fn: Callable[[int, ArrayRecord], MetricRecord], done: int):
+class StoppedAfterRound(RuntimeError):
+    """The test-only stop-after-round key ended the run, as a crash would, after a checkpoint."""
+
+
+def offset_evaluate(evaluate_fn: Callable[[int, ArrayRecord], MetricRecord], done: int, stop_after: int = 0):
     """evaluate_fn on the run's own round numbers; a resumed run skips Strategy.start's round-0 evaluation
-    (the model it would evaluate is the checkpoint's, already recorded)."""
-    if not done:
-        return evaluate_fn
-    return lambda server_round, arrays: evaluate_fn(server_round + done, arrays) if server_round else None
+    (the model it would evaluate is the checkpoint's, already recorded). Raises StoppedAfterRound after
+    round `stop_after` is recorded (0 = never)."""
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if done and not server_round:
+            return None
+        metrics = evaluate_fn(server_round + done, arrays)
+        if stop_after and server_round + done == stop_after:
+            raise StoppedAfterRound(f"stop-after-round: stopped after round {stop_after} (its checkpoint is written)")
+        return metrics
+
+    return evaluate

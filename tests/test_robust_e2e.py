@@ -1,17 +1,13 @@
 """End-to-end (real `flwr run`, tiny config): client failures and a poisoned update cost only those
 updates, and a run stopped mid-way and resumed ends with the metrics of an uninterrupted one."""
 
-import re
-import subprocess
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from semfed import run_directory as rd
 from semfed.fault_injection import failing_clients
-from tests.flower_runs import ROOT, flower_command, flower_env, run_flower
+from tests.flower_runs import run_flower
 from tests.test_flower_e2e import TINY
 
 # 3 clients, fail-fraction 0.3: round(0.9) = 1 client fails each round; client 1 sends a wrongly shaped update
@@ -46,29 +42,14 @@ def test_failing_clients_and_a_poisoned_update_cost_only_their_updates(faulty_ru
     assert table["rsum"].notna().all() and table.loc[1:, "train_loss"].notna().all()
 
 
-def stop_after_first_round(work, name: str, port: int) -> int:
-    """Start a run, `flwr stop` it as soon as its checkpoint holds round 1; the round it had finished."""
-    log = (work / f"{name}.out").open("w")
-    process = subprocess.Popen(flower_command(work, config(name, 3, FAULTS), 3), cwd=ROOT,
-                               env=flower_env(work, port), stdout=log, stderr=subprocess.STDOUT, text=True)
-    checkpoint = work / "runs" / name / rd.CHECKPOINT
-    deadline = time.monotonic() + 600
-    while not (checkpoint.exists() and rd.load_checkpoint(checkpoint)["round"] >= 1):
-        assert process.poll() is None and time.monotonic() < deadline, (work / f"{name}.out").read_text()[-3000:]
-        time.sleep(0.5)
-    run_id = re.search(r"Flower run (\d+) submitted", (work / f"{name}.out").read_text()).group(1)
-    subprocess.run(["flwr", "stop", run_id], cwd=ROOT, env=flower_env(work, port), check=True, capture_output=True)
-    assert process.wait(timeout=300) != 0  # the run ended stopped, not completed
-    return rd.load_checkpoint(checkpoint)["round"]
-
-
 @pytest.mark.slow
 def test_a_run_stopped_after_round_one_and_resumed_ends_with_the_uninterrupted_metrics(work, faulty_run):
-    finished = stop_after_first_round(work, "resumed", 39621)
-    assert finished < 3
+    stopped = run_flower(work, config("resumed", 3, f"{FAULTS} stop-after-round=1"), 3, 39621)
+    assert stopped.returncode != 0 and "stop-after-round: stopped after round 1" in stopped.stdout + stopped.stderr
+    assert rd.load_checkpoint(work / "runs" / "resumed" / rd.CHECKPOINT)["round"] == 1
     result = run_flower(work, config("resumed", 3, FAULTS), 3, 39631)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"resuming {work / 'runs' / 'resumed'} after round {finished} of 3" in result.stdout + result.stderr
+    assert f"resuming {work / 'runs' / 'resumed'} after round 1 of 3" in result.stdout + result.stderr
     resumed = pd.read_csv(work / "runs" / "resumed" / rd.METRICS)
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), faulty_run.drop(columns="seconds"))
 

@@ -118,6 +118,20 @@ def test_round_offset_numbers_rounds_from_the_checkpoint():
     assert LabelConsensusFedAvg.STATE == ("round_stats", "client_metrics", "consensus", "consensus_history")
 
 
+def test_evaluation_keeps_the_run_s_round_numbers_and_stop_after_round_stops_after_recording():
+    from server.resume import StoppedAfterRound, offset_evaluate
+
+    seen = []
+    record = lambda server_round, arrays: seen.append(server_round) or MetricRecord({"round": server_round})
+    fresh = offset_evaluate(record, 0)
+    assert [fresh(r, None)["round"] for r in (0, 1)] == [0, 1]
+    resumed = offset_evaluate(record, 2, stop_after=4)
+    assert resumed(0, None) is None and resumed(1, None)["round"] == 3
+    with pytest.raises(StoppedAfterRound, match="stopped after round 4"):
+        resumed(2, None)
+    assert seen == [0, 1, 3, 4]
+
+
 def test_checkpoint_round_trip_and_a_truncated_checkpoint_is_refused(tmp_path):
     cfg = load_config(work_dir=str(tmp_path), run_name="r")
     table = pd.DataFrame([{"round": 0, "rsum": 1.5}])
