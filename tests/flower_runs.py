@@ -17,12 +17,3 @@ def run_flower(work_dir: Path, run_config: str, num_supernodes: int, port: int) 
     return subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{work_dir}' {run_config}",
                            f"num-supernodes={num_supernodes} client-resources-num-cpus=1"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-
-
-TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 batch-size=16 max-regions=4 "
-        "clients='frcnn-mnv3+minilm:1;frcnn-mnv3:1;minilm:2' partitioning='iid'")
-
-
-def tiny_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2) -> subprocess.CompletedProcess:
-    """The tiny retrieval config on 3 SuperNodes, with run-config overrides in `extra`."""
-    return run_flower(work_dir, f"run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}", 3, 39191)
