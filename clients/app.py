@@ -8,6 +8,7 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 
 from semfed.config import SemfedConfig
+from semfed.fault_injection import failing_clients, inject_failure, poison_update
 from semfed.labels import LabelLedger, close_label_round
 from semfed.methods import METHODS
 from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
@@ -28,17 +29,18 @@ def train(msg: Message, context: Context) -> Message:
     """Load the global arrays this client holds keys for, train locally, reply with them
     (plus its label statistics under 'label-stats' when labelling is federated)."""
     cfg = SemfedConfig.from_run_config(context.run_config)
+    server_round, partition_id = int(msg.content["config"]["server-round"]), int(context.node_config["partition-id"])
+    if partition_id in failing_clients(cfg.seed, server_round, len(cfg.client_profiles), cfg.fail_fraction):
+        inject_failure(cfg.fail_mode, server_round, partition_id, cfg.round_timeout_s)  # test-only (fail-fraction)
     if cfg.task == "jscc":
         from clients import jscc  # imported here: retrieval runs need no D-JSCC models
 
         return jscc.train(msg, context, cfg)
-    partition_id = int(context.node_config["partition-id"])
     profiles = cfg.client_profiles
     if partition_id >= len(profiles):
         raise ValueError(f"partition-id {partition_id} has no client profile: 'clients' lists {len(profiles)}")
     profile = profiles[partition_id]
     config = msg.content["config"]
-    server_round = int(config["server-round"])
     _, skb = dataset_and_skb(cfg)
     if config["skb-version"] != skb.version:
         raise ValueError(f"SKB mismatch: server has {config['skb-version']}, this client {skb.version}")
@@ -60,7 +62,10 @@ def train(msg: Message, context: Context) -> Message:
 
     metrics = {"train_loss": local.train_loss, "steps": local.steps, "num-examples": len(shard),
                "partition-id": partition_id, "label-noisy": int(shard.noisy.sum())}
-    content = RecordDict({"arrays": ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()})})
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if partition_id in cfg.poisoned_clients:
+        state = poison_update(state, cfg.poison_kind)  # test-only (poison-clients)
+    content = RecordDict({"arrays": ArrayRecord(state)})
     if scoring:
         consensus = config.get("label-consensus")
         report = close_label_round(ledger, local.confidence, local.excluded, shard.noisy, cfg.label_handling,

@@ -20,7 +20,7 @@ ROUND_COLUMNS = ("train_loss", "bytes_sent", "bytes_received", "clients_replied"
 def point_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     """A run's metrics table in long form: group 'all' carries `rsum` (mean over encoder pairs), each
     label-noise group its `group_rsum[g]`, with that group's label counts and pruning scores."""
-    groups = ["all"] + [c[10:-1] for c in metrics.columns if c.startswith("group_rsum[") and c != "group_rsum[all]"]
+    groups = ["all"] + [c[len("group_rsum["):-1] for c in metrics.columns if c.startswith("group_rsum[") and c != "group_rsum[all]"]
     frames = []
     for group in groups:
         frame = pd.DataFrame({"round": metrics["round"], "group": group,

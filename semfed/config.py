@@ -89,6 +89,9 @@ LABEL_HANDLING = ("none", "exclusion", "local", "federated")
 NOISE_KINDS = ("swap", "foreign")
 RESERVED_GROUPS = ("all", "clean")
 
+FAIL_MODES = ("raise", "hang")  # test-only failure injection (semfed.fault_injection)
+POISON_KINDS = ("nan", "inf", "shape", "key")
+
 TASKS = ("retrieval", "jscc")
 METHODS = ("proposed", "single-modal", "fedgnn", "local-only", "centralised")  # semfed.methods
 JSCC_FRAMEWORKS = ("anchor", "iterative", "simultaneous")
@@ -148,16 +151,25 @@ def parse_snrs(key: str, text: str) -> tuple[float, ...]:
     return snrs
 
 
-def _client_ids(item: str, text: str) -> tuple[int, ...]:
-    """'0-4,7' -> (0, 1, 2, 3, 4, 7)."""
+def _client_ids(item: str, text: str, key: str = "label-noise") -> tuple[int, ...]:
+    """'0-4,7' -> (0, 1, 2, 3, 4, 7); ConfigError naming `key` if malformed."""
     ids = []
     for part in [p.strip() for p in text.split(",") if p.strip()]:
         low, _, high = part.partition("-")
         try:
             ids += range(int(low), int(high or low) + 1)
         except ValueError:
-            raise ConfigError(f"label-noise: bad client list {text!r} in {item!r}; expected e.g. '0-4' or '0,2,5'") from None
+            raise ConfigError(f"{key}: bad client list {text!r} in {item!r}; expected e.g. '0-4' or '0,2,5'") from None
     return tuple(ids)
+
+
+def parse_client_list(key: str, text: str, n_clients: int) -> tuple[int, ...]:
+    """Partition ids like '0-2,5' ('' = none), each in 0..n_clients-1; ConfigError naming `key` otherwise."""
+    ids = _client_ids(text, text, key)
+    bad = [i for i in ids if not 0 <= i < n_clients]
+    if bad:
+        raise ConfigError(f"{key}: clients {bad} are out of range 0..{n_clients - 1}")
+    return ids
 
 
 def parse_noise_groups(spec: str, n_clients: int) -> tuple[NoiseGroup, ...]:
@@ -251,6 +263,14 @@ class SemfedConfig:
     jscc_eval_snrs: str
     jscc_encoder_width: int
     jscc_learning_rate: float
+    min_replies: int
+    round_timeout_s: float
+    fail_fraction: float
+    fail_mode: str
+    poison_clients: str
+    poison_kind: str
+    resume: bool
+    stop_after_round: int
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
@@ -317,10 +337,14 @@ class SemfedConfig:
                               "has none (use none, exclusion or local)")
         if self.method == "centralised" and self.label_handling != "none":
             raise ConfigError("label-handling: the centralised bound trains on every label; use 'none'")
+        if self.resume and self.method in ("local-only", "centralised"):
+            raise ConfigError(f"resume: method {self.method!r} cannot resume (its per-client or pooled state is not "
+                              "checkpointed); start it again")
         if self.method == "fedgnn" and all(len(p.encoders) < 2 for p in parse_client_profiles(self.clients)):
             raise ConfigError("method: 'fedgnn' trains only on cross-modal pairs, but no client in 'clients' holds "
                               "both an image and a text encoder")
         self._check_dataset()
+        self._check_robustness()
         self._check_jscc()
 
     def _check_dataset(self) -> None:
@@ -350,6 +374,33 @@ class SemfedConfig:
         if not scan and image_encoders and self.region_source != "proposals":
             raise ConfigError("region-source: flickr30k-layout='karpathy' has no boxes; set region-source='proposals' "
                               "(the detector's RPN proposals)")
+
+    def _check_robustness(self) -> None:
+        """The run name, seed, failure, poisoning and resume keys (README "Failures, bad updates and resume")."""
+        if self.seed < 0:
+            raise ConfigError(f"seed: must be >= 0, got {self.seed}")
+        parts = self.run_name.split("/")
+        if self.run_name and (any(p in ("", ".", "..") for p in parts) or any(c in self.run_name for c in "\\\0")):
+            raise ConfigError(f"run-name: {self.run_name!r} must be a relative folder name under runs/ ('/' for "
+                              "sub-folders, no empty, '.' or '..' parts)")
+        n_clients = len(self.client_profiles)
+        if not 1 <= self.min_replies <= n_clients:
+            raise ConfigError(f"min-replies: must be in 1..{n_clients} (the number of clients), got {self.min_replies}")
+        if not self.round_timeout_s > 0:
+            raise ConfigError(f"round-timeout-s: must be > 0, got {self.round_timeout_s}")
+        if not 0 <= self.fail_fraction < 1:
+            raise ConfigError(f"fail-fraction: must be in [0, 1), got {self.fail_fraction}")
+        choices = {"fail_mode": FAIL_MODES, "poison_kind": POISON_KINDS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
+        parse_client_list("poison-clients", self.poison_clients, n_clients)
+        if self.stop_after_round < 0:
+            raise ConfigError(f"stop-after-round: must be >= 0 (0 = never), got {self.stop_after_round}")
+        if self.resume and not self.run_name:
+            raise ConfigError("resume: needs a run-name (the run directory to continue)")
+        if self.resume and self.task != "retrieval":
+            raise ConfigError(f"resume: only task='retrieval' runs can resume, not task={self.task!r}")
 
     def _check_jscc(self) -> None:
         """The D-JSCC keys (task = jscc); cheap checks always, the latent-size check only for jscc runs."""
@@ -408,6 +459,11 @@ class SemfedConfig:
         return {**groups, "all": everyone}
 
     @property
+    def poisoned_clients(self) -> tuple[int, ...]:
+        """Partition ids that send a poisoned update every round (test-only, poison-clients)."""
+        return parse_client_list("poison-clients", self.poison_clients, len(self.client_profiles))
+
+    @property
     def decoder_specs(self) -> tuple[DecoderSpec, ...]:
         """One D-JSCC decoder per client (client i holds item i of jscc-decoders)."""
         return parse_decoder_specs(self.jscc_decoders)
@@ -459,10 +515,11 @@ def _key(field_name: str) -> str:
 
 def _coerce(key: str, value: Any, type_name: Any) -> Any:
     """Check one value against its field's type; ints are accepted where floats are expected."""
-    expected = {"int": int, "float": float, "str": str}[type_name if isinstance(type_name, str) else type_name.__name__]
+    expected = {"int": int, "float": float, "str": str, "bool": bool}[
+        type_name if isinstance(type_name, str) else type_name.__name__]
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, expected) or isinstance(value, bool):
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
         raise ConfigError(f"{key}: expected {expected.__name__}, got {value!r} ({type(value).__name__})")
     return value
 

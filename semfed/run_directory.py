@@ -23,14 +23,21 @@ GROUPS = "groups.csv"
 CHECKPOINT = "checkpoint.pt"
 PLOT = "rsum.png"
 LOG = "run.log"
+CHECKPOINT_KEYS = ("adapter", "round", "skb_version", "config")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is truncated, corrupt or not a semfed checkpoint."""
 
 
 def create_run_dir(cfg: SemfedConfig) -> Path:
-    """Make work-dir/runs/<run-name> (default <UTC time>-seed<seed>) and write config.json."""
+    """Make work-dir/runs/<run-name> (default <UTC time>-seed<seed>) and write config.json.
+    An existing directory with a metrics table is refused unless the run resumes (cfg.resume)."""
     name = cfg.run_name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-seed{cfg.seed}"
     path = cfg.root / "runs" / name
-    if (path / METRICS).exists():
-        raise FileExistsError(f"run directory {path} already holds a metrics table; choose another run-name")
+    if (path / METRICS).exists() and not cfg.resume:
+        raise FileExistsError(f"run directory {path} already holds a metrics table; choose another run-name "
+                              "(or set resume=true to continue it)")
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(json.dumps(cfg.to_run_config(), indent=2, sort_keys=True) + "\n")
     return path
@@ -88,10 +95,27 @@ def plot_rsum(path: Path, table: pd.DataFrame, title: str) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, torch.Tensor], server_round: int, skb_version: str,
-                    cfg: SemfedConfig) -> None:
-    """Atomically write checkpoint.pt: adapter state, round, SKB version and config."""
+                    cfg: SemfedConfig, resume_state: dict | None = None) -> None:
+    """Atomically write checkpoint.pt: adapter state, round, SKB version and config, plus what a
+    resumed run needs (`resume_state`: strategy state, RNG states, metrics so far)."""
     fd, tmp = tempfile.mkstemp(dir=path, prefix=".checkpoint.", suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
         torch.save({"adapter": state, "round": server_round, "skb_version": skb_version,
-                    "config": cfg.to_run_config()}, f)
+                    "config": cfg.to_run_config(), **(resume_state or {})}, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path / CHECKPOINT)
+
+
+def load_checkpoint(file: Path) -> dict:
+    """A checkpoint written by save_checkpoint; CheckpointError naming the file if it is truncated,
+    corrupt or lacks a checkpoint's keys (never a half-read state)."""
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... for damaged files
+        raise CheckpointError(f"checkpoint {file} is truncated or corrupt and was not loaded "
+                              f"({type(error).__name__}: {error})") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise CheckpointError(f"checkpoint {file} is not a semfed checkpoint: it lacks {missing}")
+    return checkpoint

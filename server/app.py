@@ -22,10 +22,12 @@ from semfed.participants import build_adapter, client_annotations, dataset_and_s
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
 from strategies.local_only import LocalOnly
+from server.resume import offset_evaluate, resumable, resume_from, resume_state
 
 log = logging.getLogger("semfed.server")
 app = ServerApp()
 NODE_WAIT_S = 120
+ROUND_COUNTS = ("clients_replied", "clients_failed", "updates_rejected", "skipped")  # metrics.csv, per round
 
 
 class RoundRecorder:
@@ -63,7 +65,7 @@ class RoundRecorder:
         row = {"round": server_round, **recall_columns(self.evaluate(arrays), self.client_rsum, self.cfg),
                "train_loss": stats.get("train_loss", float("nan")),
                "bytes_sent": stats.get("bytes_sent", 0), "bytes_received": stats.get("bytes_received", 0),
-               "clients_replied": stats.get("clients_replied", 0)}
+               **{k: stats.get(k, 0) for k in ROUND_COUNTS}}
         if self.cfg.label_noise or self.cfg.label_handling != "none":
             row.update(self.label_columns(server_round))
         row["seconds"] = round(now - self.last_time, 2)
@@ -71,7 +73,8 @@ class RoundRecorder:
         self.table = table = rd.append_metrics(self.run_dir, self.table, row)
         rd.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
                                           f"seed {self.cfg.seed}")
-        rd.save_checkpoint(self.run_dir, self.model.state_dict(), server_round, self.skb_version, self.cfg)
+        rd.save_checkpoint(self.run_dir, self.model.state_dict(), server_round, self.skb_version, self.cfg,
+                           resume_state(self.strategy, table))
         log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,
                  self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
                  row["seconds"])
@@ -133,19 +136,25 @@ def main(grid: Grid, context: Context) -> None:
             log.info("label noise (%s): %d corrupted labels recorded in label_noise.csv", cfg.label_noise,
                      write_noise_record(cfg, scenes, run_dir))
         wait_for_nodes(grid, len(cfg.client_profiles))
-        n_clients = len(cfg.client_profiles)
-        sampling = dict(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
-                        min_train_nodes=max(1, int(n_clients * cfg.fraction_train)), min_available_nodes=n_clients)
+        # a node that disappears costs its update, not the run: sampling waits only for min-replies nodes
+        sampling = dict(fraction_train=cfg.fraction_train, fraction_evaluate=0.0, min_train_nodes=cfg.min_replies,
+                        min_available_nodes=cfg.min_replies, min_replies=cfg.min_replies)
         if cfg.method == "local-only":
-            strategy = LocalOnly(**sampling)
+            strategy = resumable(LocalOnly)(**sampling)
         elif cfg.label_handling == "federated":
-            strategy = LabelConsensusFedAvg(**sampling)
+            strategy = resumable(LabelConsensusFedAvg)(**sampling)
         else:
-            strategy = KeyedFedAvg(**sampling)
+            strategy = resumable(KeyedFedAvg)(**sampling)
         recorder = RoundRecorder(cfg, run_dir, strategy, skb.version)
-        initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
-        strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,
-                       train_config=ConfigRecord({"skb-version": skb.version}), evaluate_fn=recorder)
+        initial, done = resume_from(cfg, run_dir, strategy, recorder)
+        if initial is None:
+            initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
+        if done >= cfg.num_server_rounds:
+            log.info("run already finished all %d rounds: nothing to do", cfg.num_server_rounds)
+            return
+        strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
+                       timeout=cfg.round_timeout_s, train_config=ConfigRecord({"skb-version": skb.version}),
+                       evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
         groups = rd.write_groups(run_dir, cfg, recorder.client_rsum)
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
         log.info("done: %s", run_dir)

@@ -121,7 +121,7 @@ def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
         recorder = JSCCRecorder(cfg, run_dir, strategy)
         initial = ArrayRecord(initial_state(cfg))
         strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,
-                       train_config=ConfigRecord({}), evaluate_fn=recorder)
+                       timeout=cfg.round_timeout_s, train_config=ConfigRecord({}), evaluate_fn=recorder)
         table = report.paper_table(recorder.table, cfg.jscc_framework)
         table.to_csv(run_dir / report.TABLE, index=False)
         report.plot_psnr(run_dir, recorder.table, f"D-JSCC {cfg.jscc_framework}, round {cfg.num_server_rounds}")

@@ -3,10 +3,10 @@ its own decoder, and accepts back only the arrays the client's role may change."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from semfed.jscc.federation import ENCODER, ENCODER_ROLES, decoder_prefix
@@ -40,8 +40,8 @@ class JSCCFedAvg(KeyedFedAvg):
 
     `nodes` maps partition id -> Flower node id (from the server's discovery handshake).
     Aggregation is KeyedFedAvg's: each key averaged over the clients that returned it, every
-    other key kept bit-identical. A reply holding a key its role may not change fails the
-    round (ValueError), so e.g. the anchor's frozen encoder cannot move on the server.
+    other key kept bit-identical. A reply holding a key its role may not change is rejected
+    (KeyedFedAvg.accepted), so e.g. the anchor's frozen encoder cannot move on the server.
     """
 
     def __init__(self, nodes: dict[int, int], **kwargs):
@@ -68,18 +68,7 @@ class JSCCFedAvg(KeyedFedAvg):
             "bytes_received": 0, "clients_sampled": len(messages), "clients_replied": 0}
         return messages
 
-    def aggregate_train(self, server_round: int,
-                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
-        tasks = {task.partition: task for task in self.assignments[server_round]}
-        for msg in replies:
-            if msg.has_error() or not msg.has_content():
-                continue
-            pid = int(msg.content["metrics"]["partition-id"])
-            if pid not in tasks:
-                raise ValueError(f"round {server_round}: reply from client {pid}, which was not asked to train")
-            refused = [k for k in msg.content[self.arrayrecord_key] if not tasks[pid].may_return(k)]
-            if refused:
-                raise ValueError(f"round {server_round}: client {pid} ({tasks[pid].role}) returned arrays "
-                                 f"it may not change: {refused[:3]}{'...' if len(refused) > 3 else ''}")
-        return super().aggregate_train(server_round, replies)
+    def may_change(self, server_round: int, partition: int) -> Callable[[str], bool]:
+        """The client's role's keys (Assignment.may_return); nothing for a client not asked to train."""
+        task = next((t for t in self.assignments[server_round] if t.partition == partition), None)
+        return task.may_return if task is not None else (lambda key: False)

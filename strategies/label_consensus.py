@@ -21,7 +21,10 @@ class LabelConsensusFedAvg(KeyedFedAvg):
     """Per round, fits the clients' 'label-stats' histograms jointly (semfed.labels.
     fit_noise_mixture: one noise component shared by all, a clean component per client)
     and sends the noise component's (mean, std) as 'label-consensus' in the next round's
-    train config. The statistics and the consensus are counted in the round's bytes."""
+    train config. The statistics and the consensus are counted in the round's bytes; only
+    the accepted updates' statistics are fitted."""
+
+    STATE = KeyedFedAvg.STATE + ("consensus", "consensus_history")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -41,7 +44,9 @@ class LabelConsensusFedAvg(KeyedFedAvg):
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         result = super().aggregate_train(server_round, replies)
-        stats = [msg.content[STATS] for msg in replies if msg.has_content() and STATS in msg.content]
+        accepted = self.client_metrics.get(server_round, {})
+        stats = [msg.content[STATS] for msg in replies if msg.has_content() and STATS in msg.content
+                 and int(msg.content["metrics"]["partition-id"]) in accepted]
         if stats:
             histograms = np.stack([record["confidence-histogram"].numpy() for record in stats])
             mixture = fit_noise_mixture(histograms)

@@ -38,14 +38,12 @@ class LocalOnly(KeyedFedAvg):
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
-        contents = self.collect_replies(server_round, replies)
+        accepted = self.collect_replies(server_round, replies)
         self.round_stats[server_round]["bytes_received"] = 0
-        for msg in replies:
-            if not msg.has_error():
-                pid = int(msg.content["metrics"]["partition-id"])
-                self.partition_of_node[msg.metadata.src_node_id] = pid
-                self.client_arrays[pid] = msg.content[self.arrayrecord_key]
-        if not contents:
+        if accepted is None:
             return None, None
-        return self.global_arrays, self.round_metrics(server_round, contents)
+        for msg in accepted:
+            pid = int(msg.content["metrics"]["partition-id"])
+            self.partition_of_node[msg.metadata.src_node_id] = pid
+            self.client_arrays[pid] = msg.content[self.arrayrecord_key]
+        return self.global_arrays, self.round_metrics(server_round, [msg.content for msg in accepted])

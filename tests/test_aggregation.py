@@ -51,7 +51,7 @@ def test_strategy_aggregates_heterogeneous_replies_in_partition_order():
     strategy = KeyedFedAvg(fraction_evaluate=0.0)
     strategy.global_arrays = ArrayRecord({"core": Array(np.zeros(1, np.float32)), "img": Array(np.zeros(1, np.float32)),
                                           "txt": Array(np.zeros(1, np.float32))})
-    strategy.round_stats[1] = {"bytes_sent": 0}
+    strategy.round_stats[1] = {"bytes_sent": 0, "clients_sampled": 2}  # as configure_train leaves it
     replies = [reply({"core": [4.0], "txt": [8.0]}, 30, 2), reply({"core": [0.0], "img": [2.0]}, 10, 0)]
     arrays, metrics = strategy.aggregate_train(1, replies)
     assert arrays["core"].numpy().tolist() == [3.0]

@@ -2,6 +2,7 @@
 and keys, the client's local round, and (slow) a two-round real `flwr run` of each framework."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -133,6 +134,7 @@ class Reply:
     """Stand-in for a Flower reply Message (real ones need a running Flower context)."""
 
     def __init__(self, arrays: dict, partition: int, examples: int = 4):
+        self.metadata = SimpleNamespace(src_node_id=NODES.get(partition, 0))
         self.content = RecordDict({
             "arrays": ArrayRecord({k: Array(np.asarray(v, np.float32)) for k, v in arrays.items()}),
             "metrics": MetricRecord({"num-examples": examples, "partition-id": partition, "train_loss": 0.5})})
@@ -153,8 +155,11 @@ def test_stage2_keeps_the_encoder_bits_and_refuses_an_encoder_update(flower_task
     assert arrays["encoder.w"].numpy().tobytes() == before.tobytes()
     assert [arrays[f"decoder.{p}.w"].numpy().tolist() for p in range(3)] == [[5, 5], [6, 6], [7, 7]]
     strategy.configure_train(3, _global(), ConfigRecord({}), grid=None)
-    with pytest.raises(ValueError, match=r"client 1 \(stage2\) returned arrays it may not change: \['encoder.w'\]"):
-        strategy.aggregate_train(3, [Reply({"decoder.1.w": [6, 6], "encoder.w": [9, 9]}, 1)])
+    arrays, _ = strategy.aggregate_train(3, [Reply({"decoder.1.w": [6, 6], "encoder.w": [9, 9]}, 1),
+                                             Reply({"decoder.0.w": [4, 4]}, 0)])
+    assert arrays["encoder.w"].numpy().tobytes() == before.tobytes()  # the encoder update was rejected
+    assert arrays["decoder.1.w"].numpy().tolist() == _global()["decoder.1.w"].numpy().tolist()
+    assert strategy.round_stats[3]["updates_rejected"] == 1 and arrays["decoder.0.w"].numpy().tolist() == [4, 4]
 
 
 def test_simultaneous_averages_the_encoder_and_keeps_each_clients_decoder(flower_task):
@@ -164,10 +169,10 @@ def test_simultaneous_averages_the_encoder_and_keeps_each_clients_decoder(flower
     arrays, metrics = strategy.aggregate_train(1, replies)
     assert arrays["encoder.w"].numpy().tolist() == [3.0, 1.0]  # (0 + 3 + 6) / 3, equal weights
     assert [arrays[f"decoder.{p}.w"].numpy().tolist() for p in range(3)] == [[0, 0], [1, 1], [2, 2]]
-    with pytest.raises(ValueError, match="reply from client 1, which was not asked"):
-        iterative = IterativeFedAvg(NODES)
-        iterative.configure_train(1, _global(), ConfigRecord({}), grid=None)
-        iterative.aggregate_train(1, [Reply({"decoder.1.w": [1, 1]}, 1)])
+    iterative = IterativeFedAvg(NODES)
+    iterative.configure_train(1, _global(), ConfigRecord({}), grid=None)
+    assert iterative.aggregate_train(1, [Reply({"decoder.1.w": [1, 1]}, 1)]) == (None, None)  # not asked: rejected
+    assert iterative.round_stats[1]["updates_rejected"] == 1 and iterative.round_stats[1]["skipped"] == 1
 
 
 # --- one client's round, without Flower --------------------------------------------------------

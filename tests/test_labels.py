@@ -130,7 +130,7 @@ def test_a_label_is_pruned_only_after_the_configured_persistence():
 def test_consensus_is_aggregated_from_three_clients_statistics():
     strategy = LabelConsensusFedAvg(fraction_evaluate=0.0)
     strategy.global_arrays = ArrayRecord({"core": Array(np.zeros(1, np.float32))})
-    strategy.round_stats[1] = {"bytes_sent": 0}
+    strategy.round_stats[1] = {"bytes_sent": 0, "clients_sampled": 3}
     histograms = np.zeros((3, HISTOGRAM_BINS))
     histograms[0, [19, 9]] = [50, 10]  # clean labels near 1, noise around 0.5 in every client
     histograms[1, [15, 10]] = [40, 10]  # a weaker encoder: its clean labels rank lower

@@ -1,0 +1,89 @@
+"""Resume a retrieval run from its checkpoint: what the checkpoint keeps besides the model, and a
+strategy mixin that numbers Flower's rounds (which always start at 1) from where the run stopped."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+
+import pandas as pd
+from flwr.app import ArrayRecord, MetricRecord
+
+from semfed import run_directory as rd
+from semfed.config import SemfedConfig
+from semfed.resume import check_same_run, restore_rng, rng_state
+from strategies.keyed_fedavg import KeyedFedAvg
+
+log = logging.getLogger("semfed.server")
+
+
+class RoundOffset:
+    """Mixin for a Flower strategy: round r of Strategy.start is round r + round_offset to the strategy
+    (and so to the clients, which get 'server-round' from it)."""
+
+    round_offset = 0
+
+    def configure_train(self, server_round, *args, **kwargs):
+        return super().configure_train(server_round + self.round_offset, *args, **kwargs)
+
+    def aggregate_train(self, server_round, *args, **kwargs):
+        return super().aggregate_train(server_round + self.round_offset, *args, **kwargs)
+
+    def configure_evaluate(self, server_round, *args, **kwargs):
+        return super().configure_evaluate(server_round + self.round_offset, *args, **kwargs)
+
+    def aggregate_evaluate(self, server_round, *args, **kwargs):
+        return super().aggregate_evaluate(server_round + self.round_offset, *args, **kwargs)
+
+
+def resumable(strategy_class: type[KeyedFedAvg]) -> type[KeyedFedAvg]:
+    """`strategy_class` with RoundOffset (offset 0 until resume_from sets it)."""
+    return type(strategy_class.__name__, (RoundOffset, strategy_class), {})
+
+
+def resume_state(strategy: KeyedFedAvg, table: pd.DataFrame) -> dict:
+    """What checkpoint.pt keeps for a resume: the strategy's STATE attributes, RNG states, metrics so far."""
+    return {"strategy": {name: copy.deepcopy(getattr(strategy, name)) for name in strategy.STATE},
+            "rng": rng_state(), "metrics": table.copy()}
+
+
+def resume_from(cfg: SemfedConfig, run_dir, strategy: RoundOffset, recorder) -> tuple[ArrayRecord | None, int]:
+    """Restore the run in `run_dir` from its checkpoint into `strategy` and `recorder` (its metrics
+    table, rewritten to metrics.csv); return the global arrays and the last finished round.
+    (None, 0) when the run does not resume or has no checkpoint yet (a fresh start)."""
+    file = run_dir / rd.CHECKPOINT
+    if not (cfg.resume and file.exists()):
+        return None, 0
+    checkpoint = rd.load_checkpoint(file)
+    check_same_run(checkpoint["config"], cfg, file)
+    for name, value in checkpoint["strategy"].items():
+        setattr(strategy, name, value)
+    restore_rng(checkpoint["rng"])
+    recorder.table = checkpoint["metrics"]
+    recorder.table.to_csv(run_dir / rd.METRICS, index=False)  # drops a row written after the checkpoint
+    strategy.round_offset = done = int(checkpoint["round"])
+    log.info("resuming %s after round %d of %d", run_dir, done, cfg.num_server_rounds)
+    if cfg.label_handling in ("local", "federated"):
+        log.warning("resume: the clients' label ledgers (Flower Context.state) start empty again; "
+                    "labels tracked or pruned before round %d are forgotten", done + 1)
+    return ArrayRecord({k: v.cpu() for k, v in checkpoint["adapter"].items()}), done
+
+
+class StoppedAfterRound(RuntimeError):
+    """The test-only stop-after-round key ended the run, as a crash would, after a checkpoint."""
+
+
+def offset_evaluate(evaluate_fn: Callable[[int, ArrayRecord], MetricRecord], done: int, stop_after: int = 0):
+    """evaluate_fn on the run's own round numbers; a resumed run skips Strategy.start's round-0 evaluation
+    (the model it would evaluate is the checkpoint's, already recorded). Raises StoppedAfterRound after
+    round `stop_after` is recorded (0 = never)."""
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if done and not server_round:
+            return None
+        metrics = evaluate_fn(server_round + done, arrays)
+        if stop_after and server_round + done == stop_after:
+            raise StoppedAfterRound(f"stop-after-round: stopped after round {stop_after} (its checkpoint is written)")
+        return metrics
+
+    return evaluate

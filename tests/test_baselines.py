@@ -1,0 +1,70 @@
+"""The baselines' models, which clients train, config checks and evaluation columns (seed 000 V-D);
+the local-only strategy is exercised end to end in test_baselines_e2e.py."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semfed.adapter.model import GraphAdapter
+from semfed.adapter.uniform_head import UniformHead
+from semfed.config import ConfigError, load_config, parse_client_profiles
+from semfed.evaluation import client_encoders, recall_columns
+from semfed.methods import METHODS
+
+CONCEPTS = F.normalize(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+
+def test_uniform_head_shares_one_head_per_modality_and_zero_pads_narrower_encoders():
+    torch.manual_seed(0)
+    model = UniformHead({"image": 12, "text": 10}, CONCEPTS, width=32)
+    feats, mask = torch.randn(3, 4, 8), torch.ones(3, 4, dtype=torch.bool)
+    mask[0, 2:] = False
+    tokens, pooled = model(feats, mask, "hf@/some/bert")  # an 8-wide text encoder goes through the 10-wide head
+    assert tokens.shape == (3, 4, 16) and pooled.shape == (3, 16)
+    torch.testing.assert_close(pooled.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(model(F.pad(feats, (0, 2)), mask, "minilm")[1], pooled)  # same head, padded
+    assert tokens[~mask].abs().max() == 0
+    pooled.sum().backward()
+    assert model.heads["text"][0].weight.grad.abs().sum() > 0 and model.heads["image"][0].weight.grad is None
+
+
+def test_graph_adapter_without_concept_edges_has_no_concept_parameters():
+    model = GraphAdapter({"minilm": 10}, CONCEPTS, width=32, skb_k=0)
+    assert not any("concept" in k for k in model.state_dict())
+    _, pooled = model(torch.randn(2, 3, 10), torch.ones(2, 3, dtype=torch.bool), "minilm")
+    assert pooled.shape == (2, 16)
+
+
+def test_which_clients_have_a_loss_under_each_method():
+    both, image, text = parse_client_profiles("frcnn-r50+minilm;frcnn-r50;minilm")
+    assert [METHODS["fedgnn"].client_trains(p) for p in (both, image, text)] == [True, False, False]
+    assert all(METHODS[m].client_trains(p) for m in ("proposed", "single-modal") for p in (both, image, text))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(method="local-only", label_handling="federated"), "needs a federation's consensus"),
+    (dict(method="centralised", label_handling="exclusion"), "the centralised bound trains on every label"),
+    (dict(method="fedgnn", clients="frcnn-r50;minilm"), "no client in 'clients' holds both"),
+    (dict(method="fedavg"), "method: 'fedavg' is not one of"),
+])
+def test_method_combinations_that_cannot_run_are_rejected(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(**overrides)
+
+
+def test_client_encoders_are_the_pairs_each_client_uses():
+    both, image, text = parse_client_profiles("frcnn-r50+minilm;frcnn-mnv3;minilm")
+    everyone = ("frcnn-mnv3", "frcnn-r50", "minilm")
+    assert client_encoders(both, everyone) == ("frcnn-r50", "minilm")
+    assert client_encoders(image, everyone) == ("frcnn-mnv3", "minilm")
+    assert client_encoders(text, everyone) == ("frcnn-mnv3", "frcnn-r50", "minilm")
+
+
+def test_recall_columns_average_pairs_and_label_groups_average_clients():
+    cfg = load_config(clients="frcnn-r50+minilm;frcnn-mnv3+minilm;minilm", label_noise="mild:0.2:0-1")
+    recalls = {k: 1.0 for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")}
+    per_pair = {"frcnn-r50+minilm": {**recalls, "rsum": 30.0}, "frcnn-mnv3+minilm": {**recalls, "rsum": 10.0}}
+    row = recall_columns(per_pair, {0: 30.0, 1: 10.0, 2: 20.0}, cfg)
+    assert row["rsum"] == 20.0 and row["rsum[frcnn-r50+minilm]"] == 30.0
+    assert row["group_rsum[mild]"] == 20.0 and row["group_rsum[clean]"] == 20.0 and row["group_rsum[all]"] == 20.0
+
