@@ -126,4 +126,16 @@ def summary(table: pd.DataFrame, sweep: Sweep) -> str:
     lines = [f"| {sweep.compare} | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
     lines += [f"| {index} | " + " | ".join(row.fillna("-")) + " |" for index, row in cells.iterrows()]
     rounds = int(final["round"].max())
-    return f"Final RSUM (round {rounds}) of sweep {sweep.name}, mean ± std over seeds (runs):\n\n" + "\n".join(lines) + "\n"
+    text = f"Final RSUM (round {rounds}) of sweep {sweep.name}, mean ± std over seeds (runs):\n\n" + "\n".join(lines) + "\n"
+    pruning = [c for c in ("pruned", "precision", "recall", "f1") if c in final]
+    scored = final[final["group"] == "all"].dropna(subset=pruning[:1]) if pruning else final.iloc[:0]
+    if not scored.empty:
+        stats = scored.groupby([sweep.compare, *_others(sweep)], sort=False)[pruning].agg(["mean", "std"])
+        lines = [f"| {' '.join([sweep.compare, *_others(sweep)])} | " + " | ".join(pruning) + " |",
+                 "|---" * (len(pruning) + 1) + "|"]
+        for index, row in stats.iterrows():
+            name = " ".join(map(str, index if isinstance(index, tuple) else (index,)))
+            lines.append(f"| {name} | " + " | ".join(f"{row[(c, 'mean')]:.2f} ± {0 if pd.isna(row[(c, 'std')]) else row[(c, 'std')]:.2f}"
+                                                   for c in pruning) + " |")
+        text += "\nPruned labels against the injected noise (all clients), mean ± std over seeds:\n\n" + "\n".join(lines) + "\n"
+    return text

@@ -64,7 +64,7 @@ def fake_run(sweep, point, work_dir, rsum_at_end, rounds=None):
     (run / "config.json").write_text(json.dumps({**default_run_config(), **point.overrides}))
     last = point.overrides["num-server-rounds"] if rounds is None else rounds
     rows = [{"round": r, "rsum": rsum_at_end * r / 2, "group_rsum[all]": 0.0, "group_rsum[mild]": rsum_at_end + r,
-             "group_rsum[severe]": 1.0, "pruned[mild]": 3 * r, "train_loss": 1.0} for r in range(last + 1)]
+             "group_rsum[severe]": 1.0, "pruned[mild]": 3 * r, "pruned[all]": 3 * r, "train_loss": 1.0} for r in range(last + 1)]
     pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
     if rounds is None:
         pd.DataFrame({"group": ["g"], "rsum": [rsum_at_end]}).to_csv(run / "groups.csv", index=False)
@@ -122,6 +122,7 @@ def test_collected_table_has_a_row_per_point_round_and_group_and_the_summary_ave
     # plain: final 'all' RSUM 10 and 20 over seeds 0, 1 -> mean 15, sample std 7.07
     assert "| plain | 15.0 ± 7.1 (2) | 17.0 ± 7.1 (2) | 1.0 ± 0.0 (2) |" in text
     assert "| uniform | 45.0 ± 21.2 (2) |" in text
+    assert "| plain noisy | 6.00 ± 0.00 |" in text  # pruned labels (all clients) at the last round
     plot_curves(table, sweep, tmp_path / "curves.png")
     plot_final(table, sweep, tmp_path / "bars.png")
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "bars.png").stat().st_size > 0
