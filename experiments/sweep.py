@@ -1,8 +1,8 @@
 """Run a sweep file: every point through the real Flower simulation (scripts/flwr_run.sh), skipping
 points already finished, then collect one table and the comparison plots.
 
-    .venv/bin/python experiments/sweep.py experiments/sweeps/case_study_clean.toml [--work-dir DIR]
-        [--collect-only] [--output results.csv|results.parquet]
+    .venv/bin/python experiments/sweep.py experiments/sweeps/case_study.toml [--work-dir DIR]
+        [--set "key=value ..."] [--name NAME] [--collect-only] [--output results.csv|results.parquet]
 
 A point's run lives in <work-dir>/runs/<sweep>/<point>/ and its console log in
 <work-dir>/sweeps/<sweep>/logs/<point>.log. A point counts as finished when its metrics table
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from flwr.common.config import parse_config_args
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -105,11 +106,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", type=Path)
     parser.add_argument("--work-dir", type=Path, default=ROOT / "work")
+    parser.add_argument("--set", default="", help="run-config overrides added to the file's [base], e.g. "
+                        "\"dataset='flickr30k' flickr30k-layout='scan' flickr30k-path='/data/f30k'\"")
+    parser.add_argument("--name", help="sweep name (folder under runs/), instead of the file's")
     parser.add_argument("--collect-only", action="store_true", help="only collect the finished points")
     parser.add_argument("--output", default="results.csv", help="table file name (.csv or .parquet)")
     args = parser.parse_args()
     try:
-        sweep = load_sweep(args.sweep)
+        sweep = load_sweep(args.sweep, parse_config_args([args.set]) if args.set else None, args.name)
     except ValueError as error:
         return console.print(f"[red]{error}[/red]") or 2
     work_dir = args.work_dir.resolve()

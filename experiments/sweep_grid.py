@@ -57,8 +57,9 @@ def _axis(path: Path, key: str, values: Any) -> list[tuple[str, dict[str, Any]]]
                      f"override tables, got {values!r}")
 
 
-def load_sweep(path: Path) -> Sweep:
-    """Read and validate a sweep file: every point's config is checked before anything runs."""
+def load_sweep(path: Path, base: dict[str, Any] | None = None, name: str | None = None) -> Sweep:
+    """Read and validate a sweep file: every point's config is checked before anything runs. `base`
+    adds run-config overrides to the file's [base] (e.g. dataset paths); `name` replaces its name."""
     try:
         spec = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
@@ -67,7 +68,7 @@ def load_sweep(path: Path) -> Sweep:
     if unknown:
         raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: name, federation, compare, "
                          "base, grid")
-    name = spec.get("name", "")
+    name = name or spec.get("name", "")
     if not NAME.fullmatch(name):
         raise ValueError(f"{path}: 'name' must be letters, digits, '.', '_' or '-', got {name!r}")
     grid = spec.get("grid", {})
@@ -78,7 +79,7 @@ def load_sweep(path: Path) -> Sweep:
     points = []
     for combination in itertools.product(*axes.values()):
         labels = {axis: value for axis, (value, _) in zip(axes, combination)}
-        overrides = dict(spec.get("base", {}))
+        overrides = {**spec.get("base", {}), **(base or {})}
         for _, values in combination:
             overrides.update(values)
         point = "_".join(f"{axis}={value}" for axis, value in labels.items()) or "base"

@@ -40,6 +40,9 @@ def test_grid_expands_every_combination_in_file_order(tmp_path):
                                               "seed=1_method=plain_labels=noisy", "seed=1_method=uniform_labels=noisy"]
     assert sweep.points[3].overrides == {"num-server-rounds": 2, "seed": 1, "method": "single-modal",
                                          "label-handling": "none", "label-noise": "mild:0.2:0-4;severe:0.5:5-9"}
+    renamed = load_sweep(write(tmp_path, SWEEP), {"learning-rate": 0.01, "seed": 5}, "other")
+    assert renamed.name == "other" and renamed.points[0].overrides["learning-rate"] == 0.01
+    assert renamed.points[0].overrides["seed"] == 0  # the grid's own axes win over added base keys
     assert run_config_text({"seed": 1, "label-noise": "", "lr": 0.5, "x": True}) == "seed=1 label-noise='' lr=0.5 x=true"
 
 
