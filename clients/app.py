@@ -10,7 +10,6 @@ from flwr.clientapp import ClientApp
 from semfed.config import SemfedConfig
 from semfed.fault_injection import failing_clients, inject_failure, poison_update
 from semfed.labels import LabelLedger, close_label_round
-from semfed.methods import METHODS
 from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
 from semfed.training import train_local
 
@@ -45,9 +44,6 @@ def train(msg: Message, context: Context) -> Message:
     if config["skb-version"] != skb.version:
         raise ValueError(f"SKB mismatch: server has {config['skb-version']}, this client {skb.version}")
 
-    if not METHODS[cfg.method].client_trains(profile):  # fedgnn: one modality and no SKB term, no loss
-        idle = {"train_loss": 0.0, "steps": 0, "num-examples": 0, "partition-id": partition_id}
-        return Message(RecordDict({"arrays": ArrayRecord(), "metrics": MetricRecord(idle)}), reply_to=msg)
     model = build_adapter(cfg, profile.encoders, seed=0)
     global_state = msg.content["arrays"].to_torch_state_dict()
     model.load_state_dict({key: global_state[key] for key in model.state_dict()})

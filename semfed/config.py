@@ -340,9 +340,6 @@ class SemfedConfig:
         if self.resume and self.method in ("local-only", "centralised"):
             raise ConfigError(f"resume: method {self.method!r} cannot resume (its per-client or pooled state is not "
                               "checkpointed); start it again")
-        if self.method == "fedgnn" and all(len(p.encoders) < 2 for p in parse_client_profiles(self.clients)):
-            raise ConfigError("method: 'fedgnn' trains only on cross-modal pairs, but no client in 'clients' holds "
-                              "both an image and a text encoder")
         self._check_dataset()
         self._check_robustness()
         self._check_jscc()

@@ -11,7 +11,6 @@ from semfed.adapter.model import GraphAdapter
 from semfed.config import SemfedConfig
 from semfed.data.shards import CAPTIONS_PER_IMAGE, Shard
 from semfed.labels import concept_prototypes, rank_confidence
-from semfed.methods import METHODS
 
 Step = tuple[Shard, torch.Tensor, torch.Tensor, torch.Tensor | None]  # shard, rows [B], caption [B], keep [B] or None
 
@@ -32,16 +31,15 @@ def batch_embeddings(model: GraphAdapter, shard: Shard, idx: torch.Tensor, capti
 def batch_loss(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
                cfg: SemfedConfig, device: str, keep: torch.Tensor | None = None) -> torch.Tensor:
     """Loss of one mini-batch: triplet over (image, one caption) pairs when the client holds
-    both modalities, plus skb-reg-weight x SKB alignment of every embedding it computes (when
-    the run's method trains that term). keep: [B] bool, rows whose label takes part (None = all)."""
+    both modalities, plus skb-reg-weight x SKB alignment of every embedding it computes.
+    keep: [B] bool, rows whose label takes part (None = all)."""
     keep = None if keep is None else keep.to(device)
     image_z, text_z = batch_embeddings(model, shard, idx, caption, device)
     loss = torch.zeros((), device=device)
-    alignment = METHODS[cfg.method].skb_alignment
-    if alignment and image_z is not None:
+    if image_z is not None:
         labels = shard.image_labels[idx].to(device)
         loss = loss + cfg.skb_reg_weight * skb_alignment(image_z, labels, model.concepts, cfg.skb_temperature, keep)
-    if alignment and text_z is not None:
+    if text_z is not None:
         labels = shard.caption_labels[idx, caption].to(device)
         loss = loss + cfg.skb_reg_weight * skb_alignment(text_z, labels, model.concepts, cfg.skb_temperature, keep)
     if image_z is not None and text_z is not None and len(idx) > 1:
