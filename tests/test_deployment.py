@@ -21,8 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.flower_runs import ROOT, run_flower
-from tests.test_flower_e2e import TINY
+from tests.flower_runs import ROOT, TINY, run_flower
 
 TINY_RUN = f"num-server-rounds=2 {TINY}"  # 3 client profiles
 
