@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -56,8 +57,9 @@ def flower_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line:
     """Run one point with scripts/flwr_run.sh, its output to `log`; True when it finished completed."""
     overrides = {**point.overrides, "work-dir": str(work_dir), "run-name": f"{sweep.name}/{point.name}"}
     command = ["bash", str(ROOT / "scripts/flwr_run.sh"), run_config_text(overrides), sweep.federation]
-    with open(log, "w") as out, subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                 text=True) as process:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # every process of the run imports this checkout's code
+    with open(log, "w") as out, subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.STDOUT, text=True) as process:
         try:
             for line in process.stdout:
                 out.write(line)
