@@ -17,7 +17,8 @@ healthy || owned=1  # the SuperLink `flwr run` is about to start is ours: stop i
 run_id="" status=""
 cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); then our SuperLink
   [ -n "$run_id" ] && [ -z "$status" ] && flwr stop "$run_id" >/dev/null 2>&1
-  [ -n "$owned" ] && pkill -f "flower-superlink.*--port $port"
+  [ -n "$owned" ] && pkill -f "flower-superlink.*--port $port" \
+    && pkill -f "flwr-simulation --runtime-api-address 127.0.0.1:$port"  # it outlives its SuperLink; TERM stops its Ray too
   return 0
 }
 trap cleanup EXIT
