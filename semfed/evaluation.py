@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from semfed.adapter.model import GraphAdapter
@@ -11,27 +13,40 @@ from semfed.metrics import RECALL_NAMES, retrieval_recalls
 from semfed.participants import dataset_and_skb
 
 
+Receiver = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 @torch.no_grad()
 def embed(model: GraphAdapter, feats: torch.Tensor, mask: torch.Tensor, encoder: str, device: str,
-          batch_size: int = 500) -> torch.Tensor:
-    """Pooled unit embeddings [N, d] of N samples' frozen features [N, L, D] (mask [N, L])."""
+          batch_size: int = 500, receive: Receiver | None = None) -> torch.Tensor:
+    """Pooled unit embeddings [N, d] of N samples' frozen features [N, L, D] (mask [N, L]).
+
+    receive: None keeps the model's pooled embedding; else (tokens [b, L, d], mask [b, L]) -> [b, d]
+    pools the tokens another way, e.g. after a channel (semfed.token_channel.token_receiver).
+    """
     model.eval()
-    out = [model(feats[i:i + batch_size].to(device), mask[i:i + batch_size].to(device), encoder)[1].cpu()
-           for i in range(0, len(feats), batch_size)]
+    out = []
+    for i in range(0, len(feats), batch_size):
+        chunk_mask = mask[i:i + batch_size].to(device)
+        tokens, pooled = model(feats[i:i + batch_size].to(device), chunk_mask, encoder)
+        out.append((pooled if receive is None else receive(tokens, chunk_mask)).cpu())
     return torch.cat(out)
 
 
 def evaluate_federation(model: GraphAdapter, cfg: SemfedConfig, encoders: tuple[str, ...],
-                        split: str = "test") -> dict[str, dict[str, float]]:
+                        split: str = "test", receivers: dict[str, Receiver] | None = None
+                        ) -> dict[str, dict[str, float]]:
     """Recalls for every (image encoder, text encoder) pair among `encoders`, keyed 'image+text'.
 
-    Each encoder's split (images [N, R, D] or captions [5N, T, D]) is embedded once.
+    Each encoder's split (images [N, R, D] or captions [5N, T, D]) is embedded once; an encoder
+    named in `receivers` is embedded with that receiver (see embed), e.g. its tokens over a channel.
     """
     scenes, _ = dataset_and_skb(cfg)
     embeddings = {}
     for encoder in encoders:
         features = split_features(cfg, scenes, encoder, split)
-        embeddings[encoder] = embed(model, features["feats"], features["mask"], encoder, cfg.torch_device)
+        embeddings[encoder] = embed(model, features["feats"], features["mask"], encoder, cfg.torch_device,
+                                    receive=(receivers or {}).get(encoder))
     images = [e for e in encoders if e in IMAGE_ENCODERS]
     texts = [e for e in encoders if e not in IMAGE_ENCODERS]
     return {f"{i}+{t}": retrieval_recalls(embeddings[i] @ embeddings[t].T) for i in images for t in texts}

@@ -1,0 +1,127 @@
+"""The cliff plot (seed 001): D-JSCC's PSNR against SNR beside the JPEG separation baseline
+(semfed.jscc.cliff).
+
+    .venv/bin/python experiments/jscc_cliff.py [--run-dir RUN_DIR] [--out DIR] [--snrs -2:20:1]
+        [--channels awgn,rayleigh] [--eval-crop 128] [--images FOLDER]
+        [--steps 150 --crop 48 --batch 8 --width 16 --ratio 0.0833333333]  (no --run-dir only)
+
+--run-dir: a D-JSCC run's directory (task='jscc'); its jscc_checkpoint.pt gives the encoder, every
+client's decoder and the bandwidth ratio. Without it, the script trains a small encoder and its
+symmetric (attention) decoder itself (stage 1, --steps random crops of the images at 1..13 dB).
+Evaluation: the centre --eval-crop px crops of the images (default: the run's images, else the
+embedded default), every SNR of the grid (start:stop:step dB, inclusive, or a comma list).
+Writes cliff.csv (method, channel, snr, psnr, ms_ssim; for JPEG also the mean quality and the
+fraction of failed images) and cliff.png into --out (default: the run directory, or work/jscc_cliff).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from semfed.config import SemfedConfig, default_run_config  # noqa: E402
+from semfed.data.image_folder import center_crops, load_images, random_crops  # noqa: E402
+from semfed.jscc import AttentionEncoder, build_decoder, latent_channels  # noqa: E402
+from semfed.jscc.cliff import SEPARATION, cliff_curve  # noqa: E402
+from semfed.jscc.federation import build_encoder, build_user_decoder  # noqa: E402
+from semfed.jscc.frameworks import train_stage1  # noqa: E402
+from semfed.jscc.report import CHECKPOINT  # noqa: E402
+
+
+def snr_grid(text: str) -> list[float]:
+    """'-2:20:1' -> [-2, -1, ..., 20] (stop included); '1,4,7' -> [1, 4, 7]."""
+    if ":" in text:
+        start, stop, step = (float(v) for v in text.split(":"))
+        return [round(float(v), 6) for v in np.arange(start, stop + step / 2, step)]
+    return [float(v) for v in text.split(",")]
+
+
+def from_run(run_dir: Path) -> tuple[torch.nn.Module, dict[str, torch.nn.Module], float, str]:
+    """Encoder, decoders by 'client:family', bandwidth ratio and image folder of a D-JSCC run's checkpoint."""
+    checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    cfg = SemfedConfig.from_run_config({**default_run_config(), **checkpoint["config"]})
+    encoder = build_encoder(cfg)
+    encoder.load_state_dict(checkpoint["encoder"])
+    decoders = {}
+    for pid, state in sorted(checkpoint["decoders"].items()):
+        decoders[f"{pid}:{checkpoint['families'][pid]}"] = decoder = build_user_decoder(cfg, pid)
+        decoder.load_state_dict(state)
+    return encoder, decoders, cfg.jscc_bandwidth_ratio, cfg.jscc_eval_images or cfg.jscc_images
+
+
+def train_small(images: list, args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]]:
+    """A small encoder and its symmetric decoder trained jointly (stage 1) on random crops."""
+    generator = torch.Generator().manual_seed(args.seed)
+    torch.manual_seed(args.seed)
+    encoder = AttentionEncoder(args.ratio, width=args.width)
+    decoder = build_decoder("attention", latent_channels=latent_channels(args.ratio), width=args.width)
+    batches = random_crops(images, args.steps * args.batch, args.crop, generator).split(args.batch)
+    losses = train_stage1(encoder, decoder, batches, generator=generator, lr=args.lr)
+    print(f"trained {args.steps} steps: MSE {losses[0]:.4f} -> {np.mean(losses[-10:]):.4f}")
+    return encoder, {"attention": decoder}
+
+
+def plot(table: pd.DataFrame, file: Path, title: str) -> None:
+    """PSNR against SNR: one line per D-JSCC decoder and channel, the separation baseline in black."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for (method, channel), rows in table.groupby(["method", "channel"]):
+        separation = method == SEPARATION
+        ax.plot(rows["snr"], rows["psnr"], marker="s" if separation else "o", ms=3,
+                color="black" if separation else None, ls="-" if channel == "awgn" else "--",
+                label=f"{method} (AWGN capacity)" if separation else f"{method}, {channel}")
+    ax.set(xlabel="SNR (dB)", ylabel="PSNR (dB)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(file, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--snrs", default="-2:20:1")
+    parser.add_argument("--channels", default="awgn,rayleigh")
+    parser.add_argument("--eval-crop", type=int, default=128)
+    parser.add_argument("--images", default=None, help="evaluation (and training) images ('' = embedded default)")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--crop", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--ratio", type=float, default=1 / 12)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.run_dir:
+        encoder, decoders, ratio, folder = from_run(args.run_dir)
+        images = load_images((folder if args.images is None else args.images) or None)
+        title = f"{args.run_dir.name}: ratio {ratio:.3g}"
+    else:
+        images = load_images(args.images or None)
+        encoder, decoders = train_small(images, args)
+        ratio, title = args.ratio, f"small D-JSCC ({args.steps} steps): ratio {args.ratio:.3g}"
+    out = args.out or args.run_dir or Path("work/jscc_cliff")
+    out.mkdir(parents=True, exist_ok=True)
+    table = cliff_curve(encoder, decoders, center_crops(images, args.eval_crop), snr_grid(args.snrs), ratio,
+                        args.channels.split(","), args.seed)
+    table.to_csv(out / "cliff.csv", index=False)
+    plot(table, out / "cliff.png", title)
+    print(table[table["channel"] == "awgn"].pivot_table(index="snr", columns="method", values="psnr").round(2)
+          .to_string())
+    print(f"{out / 'cliff.csv'}, {out / 'cliff.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Seed 001 Fig. 5: a user's D-JSCC quality after the shared encoder is trained with 1, 2, 3 other
+users (iterative framework) against the anchor framework's frozen encoder (semfed.jscc.forgetting).
+
+    .venv/bin/python experiments/jscc_forgetting.py [--out DIR] [--target attention]
+        [--others conv,resnet,vgg] [--steps 60] [--crop 48] [--batch 8] [--width 16]
+        [--ratio 0.1666666667] [--eval-snrs 1,7,13] [--channel awgn] [--images FOLDER] [--seed 0]
+
+Images: --images folder, or scikit-image's bundled photos (the embedded default): --steps random
+--crop px crops per stage (--batch a step) for training, the centre crops for evaluation. The
+defaults are CPU-sized (a few minutes on one core). Writes forgetting.csv (framework, stage,
+trained_with, snr, psnr, ms_ssim) and forgetting.png (PSNR and MS-SSIM of the target against the
+stage, one line per framework and SNR) into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from semfed.data.image_folder import center_crops, load_images, random_crops  # noqa: E402
+from semfed.jscc import AttentionEncoder, build_decoder, latent_channels  # noqa: E402
+from semfed.jscc.forgetting import forgetting_curve  # noqa: E402
+from semfed.jscc.report import METRIC_NAMES  # noqa: E402
+
+
+def plot(table: pd.DataFrame, file: Path, target: str) -> None:
+    """PSNR (left) and MS-SSIM (right) of the target decoder against the stage."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    stages = table.drop_duplicates("stage").sort_values("stage")
+    labels = [f"{s}: {w}" if s else "targeted" for s, w in zip(stages["stage"], stages["trained_with"])]
+    for (framework, snr), rows in table.groupby(["framework", "snr"]):
+        rows = rows.sort_values("stage")
+        for ax, metric in zip(axes, METRIC_NAMES):
+            ax.plot(rows["stage"], rows[metric], marker="o", ls="-" if framework == "iterative" else "--",
+                    label=f"{framework}, {snr:g} dB")
+    for ax, metric in zip(axes, METRIC_NAMES):
+        ax.set_xticks(stages["stage"], labels)
+        ax.set(xlabel="encoder last trained with", ylabel=METRIC_NAMES[metric] + (" (dB)" if metric == "psnr" else ""),
+               title=f"{target} decoder")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(file, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("work/jscc_forgetting"))
+    parser.add_argument("--target", default="attention")
+    parser.add_argument("--others", default="conv,resnet,vgg")
+    parser.add_argument("--steps", type=int, default=60, help="training steps per stage")
+    parser.add_argument("--crop", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--width", type=int, default=16, help="channels of the encoder and every decoder")
+    parser.add_argument("--ratio", type=float, default=1 / 6, help="bandwidth ratio k/n")
+    parser.add_argument("--eval-snrs", default="1,7,13")
+    parser.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"])
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--images", default="", help="image folder ('' = the embedded default)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    images = load_images(args.images or None)
+    others = args.others.split(",")
+    generator = torch.Generator().manual_seed(args.seed)
+    stage_batches = [list(random_crops(images, args.steps * args.batch, args.crop, generator).split(args.batch))
+                     for _ in range(len(others) + 1)]
+    torch.manual_seed(args.seed)
+    encoder = AttentionEncoder(args.ratio, width=args.width)
+    sizes = dict(latent_channels=latent_channels(args.ratio), width=args.width)
+    target = build_decoder(args.target, **sizes)
+    start = time.perf_counter()
+    table = forgetting_curve(encoder, target, [(name, build_decoder(name, **sizes)) for name in others],
+                             stage_batches, center_crops(images, args.crop),
+                             eval_snrs=[float(s) for s in args.eval_snrs.split(",")], channel=args.channel,
+                             seed=args.seed, lr=args.lr)
+    table.to_csv(args.out / "forgetting.csv", index=False)
+    plot(table, args.out / "forgetting.png", args.target)
+    print(table.to_string(index=False))
+    print(f"{time.perf_counter() - start:.0f} s; {args.out / 'forgetting.csv'}, {args.out / 'forgetting.png'}")
+
+
+if __name__ == "__main__":
+    main()
