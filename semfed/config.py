@@ -249,6 +249,7 @@ class SemfedConfig:
     label_prune_rounds: int
     task: str
     method: str
+    eval_every: int
     jscc_framework: str
     jscc_decoders: str
     jscc_images: str
@@ -290,7 +291,7 @@ class SemfedConfig:
         return config
 
     def _check_ranges(self) -> None:
-        positive = ["num_server_rounds", "scenes_train", "scenes_val", "scenes_test", "max_regions",
+        positive = ["num_server_rounds", "eval_every", "scenes_train", "scenes_val", "scenes_test", "max_regions",
                     "max_tokens", "adapter_width", "gnn_layers", "intra_top_k", "skb_top_k", "batch_size"]
         for name in positive:
             if getattr(self, name) < 1:

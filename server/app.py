@@ -62,7 +62,9 @@ class RoundRecorder:
     def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
         stats = self.strategy.round_stats.get(server_round, {})
         now = time.perf_counter()
-        row = {"round": server_round, **recall_columns(self.evaluate(arrays), self.client_rsum, self.cfg),
+        scored = server_round % self.cfg.eval_every == 0 or server_round == self.cfg.num_server_rounds
+        recalls = recall_columns(self.evaluate(arrays), self.client_rsum, self.cfg) if scored else {"rsum": float("nan")}
+        row = {"round": server_round, **recalls,
                "train_loss": stats.get("train_loss", float("nan")),
                "bytes_sent": stats.get("bytes_sent", 0), "bytes_received": stats.get("bytes_received", 0),
                **{k: stats.get(k, 0) for k in ROUND_COUNTS}}
