@@ -15,11 +15,13 @@ healthy() { python -c "import urllib.request,sys; urllib.request.urlopen('http:/
 owned=""
 healthy || owned=1  # the SuperLink `flwr run` is about to start is ours: stop it when done
 run_id="" status=""
-cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); then our SuperLink
-  [ -n "$run_id" ] && [ -z "$status" ] && flwr stop "$run_id" >/dev/null 2>&1
-  [ -n "$owned" ] && pkill -f "flower-superlink.*--port $port" \
-    && pkill -f "flwr-simulation --runtime-api-address 127.0.0.1:$port"  # it outlives its SuperLink; TERM stops its Ray too
-  return 0
+cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); then our SuperLink and the
+  # run's flwr-simulation process, which outlives it (TERM stops its Ray too). Never changes the exit status.
+  if [ -n "$run_id" ] && [ -z "$status" ]; then flwr stop "$run_id" >/dev/null 2>&1 || true; fi
+  if [ -n "$owned" ]; then
+    pkill -f "flower-superlink.*--port $port" || true
+    pkill -f "flwr-simulation --runtime-api-address 127.0.0.1:$port" || true
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
