@@ -5,16 +5,18 @@ points already finished, then collect one table and the comparison plots.
         [--set "key=value ..."] [--name NAME] [--collect-only] [--output results.csv|results.parquet]
 
 A point's run lives in <work-dir>/runs/<sweep>/<point>/ and its console log in
-<work-dir>/sweeps/<sweep>/logs/<point>.log. A point counts as finished when its metrics table
-reaches the configured last round and its groups.csv exists; a run interrupted half-way is kept,
-renamed <point>.interrupted-<k>, and the point runs again.
+<work-dir>/sweeps/<sweep>/logs/<point>.log. A point counts as finished when its run holds the
+point's config, every round and its final table (experiments/run_state.py); a run interrupted
+half-way is kept, renamed <point>.interrupted-<k>, and the point runs again. Retrieval sweeps
+give a long table, plots and a summary (sweep_results.py); D-JSCC sweeps (task='jscc') the
+framework table with the paper's ordering checked per cell (jscc_results.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -28,29 +30,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from experiments import jscc_results  # noqa: E402
+from experiments.run_state import is_finished, set_aside  # noqa: E402
 from experiments.sweep_grid import Point, Sweep, load_sweep, run_config_text  # noqa: E402
 from experiments.sweep_results import collect, plot_curves, plot_final, summary  # noqa: E402
+from semfed.config import default_run_config  # noqa: E402
 
 console = Console()
-
-
-def is_finished(run_dir: Path, point: Point) -> bool:
-    """The run holds the point's config, every round of it and its final groups table."""
-    if not (run_dir / "groups.csv").is_file() or not (run_dir / "metrics.csv").is_file():
-        return False
-    config = json.loads((run_dir / "config.json").read_text())
-    if any(config.get(key) != value for key, value in point.overrides.items()):
-        return False
-    return int(pd.read_csv(run_dir / "metrics.csv")["round"].max()) == config["num-server-rounds"]
-
-
-def set_aside(run_dir: Path) -> Path:
-    """Rename an unfinished run directory to <name>.interrupted-<k> (kept, never deleted)."""
-    k = 1
-    while (target := run_dir.with_name(f"{run_dir.name}.interrupted-{k}")).exists():
-        k += 1
-    run_dir.rename(target)
-    return target
+ROUND_LINE = re.compile(r"semfed\.server: round (\d+)/(\d+)")  # the ServerApp's per-round log line (both tasks)
 
 
 def flower_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line: Callable[[str], None]) -> bool:
@@ -91,9 +78,8 @@ def run_sweep(sweep: Sweep, work_dir: Path, run_point=flower_point) -> list[str]
             current = progress.add_task(f"  {point.name}", total=rounds or None)
 
             def on_line(line: str, task=current) -> None:
-                if " round " in line and "RSUM" in line:  # 'round k/N  RSUM ...' from the ServerApp
-                    done, total = line.split(" round ")[1].split()[0].split("/")
-                    progress.update(task, completed=int(done), total=int(total))
+                if match := ROUND_LINE.search(line):
+                    progress.update(task, completed=int(match[1]), total=int(match[2]))
 
             ok = run_point(sweep, point, work_dir, logs / f"{point.name}.log", on_line)
             progress.remove_task(current)
@@ -122,18 +108,24 @@ def main() -> int:
     failed = [] if args.collect_only else run_sweep(sweep, work_dir)
     out = work_dir / "sweeps" / sweep.name
     out.mkdir(parents=True, exist_ok=True)
-    table = collect(sweep, work_dir / "runs" / sweep.name, is_finished)
+    runs = work_dir / "runs" / sweep.name
+    jscc = sweep.points[0].overrides.get("task", default_run_config()["task"]) == "jscc"
+    table = jscc_results.collect(sweep, runs) if jscc else collect(sweep, runs, is_finished)
     if table.empty:
         console.print("no finished points yet")
         return 1
+    if jscc:
+        table = jscc_results.framework_table(table)
+        text = jscc_results.summary(table)
+    else:
+        plot_curves(table, sweep, out / "rsum_by_round.png")
+        plot_final(table, sweep, out / "final_rsum.png")
+        text = summary(table, sweep)
     target = out / args.output
     table.to_parquet(target, index=False) if target.suffix == ".parquet" else table.to_csv(target, index=False)
-    plot_curves(table, sweep, out / "rsum_by_round.png")
-    plot_final(table, sweep, out / "final_rsum.png")
-    text = summary(table, sweep)
     (out / "summary.md").write_text(text)
     console.print(text)
-    console.print(f"table {target}, plots and summary.md in {out}")
+    console.print(f"table {target}, summary.md{'' if jscc else ' and plots'} in {out}")
     if failed:
         console.print(f"[red]{len(failed)} point(s) failed: {', '.join(failed)}[/red]")
     return 1 if failed else 0

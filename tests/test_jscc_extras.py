@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from experiments import jscc_summary
+from experiments import jscc_results
+from experiments.run_state import is_finished
 from experiments.sweep_grid import load_sweep
 from semfed import channels as ch
 from semfed.adapter.model import GraphAdapter
@@ -169,7 +170,7 @@ def _fake_run(run_dir, overrides, psnr_by_decoder):
     (run_dir / "jscc_table.csv").write_text("done\n")
 
 
-def test_jscc_summary_builds_one_table_and_checks_the_ordering(tmp_path):
+def test_jscc_results_build_one_table_and_checks_the_ordering(tmp_path):
     file = tmp_path / "s.toml"
     file.write_text('name = "s"\n[base]\ntask = "jscc"\nnum-server-rounds = 2\njscc-stage1-rounds = 1\n'
                     '[grid]\njscc-channel = ["awgn"]\njscc-framework = ["anchor", "iterative", "simultaneous"]\n')
@@ -178,14 +179,14 @@ def test_jscc_summary_builds_one_table_and_checks_the_ordering(tmp_path):
     scores = {"anchor": [20.0, 18.0], "iterative": [19.0, 18.0], "simultaneous": [17.0, 18.5]}
     for point in sweep.points:
         _fake_run(runs / point.name, point.overrides, scores[point.overrides["jscc-framework"]])
-    rows = jscc_summary.collect(sweep, runs)
+    rows = jscc_results.collect(sweep, runs)
     assert set(rows["channel"]) == {"awgn"} and set(rows["round"]) == {2}  # training channel, last round
-    table = jscc_summary.framework_table(rows).set_index(["decoder", "snr"])
+    table = jscc_results.framework_table(rows).set_index(["decoder", "snr"])
     assert table.loc[(0, 13), "psnr[anchor]"] == 33.0 and table.loc[(0, 13), "psnr[simultaneous]"] == 30.0
     assert table["order_psnr"].tolist() == [True, True, False, False]  # decoder 1: iterative = 18 < 18.5
-    assert "ordering holds in 2 of 4 cells (anchor >= iterative in 4 of 4)" in jscc_summary.summary(table.reset_index())
+    assert "ordering holds in 2 of 4 cells (anchor >= iterative in 4 of 4)" in jscc_results.summary(table.reset_index())
     unfinished = runs / sweep.points[2].name
     (unfinished / "jscc_table.csv").unlink()
-    assert not jscc_summary.is_finished(unfinished, sweep.points[2])
-    table = jscc_summary.framework_table(jscc_summary.collect(sweep, runs))
+    assert not is_finished(unfinished, sweep.points[2])
+    table = jscc_results.framework_table(jscc_results.collect(sweep, runs))
     assert table["order_psnr"].isna().all() and table["psnr[simultaneous]"].isna().all()

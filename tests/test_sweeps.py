@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from experiments.sweep import is_finished, run_sweep
+from experiments.run_state import is_finished
+from experiments.sweep import run_sweep
 from experiments.sweep_grid import load_sweep, run_config_text
 from experiments.sweep_results import collect, plot_curves, plot_final, summary
 from semfed.config import default_run_config

@@ -1,0 +1,36 @@
+"""Whether a sweep point's run directory holds a finished run, for either task, and setting unfinished ones aside."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.sweep_grid import Point
+from semfed.config import default_run_config
+
+#: per task: the per-round table and the file written when the run ends
+OUTPUTS = {"retrieval": ("metrics.csv", "groups.csv"), "jscc": ("jscc_metrics.csv", "jscc_table.csv")}
+
+
+def is_finished(run_dir: Path, point: Point) -> bool:
+    """The run holds the point's config, every round of it and its final table."""
+    if not (run_dir / "config.json").is_file():
+        return False
+    config = json.loads((run_dir / "config.json").read_text())
+    if any(config.get(key) != value for key, value in point.overrides.items()):
+        return False
+    rounds_table, final = OUTPUTS[config.get("task", default_run_config()["task"])]
+    if not (run_dir / final).is_file() or not (run_dir / rounds_table).is_file():
+        return False
+    return int(pd.read_csv(run_dir / rounds_table)["round"].max()) == config["num-server-rounds"]
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Rename an unfinished run directory to <name>.interrupted-<k> (kept, never deleted)."""
+    k = 1
+    while (target := run_dir.with_name(f"{run_dir.name}.interrupted-{k}")).exists():
+        k += 1
+    run_dir.rename(target)
+    return target
