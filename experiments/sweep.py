@@ -124,7 +124,7 @@ def main() -> int:
     target = out / args.output
     table.to_parquet(target, index=False) if target.suffix == ".parquet" else table.to_csv(target, index=False)
     (out / "summary.md").write_text(text)
-    console.print(text)
+    console.print(text, soft_wrap=True)
     console.print(f"table {target}, summary.md{'' if jscc else ' and plots'} in {out}")
     if failed:
         console.print(f"[red]{len(failed)} point(s) failed: {', '.join(failed)}[/red]")
