@@ -72,10 +72,14 @@ def plot_curves(table: pd.DataFrame, sweep: Sweep, path: Path) -> None:
     for row, (title, part) in enumerate(panels):
         for col, group in enumerate(groups):
             ax = axes[row][col]
-            for value, runs in part[part["group"] == group].groupby(sweep.compare, sort=False):
+            scored = part[(part["group"] == group) & part["rsum"].notna()]  # eval-every leaves rounds unscored
+            if scored.empty:
+                ax.axis("off")
+                continue
+            for value, runs in scored.groupby(sweep.compare, sort=False):
                 by_round = runs.groupby("round")["rsum"]
                 mean, std = by_round.mean(), by_round.std().fillna(0)
-                ax.plot(mean.index, mean, lw=1.8, label=value)
+                ax.plot(mean.index, mean, lw=1.8, marker=".", label=value)
                 ax.fill_between(mean.index, mean - std, mean + std, alpha=0.2)
             ax.set(title=f"{title} group {group}".strip(), xlabel="round", ylabel="RSUM (%)")
             ax.grid(alpha=0.3)
