@@ -126,7 +126,8 @@ def main(grid: Grid, context: Context) -> None:
 
         return run_jscc(grid, cfg)
     if cfg.method == "centralised":  # the upper bound trains here, on the pooled shards; the nodes stay idle
-        return log.info("centralised run done: %s", train_centralised(cfg))
+        log.info("centralised run done: %s", train_centralised(cfg))
+        return
     run_dir = rd.create_run_dir(cfg)
     handlers = rd.attach_log(run_dir)
     try:
