@@ -116,6 +116,7 @@ def main() -> int:
         return 1
     if jscc:
         table = jscc_results.framework_table(table)
+        jscc_results.plot_frameworks(table, out / "psnr_by_framework.png")
         text = jscc_results.summary(table)
     else:
         plot_curves(table, sweep, out / "rsum_by_round.png")
@@ -125,7 +126,7 @@ def main() -> int:
     table.to_parquet(target, index=False) if target.suffix == ".parquet" else table.to_csv(target, index=False)
     (out / "summary.md").write_text(text)
     console.print(text, soft_wrap=True)
-    console.print(f"table {target}, summary.md{'' if jscc else ' and plots'} in {out}")
+    console.print(f"table {target}, summary.md and plots in {out}")
     if failed:
         console.print(f"[red]{len(failed)} point(s) failed: {', '.join(failed)}[/red]")
     return 1 if failed else 0

@@ -184,7 +184,12 @@ def test_jscc_results_build_one_table_and_checks_the_ordering(tmp_path):
     table = jscc_results.framework_table(rows).set_index(["decoder", "snr"])
     assert table.loc[(0, 13), "psnr[anchor]"] == 33.0 and table.loc[(0, 13), "psnr[simultaneous]"] == 30.0
     assert table["order_psnr"].tolist() == [True, True, False, False]  # decoder 1: iterative = 18 < 18.5
-    assert "ordering holds in 2 of 4 cells (anchor >= iterative in 4 of 4)" in jscc_results.summary(table.reset_index())
+    text = jscc_results.summary(table.reset_index())
+    assert "ordering holds in 2 of 4 cells (anchor >= iterative in 4 of 4)" in text
+    assert "| awgn | 0: f0 | 13 | 33.00 ✓ | 32.00 | 30.00 | 0.700 ✓ | 0.690 | 0.670 |" in text  # ms_ssim = 0.5 + p/100
+    assert "| awgn | 1: f1 | 1 | 19.00 | 19.00 | 19.50 | 0.680 | 0.680 | 0.685 |" in text
+    jscc_results.plot_frameworks(table.reset_index(), tmp_path / "frameworks.png")
+    assert (tmp_path / "frameworks.png").stat().st_size > 0
     unfinished = runs / sweep.points[2].name
     (unfinished / "jscc_table.csv").unlink()
     assert not is_finished(unfinished, sweep.points[2])
