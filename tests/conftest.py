@@ -1,5 +1,17 @@
+import os
+
 import pytest
 import torch
+
+from tests import flower_runs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_run_cache(tmp_path_factory):
+    """The Flower runs' shared scene/detector/feature cache: fresh each session, one for all xdist workers
+    (their base temp dirs are siblings)."""
+    base = tmp_path_factory.getbasetemp()
+    flower_runs.SHARED_CACHE = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "shared-cache"
 
 
 @pytest.fixture(scope="module")

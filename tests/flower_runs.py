@@ -6,13 +6,36 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # pytest-xdist runs test files in parallel workers gw0, gw1, ...
+CACHES = ("data", "detectors", "features")  # what a run computes once per dataset and frozen encoder (written atomically)
+SHARED_CACHE = Path()  # set by tests/conftest.py: one folder for the whole session, every worker
 
 
-def run_flower(work_dir: Path, run_config: str, num_supernodes: int, port: int) -> subprocess.CompletedProcess:
-    """A simulation with its own Flower home and SuperLink ports `port` / `port + 2` (a user's run may
-    hold the defaults), this interpreter's environment first on PATH; output captured."""
+def worker_port(port: int) -> int:
+    """`port` moved into this worker's own range (worker k: port + 1000 k), so parallel runs never share a port."""
+    return port + 1000 * int(WORKER.removeprefix("gw"))
+
+
+def share_caches(work_dir: Path) -> None:
+    """Link work_dir's scene, detector and feature caches to the session's shared ones, so that the scenes
+    are generated and the frozen encoders run once per session rather than once per run."""
+    for name in CACHES:
+        (SHARED_CACHE / name).mkdir(parents=True, exist_ok=True)
+        if not (work_dir / name).exists():
+            (work_dir / name).symlink_to(SHARED_CACHE / name, target_is_directory=True)
+
+
+def run_flower(work_dir: Path, run_config: str, num_supernodes: int, port: int,
+               fresh_cache: bool = False) -> subprocess.CompletedProcess:
+    """A simulation with its own Flower home, SuperLink ports `port` / `port + 2` in this worker's range (a
+    user's run may hold the defaults) and Ray temp dir, this interpreter's environment first on PATH; output
+    captured. Its caches are the session's shared ones unless `fresh_cache` (then computed in work_dir)."""
+    port = worker_port(port)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if not fresh_cache:
+        share_caches(work_dir)
     env = {**os.environ, "FLWR_HOME": str(work_dir / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(port),
-           "FLWR_LOCAL_CONTROL_API_PORT": str(port + 2), "PYTHONPATH": str(ROOT),
+           "FLWR_LOCAL_CONTROL_API_PORT": str(port + 2), "RAY_TMPDIR": f"/tmp/semfed-ray-{WORKER}", "PYTHONPATH": str(ROOT),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{work_dir}' {run_config}",
                            f"num-supernodes={num_supernodes} client-resources-num-cpus=1"],
@@ -23,6 +46,8 @@ TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 batch-size=16 max-regions=4
         "clients='frcnn-mnv3+minilm:1;frcnn-mnv3:1;minilm:2' partitioning='iid'")
 
 
-def tiny_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2) -> subprocess.CompletedProcess:
+def tiny_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2,
+             fresh_cache: bool = False) -> subprocess.CompletedProcess:
     """The tiny retrieval config on 3 SuperNodes, with run-config overrides in `extra`."""
-    return run_flower(work_dir, f"run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}", 3, 39191)
+    return run_flower(work_dir, f"run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}", 3, 39191,
+                      fresh_cache)

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.flower_runs import ROOT, TINY, run_flower
+from tests.flower_runs import ROOT, TINY, run_flower, share_caches, worker_port
 
 TINY_RUN = f"num-server-rounds=2 {TINY}"  # 3 client profiles
 
@@ -165,7 +165,9 @@ def test_local_multi_process_cluster_with_tls_survives_a_killed_supernode(tmp_pa
     subprocess.run([sys.executable, str(ROOT / "scripts/generate_certs.py"), "--dir", str(certs), "--supernodes", "3"],
                    check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    port, out = 39540, tmp_path / "local_cluster.out"
+    port, out = worker_port(39540), tmp_path / "local_cluster.out"
+    work.mkdir()
+    share_caches(work)
     metrics = work / "runs" / "cluster" / "metrics.csv"
     started = time.monotonic()
     with open(out, "w") as log:

@@ -12,7 +12,7 @@ from tests.flower_runs import tiny_run as flwr_run
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
-    results = [flwr_run(work, name) for name in ("a", "b")]
+    results = [flwr_run(work, name, fresh_cache=True) for name in ("a", "b")]  # a fills work's own cache, b reads it
     for r in results:
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return work, results
@@ -35,6 +35,8 @@ def test_simulation_writes_a_complete_run_directory(two_runs):
     assert json.loads((run / "config.json").read_text())["num-server-rounds"] == 2
     assert (run / "rsum.png").stat().st_size > 0 and "round 2/2" in (run / "run.log").read_text()
     assert "round 2/2" in results[0].stdout + results[0].stderr  # progress is streamed to the user
+    assert "feature cache miss" in (run / "run.log").read_text()  # a ran the frozen encoders
+    assert "feature cache miss" not in (work / "runs" / "b" / "run.log").read_text()  # b read a's features
 
 
 @pytest.mark.slow
