@@ -209,6 +209,11 @@ def test_feature_key_depends_on_every_input(tmp_path):
     weights.write_bytes(b"version 1")
     with_weights = {**spec, "weights_path": str(weights)}
     key_v1 = feature_key(with_weights, "fp1", "train")
+    assert key_v1 != key
+    copy = tmp_path / "elsewhere" / "w.pt"
+    copy.parent.mkdir()
+    copy.write_bytes(b"version 1")
+    assert feature_key({**spec, "weights_path": str(copy)}, "fp1", "train") == key_v1  # same bytes, other path
     weights.write_bytes(b"version 2")
     assert feature_key(with_weights, "fp1", "train") != key_v1
 

@@ -60,9 +60,10 @@ def _content_digests(spec: dict) -> dict[str, str]:
 
 
 def feature_key(encoder_spec: dict, dataset_fingerprint: str, split: str) -> str:
-    """20-hex-char key identifying the features of one encoder on one dataset split."""
+    """20-hex-char key identifying the features of one encoder on one dataset split. A weights file
+    counts by its bytes, not its path: a moved work dir (or a shared cache) keeps its features."""
     payload = {
-        "spec": encoder_spec,
+        "spec": {k: v for k, v in encoder_spec.items() if k != "weights_path"},
         "content": _content_digests(encoder_spec),
         "dataset": dataset_fingerprint,
         "split": split,
