@@ -1,7 +1,7 @@
 """The cliff plot (seed 001): D-JSCC's PSNR against SNR beside the JPEG separation baseline
 (semfed.jscc.cliff).
 
-    .venv/bin/python experiments/jscc_cliff.py [--run-dir RUN_DIR] [--out DIR] [--snrs -2:20:1]
+    .venv/bin/python -m experiments.jscc_cliff [--run-dir RUN_DIR] [--out DIR] [--snrs -2:20:1]
         [--channels awgn,rayleigh] [--eval-crop 128] [--images FOLDER]
         [--steps 150 --crop 48 --batch 8 --width 16 --ratio 0.0833333333]  (no --run-dir only)
 
@@ -17,7 +17,6 @@ fraction of failed images) and cliff.png into --out (default: the run directory,
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -27,8 +26,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from semfed.config import SemfedConfig, default_run_config  # noqa: E402
 from semfed.data.image_folder import center_crops, load_images, random_crops  # noqa: E402

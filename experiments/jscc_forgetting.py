@@ -1,7 +1,7 @@
 """Seed 001 Fig. 5: a user's D-JSCC quality after the shared encoder is trained with 1, 2, 3 other
 users (iterative framework) against the anchor framework's frozen encoder (semfed.jscc.forgetting).
 
-    .venv/bin/python experiments/jscc_forgetting.py [--out DIR] [--target attention]
+    .venv/bin/python -m experiments.jscc_forgetting [--out DIR] [--target attention]
         [--others conv,resnet,vgg] [--steps 60] [--crop 48] [--batch 8] [--width 16]
         [--ratio 0.1666666667] [--eval-snrs 1,7,13] [--channel awgn] [--images FOLDER] [--seed 0]
 
@@ -15,7 +15,6 @@ stage, one line per framework and SNR) into --out.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -25,8 +24,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from semfed.data.image_folder import center_crops, load_images, random_crops  # noqa: E402
 from semfed.jscc import AttentionEncoder, build_decoder, latent_channels  # noqa: E402

@@ -1,6 +1,6 @@
 """Retrieval RSUM against SNR with the adapter's SKB tokens sent over the air (semfed.token_channel).
 
-    .venv/bin/python experiments/rsum_vs_snr.py RUN_DIR [--send images|captions|both]
+    .venv/bin/python -m experiments.rsum_vs_snr RUN_DIR [--send images|captions|both]
         [--snrs -5,0,5,10,15,20] [--channels awgn,rayleigh] [--out DIR]
 
 RUN_DIR is a retrieval run's directory (task='retrieval'): its checkpoint.pt holds the adapter and
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -25,8 +24,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from semfed import run_directory as rd  # noqa: E402
 from semfed.config import IMAGE_ENCODERS, SemfedConfig, default_run_config  # noqa: E402

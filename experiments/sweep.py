@@ -1,7 +1,7 @@
 """Run a sweep file: every point through the real Flower simulation (scripts/flwr_run.sh), skipping
 points already finished, then collect one table and the comparison plots.
 
-    .venv/bin/python experiments/sweep.py experiments/sweeps/case_study.toml [--work-dir DIR]
+    .venv/bin/python -m experiments.sweep experiments/sweeps/case_study.toml [--work-dir DIR]
         [--set "key=value ..."] [--name NAME] [--collect-only] [--output results.csv|results.parquet]
 
 A point's run lives in <work-dir>/runs/<sweep>/<point>/ and its console log in
