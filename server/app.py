@@ -156,10 +156,11 @@ def main(grid: Grid, context: Context) -> None:
             initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
         if done >= cfg.num_server_rounds:
             log.info("run already finished all %d rounds: only its final tables are written", cfg.num_server_rounds)
-        else:  # 'run-name': the clients keep their label ledgers in this run directory (semfed.ledger_files)
+        else:  # 'run-name' (resolved): the clients keep their label ledgers in this run directory
+            train_config = ConfigRecord({"skb-version": skb.version,
+                                         "run-name": run_dir.relative_to(cfg.root / "runs").as_posix()})
             strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
-                           timeout=cfg.round_timeout_s,
-                           train_config=ConfigRecord({"skb-version": skb.version, "run-name": run_dir.name}),
+                           timeout=cfg.round_timeout_s, train_config=train_config,
                            evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
         groups = rd.write_groups(run_dir, cfg, recorder.client_rsum)
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
