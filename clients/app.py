@@ -9,18 +9,12 @@ from flwr.clientapp import ClientApp
 
 from semfed.config import SemfedConfig
 from semfed.fault_injection import failing_clients, inject_failure, poison_update
-from semfed.labels import LabelLedger, close_label_round
+from semfed.labels import close_label_round
+from semfed.ledger_files import ledger_folder, load_ledger, save_ledger
 from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
 from semfed.training import train_local
 
 app = ClientApp()
-LEDGER = "label-ledger"  # key of the client's label ledger in its Context state (kept between rounds)
-
-
-def load_ledger(context: Context, n: int) -> LabelLedger:
-    if LEDGER not in context.state:
-        return LabelLedger.empty(n)
-    return LabelLedger.from_arrays({k: a.numpy() for k, a in context.state[LEDGER].items()})
 
 
 @app.train()
@@ -52,7 +46,10 @@ def train(msg: Message, context: Context) -> Message:
     shard = client_shard(cfg, partition_id)
     scoring = cfg.label_handling != "none" and server_round > cfg.label_warmup_rounds
     keeps_ledger = scoring and cfg.label_handling in ("local", "federated")
-    ledger = load_ledger(context, len(shard)) if keeps_ledger else None
+    ledger = loaded_round = None
+    if keeps_ledger:  # kept in the run directory (semfed.ledger_files), so that a resumed run continues with it
+        folder = ledger_folder(cfg.root / "runs" / str(config["run-name"]), partition_id)
+        ledger, loaded_round = load_ledger(folder, server_round, len(shard))
     local = train_local(model, shard, cfg, profile.local_epochs, client_seed(cfg, server_round, partition_id), device,
                         score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned))
 
@@ -69,7 +66,7 @@ def train(msg: Message, context: Context) -> Message:
                                    cfg.label_prune_rounds)
         metrics.update({f"label-{k}": v for k, v in report.counts.items()})
         if ledger is not None:
-            context.state[LEDGER] = ArrayRecord({k: Array(v) for k, v in ledger.to_arrays().items()})
+            save_ledger(folder, server_round, ledger, keep=loaded_round)
         if cfg.label_handling == "federated":
             content["label-stats"] = ArrayRecord({k: Array(v) for k, v in report.statistics.items()})
     content["metrics"] = MetricRecord(metrics)

@@ -33,7 +33,7 @@ from semfed.jscc import AttentionEncoder, build_decoder, latent_channels  # noqa
 from semfed.jscc.cliff import SEPARATION, cliff_curve  # noqa: E402
 from semfed.jscc.federation import build_encoder, build_user_decoder  # noqa: E402
 from semfed.jscc.frameworks import train_stage1  # noqa: E402
-from semfed.jscc.report import CHECKPOINT  # noqa: E402
+from semfed.jscc.report import load_checkpoint  # noqa: E402
 
 
 def snr_grid(text: str) -> list[float]:
@@ -46,7 +46,7 @@ def snr_grid(text: str) -> list[float]:
 
 def from_run(run_dir: Path) -> tuple[torch.nn.Module, dict[str, torch.nn.Module], float, str]:
     """Encoder, decoders by 'client:family', bandwidth ratio and image folder of a D-JSCC run's checkpoint."""
-    checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(run_dir)
     cfg = SemfedConfig.from_run_config({**default_run_config(), **checkpoint["config"]})
     encoder = build_encoder(cfg)
     encoder.load_state_dict(checkpoint["encoder"])

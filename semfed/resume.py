@@ -1,5 +1,6 @@
-"""What a resumed run restores besides the model: random-number states, and the check that the
-checkpoint belongs to the same experiment."""
+"""What a resumed run restores besides the model, in the plain containers and tensors that
+torch.load(weights_only=True) accepts: random-number states, the metrics table, strategy state;
+and the check that the checkpoint belongs to the same experiment."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from semfed.config import ConfigError, SemfedConfig
@@ -15,14 +17,46 @@ MAY_DIFFER = ("resume", "num-server-rounds", "stop-after-round")  # a resumed ru
 
 
 def rng_state() -> dict[str, Any]:
-    """The process's global random states (Python's drives Flower's node sampling)."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The process's global random states (Python's drives Flower's node sampling): Python's as its
+    (version, 625 ints, gauss) tuple, NumPy's MT19937 key [624] as an int64 tensor, torch's byte tensor."""
+    numpy = np.random.get_state(legacy=False)
+    return {"python": random.getstate(),
+            "numpy": {"key": torch.from_numpy(numpy["state"]["key"].astype(np.int64)), "pos": int(numpy["state"]["pos"]),
+                      "has_gauss": int(numpy["has_gauss"]), "gauss": float(numpy["gauss"])},
+            "torch": torch.get_rng_state()}
 
 
 def restore_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy = state["numpy"]
+    np.random.set_state({"bit_generator": "MT19937",
+                         "state": {"key": numpy["key"].numpy().astype(np.uint32), "pos": numpy["pos"]},
+                         "has_gauss": numpy["has_gauss"], "gauss": numpy["gauss"]})
     torch.set_rng_state(state["torch"])
+
+
+def table_state(table: pd.DataFrame) -> dict[str, torch.Tensor]:
+    """A numeric table as {column: tensor [rows]} in column order (dtypes kept: int64, float64, bool)."""
+    return {str(name): torch.from_numpy(column.to_numpy().copy()) for name, column in table.items()}
+
+
+def table_from_state(state: dict[str, torch.Tensor]) -> pd.DataFrame:
+    """The table table_state saved, equal to it exactly."""
+    return pd.DataFrame({name: column.numpy() for name, column in state.items()})
+
+
+def plain(value: Any) -> Any:
+    """`value` (dicts, lists, tuples of numbers, strings and NumPy scalars, as a strategy's state holds)
+    with every NumPy scalar as the Python number it equals; TypeError for anything else."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot checkpoint a {type(value).__name__} as plain data")
 
 
 def check_same_run(saved: dict[str, Any], cfg: SemfedConfig, file) -> None:

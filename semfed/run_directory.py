@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import logging
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -97,7 +99,8 @@ def plot_rsum(path: Path, table: pd.DataFrame, title: str) -> None:
 def save_checkpoint(path: Path, state: dict[str, torch.Tensor], server_round: int, skb_version: str,
                     cfg: SemfedConfig, resume_state: dict | None = None) -> None:
     """Atomically write checkpoint.pt: adapter state, round, SKB version and config, plus what a
-    resumed run needs (`resume_state`: strategy state, RNG states, metrics so far)."""
+    resumed run needs (`resume_state`: strategy state, RNG states, metrics so far), all tensors and
+    plain containers (load_checkpoint reads it with weights_only=True)."""
     fd, tmp = tempfile.mkstemp(dir=path, prefix=".checkpoint.", suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
         torch.save({"adapter": state, "round": server_round, "skb_version": skb_version,
@@ -109,10 +112,16 @@ def save_checkpoint(path: Path, state: dict[str, torch.Tensor], server_round: in
 
 def load_checkpoint(file: Path) -> dict:
     """A checkpoint written by save_checkpoint; CheckpointError naming the file if it is truncated,
-    corrupt or lacks a checkpoint's keys (never a half-read state)."""
+    corrupt, holds anything but tensors and plain containers (torch.load weights_only=True: a file in
+    the work dir is never unpickled as code) or lacks a checkpoint's keys (never a half-read state)."""
     try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... for damaged files
+        refused = re.search(r"GLOBAL ([\w.]+)", str(error)) if isinstance(error, pickle.UnpicklingError) else None
+        if refused:  # weights_only met a class or function: the file was not written by save_checkpoint
+            raise CheckpointError(f"checkpoint {file} holds a pickled {refused.group(1)}, not only tensors and "
+                                  "plain containers, and was refused (checkpoints are loaded with torch.load "
+                                  "weights_only=True: a file in the work dir is never run as code)") from None
         raise CheckpointError(f"checkpoint {file} is truncated or corrupt and was not loaded "
                               f"({type(error).__name__}: {error})") from None
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]

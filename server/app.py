@@ -9,6 +9,7 @@ import random
 import time
 
 import pandas as pd
+import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
@@ -42,9 +43,9 @@ class RoundRecorder:
         self.client_rsum: dict[int, float] = {}
         self.table = None
 
-    def evaluate(self, arrays: ArrayRecord) -> dict[str, dict[str, float]]:
-        """Recalls per encoder pair; sets each client's RSUM."""
-        self.model.load_state_dict(arrays.to_torch_state_dict())
+    def evaluate(self, state: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+        """Recalls per encoder pair of the global model `state`; sets each client's RSUM."""
+        self.model.load_state_dict(state)
         if not isinstance(self.strategy, LocalOnly):
             per_pair = evaluate_federation(self.model, self.cfg, self.encoders)
             self.client_rsum = client_rsums(per_pair, self.cfg.client_profiles)
@@ -63,7 +64,8 @@ class RoundRecorder:
         stats = self.strategy.round_stats.get(server_round, {})
         now = time.perf_counter()
         scored = server_round % self.cfg.eval_every == 0 or server_round == self.cfg.num_server_rounds
-        recalls = recall_columns(self.evaluate(arrays), self.client_rsum, self.cfg) if scored else {"rsum": float("nan")}
+        state = arrays.to_torch_state_dict()  # the round's global model, checkpointed whether scored or not
+        recalls = recall_columns(self.evaluate(state), self.client_rsum, self.cfg) if scored else {"rsum": float("nan")}
         row = {"round": server_round, **recalls,
                "train_loss": stats.get("train_loss", float("nan")),
                "bytes_sent": stats.get("bytes_sent", 0), "bytes_received": stats.get("bytes_received", 0),
@@ -75,8 +77,8 @@ class RoundRecorder:
         self.table = table = rd.append_metrics(self.run_dir, self.table, row)
         rd.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
                                           f"seed {self.cfg.seed}")
-        rd.save_checkpoint(self.run_dir, self.model.state_dict(), server_round, self.skb_version, self.cfg,
-                           resume_state(self.strategy, table))
+        rd.save_checkpoint(self.run_dir, state, server_round, self.skb_version, self.cfg,
+                           resume_state(self.strategy, table, self.client_rsum))
         log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,
                  self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
                  row["seconds"])
@@ -153,11 +155,13 @@ def main(grid: Grid, context: Context) -> None:
         if initial is None:
             initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
         if done >= cfg.num_server_rounds:
-            log.info("run already finished all %d rounds: nothing to do", cfg.num_server_rounds)
-            return
-        strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
-                       timeout=cfg.round_timeout_s, train_config=ConfigRecord({"skb-version": skb.version}),
-                       evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
+            log.info("run already finished all %d rounds: only its final tables are written", cfg.num_server_rounds)
+        else:  # 'run-name' (resolved): the clients keep their label ledgers in this run directory
+            train_config = ConfigRecord({"skb-version": skb.version,
+                                         "run-name": run_dir.relative_to(cfg.root / "runs").as_posix()})
+            strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
+                           timeout=cfg.round_timeout_s, train_config=train_config,
+                           evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
         groups = rd.write_groups(run_dir, cfg, recorder.client_rsum)
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
         log.info("done: %s", run_dir)

@@ -3,7 +3,6 @@ strategy mixin that numbers Flower's rounds (which always start at 1) from where
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 
@@ -12,7 +11,8 @@ from flwr.app import ArrayRecord, MetricRecord
 
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
-from semfed.resume import check_same_run, restore_rng, rng_state
+from semfed.ledger_files import discard_after
+from semfed.resume import check_same_run, plain, restore_rng, rng_state, table_from_state, table_state
 from strategies.keyed_fedavg import KeyedFedAvg
 
 log = logging.getLogger("semfed.server")
@@ -42,31 +42,34 @@ def resumable(strategy_class: type[KeyedFedAvg]) -> type[KeyedFedAvg]:
     return type(strategy_class.__name__, (RoundOffset, strategy_class), {})
 
 
-def resume_state(strategy: KeyedFedAvg, table: pd.DataFrame) -> dict:
-    """What checkpoint.pt keeps for a resume: the strategy's STATE attributes, RNG states, metrics so far."""
-    return {"strategy": {name: copy.deepcopy(getattr(strategy, name)) for name in strategy.STATE},
-            "rng": rng_state(), "metrics": table.copy()}
+def resume_state(strategy: KeyedFedAvg, table: pd.DataFrame, client_rsum: dict[int, float]) -> dict:
+    """What checkpoint.pt keeps for a resume, as plain containers and tensors (torch.load weights_only):
+    the strategy's STATE attributes, RNG states, the metrics table so far, each client's latest RSUM."""
+    return {"strategy": {name: plain(getattr(strategy, name)) for name in strategy.STATE},
+            "rng": rng_state(), "metrics": table_state(table), "client_rsum": plain(client_rsum)}
 
 
 def resume_from(cfg: SemfedConfig, run_dir, strategy: RoundOffset, recorder) -> tuple[ArrayRecord | None, int]:
     """Restore the run in `run_dir` from its checkpoint into `strategy` and `recorder` (its metrics
-    table, rewritten to metrics.csv); return the global arrays and the last finished round.
-    (None, 0) when the run does not resume or has no checkpoint yet (a fresh start)."""
+    table, rewritten to metrics.csv, and client RSUMs); return the global arrays and the last finished
+    round. (None, 0) when the run does not resume or has no checkpoint yet (a fresh start). The clients'
+    label ledger files of later rounds (all, on a fresh start) are removed: the clients continue from
+    the checkpoint's round."""
     file = run_dir / rd.CHECKPOINT
     if not (cfg.resume and file.exists()):
+        discard_after(run_dir, 0)
         return None, 0
     checkpoint = rd.load_checkpoint(file)
     check_same_run(checkpoint["config"], cfg, file)
     for name, value in checkpoint["strategy"].items():
         setattr(strategy, name, value)
     restore_rng(checkpoint["rng"])
-    recorder.table = checkpoint["metrics"]
+    recorder.table = table_from_state(checkpoint["metrics"])
     recorder.table.to_csv(run_dir / rd.METRICS, index=False)  # drops a row written after the checkpoint
+    recorder.client_rsum = checkpoint["client_rsum"]
     strategy.round_offset = done = int(checkpoint["round"])
+    discard_after(run_dir, done)
     log.info("resuming %s after round %d of %d", run_dir, done, cfg.num_server_rounds)
-    if cfg.label_handling in ("local", "federated"):
-        log.warning("resume: the clients' label ledgers (Flower Context.state) start empty again; "
-                    "labels tracked or pruned before round %d are forgotten", done + 1)
     return ArrayRecord({k: v.cpu() for k, v in checkpoint["adapter"].items()}), done
 
 

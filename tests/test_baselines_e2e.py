@@ -21,14 +21,14 @@ def run_method(work, method: str, extra: str = "") -> tuple[pd.DataFrame, pd.Dat
 def test_single_modal_fedavg_trains_one_uniform_head_per_modality(tmp_path):
     table, _ = run_method(tmp_path, "single-modal")
     assert (table.loc[1:, "clients_replied"] == 3).all()
-    keys = torch.load(tmp_path / "runs/single-modal/checkpoint.pt", weights_only=False)["adapter"]
+    keys = torch.load(tmp_path / "runs/single-modal/checkpoint.pt", weights_only=True)["adapter"]
     assert {k.split(".")[1] for k in keys} == {"image", "text"} and not any(k.startswith("stems") for k in keys)
 
 
 @pytest.mark.slow
 def test_fedgnn_federates_the_gnn_without_skb_concept_edges(tmp_path):
     table, _ = run_method(tmp_path, "fedgnn")
-    keys = torch.load(tmp_path / "runs/fedgnn/checkpoint.pt", weights_only=False)["adapter"]
+    keys = torch.load(tmp_path / "runs/fedgnn/checkpoint.pt", weights_only=True)["adapter"]
     assert not any("concept" in k for k in keys) and any(k.startswith("layers.0.attention") for k in keys)
     assert (table.loc[1:, "clients_replied"] == 3).all() and table.loc[2, "rsum"] != table.loc[0, "rsum"]
 

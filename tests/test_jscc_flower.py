@@ -242,7 +242,7 @@ def test_two_round_simulation_writes_metrics_for_every_decoder_snr_and_channel(r
     assert list(paper.columns) == ["framework", "round", "channel", "decoder", "family", "PSNR@1dB", "MS-SSIM@1dB",
                                    "PSNR@13dB", "MS-SSIM@13dB"]
     assert len(paper) == 4 and (paper["framework"] == framework).all() and (paper["round"] == 2).all()
-    checkpoint = torch.load(run / "jscc_checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(run / "jscc_checkpoint.pt", weights_only=True)
     assert checkpoint["round"] == 2 and checkpoint["families"] == ["attention", "conv"]
     assert state_digest(checkpoint["encoder"]) == table.loc[table["round"] == 2, "encoder_sha256"].iloc[0]
     assert (run / "jscc_psnr.png").stat().st_size > 0 and "round 2/2" in (run / "run.log").read_text()

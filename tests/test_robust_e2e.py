@@ -1,5 +1,6 @@
 """End-to-end (real `flwr run`, tiny config): client failures and a poisoned update cost only those
-updates, and a run stopped mid-way and resumed ends with the metrics of an uninterrupted one."""
+updates, and a run stopped mid-way (after an unscored round, with label ledgers that have pruned labels)
+and resumed ends with exactly the metrics of an uninterrupted one."""
 
 import numpy as np
 import pandas as pd
@@ -7,14 +8,24 @@ import pytest
 
 from semfed import run_directory as rd
 from semfed.fault_injection import failing_clients
+from semfed.ledger_files import ledger_folder, ledger_rounds
 from tests.flower_runs import TINY, run_flower
 
-# 3 clients, fail-fraction 0.3: round(0.9) = 1 client fails each round; client 1 sends a wrongly shaped update
-FAULTS = "fail-fraction=0.3 poison-clients='1' poison-kind='shape' resume=true"
+# 3 clients, fail-fraction 0.3: round(0.9) = 1 client fails each round; client 1 sends a wrongly shaped update.
+# RSUM every 3 rounds (rounds 1, 2 unscored); noisy labels tracked in each client's ledger and pruned from round 1 on.
+FAULTS = ("fail-fraction=0.3 poison-clients='1' poison-kind='shape' resume=true eval-every=3 label-handling='local' "
+          "label-noise='mild:0.3:0-2' label-warmup-rounds=0 label-prune-rounds=1")
 
 
 def config(name: str, rounds: int, extra: str = "") -> str:
     return f"run-name='{name}' num-server-rounds={rounds} {TINY} {extra}"
+
+
+def pruned_before(run, partition_id: int, server_round: int) -> int:
+    """Labels pruned in client `partition_id`'s newest ledger file before `server_round` (0 without one)."""
+    folder = ledger_folder(run, partition_id)
+    rounds = [r for r in ledger_rounds(folder) if r < server_round]
+    return int(np.load(folder / f"round-{rounds[-1]}.npz")["pruned"].sum()) if rounds else 0
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +49,31 @@ def test_failing_clients_and_a_poisoned_update_cost_only_their_updates(faulty_ru
     assert (table.loc[1:, "clients_failed"] == 1).all() and (table.loc[1:, "clients_replied"] == 2).all()
     expected_rejections = [int(1 not in failing_clients(0, r, 3, 0.3)) for r in (1, 2, 3)]
     assert table.loc[1:, "updates_rejected"].tolist() == expected_rejections
-    assert table["rsum"].notna().all() and table.loc[1:, "train_loss"].notna().all()
+    assert table["rsum"].notna().tolist() == [True, False, False, True] and table.loc[1:, "train_loss"].notna().all()
+    assert (table.loc[1:, "pruned[all]"] > 0).all()
 
 
 @pytest.mark.slow
 def test_a_run_stopped_after_round_one_and_resumed_ends_with_the_uninterrupted_metrics(work, faulty_run):
     stopped = run_flower(work, config("resumed", 3, f"{FAULTS} stop-after-round=1"), 3, 39621)
     assert stopped.returncode != 0 and "stop-after-round: stopped after round 1" in stopped.stdout + stopped.stderr
-    assert rd.load_checkpoint(work / "runs" / "resumed" / rd.CHECKPOINT)["round"] == 1
+    run = work / "runs" / "resumed"
+    assert rd.load_checkpoint(run / rd.CHECKPOINT)["round"] == 1
+    # the ledger matters after the stop: a client training round 2 pruned labels in round 1
+    trains_round_2 = [p for p in range(3) if p not in failing_clients(0, 2, 3, 0.3)]
+    assert sum(pruned_before(run, p, 2) for p in trains_round_2) > 0
     result = run_flower(work, config("resumed", 3, FAULTS), 3, 39631)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"resuming {work / 'runs' / 'resumed'} after round 1 of 3" in result.stdout + result.stderr
-    resumed = pd.read_csv(work / "runs" / "resumed" / rd.METRICS)
-    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), faulty_run.drop(columns="seconds"))
+    assert f"resuming {run} after round 1 of 3" in result.stdout + result.stderr
+    resumed = pd.read_csv(run / rd.METRICS)
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), faulty_run.drop(columns="seconds"), check_exact=True)
+    assert all(len(ledger_rounds(ledger_folder(run, p))) <= 2 for p in range(3))  # the round's and the one before
+
+    (run / rd.GROUPS).unlink()  # a resume of the finished run only writes its final tables again
+    again = run_flower(work, config("resumed", 3, FAULTS), 3, 39651)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert pd.read_csv(run / rd.GROUPS).equals(pd.read_csv(work / "runs" / "full" / rd.GROUPS))
+    pd.testing.assert_frame_equal(pd.read_csv(run / rd.METRICS), resumed, check_exact=True)
 
 
 @pytest.mark.slow

@@ -71,4 +71,11 @@ def save_checkpoint(path: Path, encoder: dict[str, torch.Tensor], decoders: dict
     with os.fdopen(fd, "wb") as f:
         torch.save({"encoder": encoder, "decoders": decoders, "families": families, "round": server_round,
                     "config": config}, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path / CHECKPOINT)
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    """jscc_checkpoint.pt of `run_dir`, loaded with weights_only=True (tensors and plain containers only)."""
+    return torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
