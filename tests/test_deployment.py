@@ -114,6 +114,46 @@ def test_certificate_script_makes_a_ca_a_server_certificate_that_verifies_and_su
         assert verify.returncode == 0 and "OK" in verify.stdout
 
 
+def load_certificate_script():
+    spec = importlib.util.spec_from_file_location("generate_certs", ROOT / "scripts/generate_certs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_certificate_script_creates_private_keys_with_mode_600_not_chmod_after(tmp_path, monkeypatch):
+    """With chmod disabled and umask 022, a key written first and chmod-ed after would be 644."""
+    generate = load_certificate_script()
+    monkeypatch.setattr(os, "chmod", lambda *args, **kwargs: None)
+    monkeypatch.setattr(Path, "chmod", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sys, "argv", ["generate_certs.py", "--dir", str(tmp_path), "--supernodes", "2"])
+    old_umask = os.umask(0o022)
+    try:
+        generate.main()
+    finally:
+        os.umask(old_umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"ca.key": 0o600, "server.key": 0o600, "supernode-0.key": 0o600, "supernode-1.key": 0o600,
+                     "ca.crt": 0o644, "server.pem": 0o644, "supernode-0.pub": 0o644, "supernode-1.pub": 0o644}
+
+
+def test_certificate_script_refuses_to_overwrite_keys_without_force(tmp_path):
+    script = [sys.executable, str(ROOT / "scripts/generate_certs.py"), "--dir", str(tmp_path), "--supernodes", "1"]
+    subprocess.run(script, check=True, capture_output=True)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    again = subprocess.run(script, capture_output=True, text=True)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.stderr.strip().splitlines() == [
+        f"generate_certs.py: {tmp_path} already holds ca.key, ca.crt, server.key, server.pem, supernode-0.key, "
+        "supernode-0.pub; not overwriting them (pass --force to replace them, then register every SuperNode again)"]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    (tmp_path / "ca.key").chmod(0o644)  # --force replaces the file itself, so a loose old mode does not survive
+    subprocess.run(script + ["--force"], check=True, capture_output=True)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after.keys() == before.keys() and all(after[name] != before[name] for name in before)
+    assert all((tmp_path / name).stat().st_mode & 0o777 == 0o600 for name in ("ca.key", "server.key", "supernode-0.key"))
+
+
 def test_local_cluster_refuses_to_start_without_certificates(tmp_path):
     result = subprocess.run(["bash", str(ROOT / "scripts/local_cluster.sh"), "--nodes", "2", "--certs", str(tmp_path),
                              "--dir", str(tmp_path / "cluster")], capture_output=True, text=True, timeout=60)
