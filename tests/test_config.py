@@ -145,3 +145,62 @@ def test_check_environment_refuses_jscc_crops_larger_than_every_image(tmp_path):
     with pytest.raises(ConfigError, match="jscc-crop-size: 100000 px crops fit no image of jscc-images "
                                           "\\(the bundled default\\): the largest shorter side is 1411 px"):
         load_config(work_dir=str(tmp_path), task="jscc", jscc_crop_size=100000).check_environment()
+
+
+def check_config(*args: str) -> subprocess.CompletedProcess:
+    """scripts/check_config.py, as scripts/flwr_run.sh and a user run it."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts/check_config.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_config_names_the_closest_key_for_a_typo_in_one_line(tmp_path):
+    result = check_config(f"work-dir='{tmp_path}' num-server-round=3")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "semfed config: unknown config key 'num-server-round'; did you mean 'num-server-rounds'?\n"
+
+
+@pytest.mark.parametrize("overrides, line", [
+    ("num-server-rounds=-1", "num-server-rounds: must be an integer >= 1, got -1"),
+    ("learning-rate=nan", "learning-rate: must be a finite number, got nan"),
+    ("work-dir='/proc/semfed-work'", "work-dir: '/proc/semfed-work' is not writable (/proc: No such file or directory)"),
+    ("seed=abc", "The provided configuration string is in an invalid format. The correct format should be, e.g., "
+                 "'key1=123 key2=false key3=\"string\"', where values must be of type bool, int, string, or float. "
+                 "Ensure proper formatting with space-separated key-value pairs."),  # Flower's parser's own message
+])
+def test_check_config_reports_a_bad_value_in_one_line_without_a_traceback(overrides, line):
+    result = check_config(overrides)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"semfed config: {line}\n")
+
+
+def test_check_config_accepts_a_good_config_and_counts_its_supernodes(tmp_path):
+    result = check_config(f"work-dir='{tmp_path}' num-server-rounds=3 seed=1")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "semfed config: ok (3 override(s); task retrieval, 10 SuperNodes)\n", "")
+    two = check_config("--supernodes", f"work-dir='{tmp_path}' clients='minilm;frcnn-r50+minilm'")
+    assert (two.returncode, two.stdout) == (0, "2\n")
+    jscc = check_config("--supernodes", "--values-only", "task='jscc' jscc-decoders='conv;vgg;resnet'")
+    assert (jscc.returncode, jscc.stdout) == (0, "3\n")
+    with_machine = check_config(f"work-dir='{tmp_path / 'a' / 'b'}' device='cpu'")
+    assert with_machine.returncode == 0 and not (tmp_path / "a").exists()  # the probe made no folder
+
+
+def test_check_config_imports_no_torch_for_a_retrieval_config(tmp_path):
+    probe = ("import importlib.util, sys\n"
+             f"spec = importlib.util.spec_from_file_location('check_config', {str(ROOT / 'scripts/check_config.py')!r})\n"
+             "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+             f"code = module.main([\"work-dir='{tmp_path}' num-server-rounds=3\"])\n"
+             "print(code, 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines()[-1] == "0 False", result.stderr
+
+
+def test_flwr_run_script_refuses_a_typo_before_submitting_anything(tmp_path):
+    """The issue's new user: `scripts/main.sh "num-server-round=3"` used to end in Flower's '[code: 15]
+    Invalid run configuration.' naming no key."""
+    env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "PYTHONPATH": str(ROOT),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{tmp_path}' num-server-round=3"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "semfed config: unknown config key 'num-server-round'; did you mean 'num-server-rounds'?\n"
+    assert not (tmp_path / "flwr-home").exists()  # no `flwr` command ran: no SuperLink, no run
