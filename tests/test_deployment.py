@@ -210,6 +210,20 @@ def test_local_cluster_refuses_to_start_without_certificates(tmp_path):
     assert not (tmp_path / "cluster").exists()
 
 
+def test_local_cluster_checks_the_run_config_before_starting_anything(tmp_path):
+    cluster = ["bash", str(ROOT / "scripts/local_cluster.sh"), "--insecure", "--dir", str(tmp_path / "cluster")]
+    typo = subprocess.run(cluster + [f"work-dir='{tmp_path}' num-server-round=3"], capture_output=True, text=True,
+                          timeout=120)
+    assert (typo.returncode, typo.stderr) == (
+        2, "semfed config: unknown config key 'num-server-round'; did you mean 'num-server-rounds'?\n")
+    mismatch = subprocess.run(cluster[:2] + ["--nodes", "2"] + cluster[2:] + [f"work-dir='{tmp_path}' {TINY}"],
+                              capture_output=True, text=True, timeout=120)
+    assert (mismatch.returncode, mismatch.stderr) == (
+        2, "local_cluster.sh: --nodes 2, but the run config needs 3 SuperNodes (one per client profile, or per "
+           "D-JSCC decoder)\n")
+    assert not (tmp_path / "cluster").exists()
+
+
 def assert_two_round_run(run_dir: Path, clients: int) -> None:
     table = pd.read_csv(run_dir / "metrics.csv")
     assert table["round"].tolist() == [0, 1, 2]
