@@ -130,6 +130,21 @@ def test_clientapp_executors_mount_the_work_volume_read_only_and_the_serverapp_w
                         "superexec-clientapp-1": [True]}
 
 
+def test_flwr_version_is_the_same_in_pyproject_dockerfile_compose_and_the_environment():
+    import re
+    import tomllib
+
+    import flwr
+    from packaging.requirements import Requirement
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pin = next(Requirement(d) for d in dependencies if d.startswith("flwr"))
+    dockerfile = re.search(r"^ARG FLWR_VERSION=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)[1]
+    images = {s["image"].split(":")[1] for s in compose_config("docker-compose.yml").values()}
+    assert dockerfile == flwr.__version__ == "1.42.0" and images == {dockerfile}
+    assert pin.specifier.contains(dockerfile) and not pin.specifier.contains("1.41.0")
+
+
 def test_insecure_mode_is_an_explicit_override():
     services = compose_config("docker-compose.yml", "docker-compose.insecure.yml")
     flower = {n: s for n, s in services.items() if n != "register-supernodes"}
