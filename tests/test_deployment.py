@@ -145,6 +145,29 @@ def test_flwr_version_is_the_same_in_pyproject_dockerfile_compose_and_the_enviro
     assert pin.specifier.contains(dockerfile) and not pin.specifier.contains("1.41.0")
 
 
+def flower_parser(image: str):
+    """The argparse parser of the command an image runs (flwr 1.42's private parser builders; the
+    Dockerfile's ENTRYPOINT is flower-superexec)."""
+    from flwr.supercore.cli.flower_superexec import _parse_args
+    from flwr.superlink.cli.flower_superlink import _parse_args_run_superlink
+    from flwr.supernode.cli.flower_supernode import _parse_args_run_supernode
+
+    kind = image.split(":")[0]
+    return {"flwr/superlink": _parse_args_run_superlink, "flwr/supernode": _parse_args_run_supernode,
+            "semfed-superexec": _parse_args}[kind]()
+
+
+@pytest.mark.parametrize("files", [("docker-compose.yml",), ("docker-compose.yml", "docker-compose.insecure.yml")])
+def test_every_compose_command_parses_with_the_installed_flower_and_uses_no_deprecated_flag(files):
+    deprecated = ("--fleet-api-address", "--fleet-api-type", "--control-api-address", "--auth-list-public-keys",
+                  "--auth-supernode-public-key", "--allow-runtime-dependency-installation")
+    for name, service in compose_config(*files).items():
+        if name == "register-supernodes":  # a shell job running the `flwr` CLI
+            continue
+        flower_parser(service["image"]).parse_args(service["command"])  # an unknown flag or bad value exits
+        assert not [a for a in service["command"] if a.startswith(deprecated)], name
+
+
 def test_insecure_mode_is_an_explicit_override():
     services = compose_config("docker-compose.yml", "docker-compose.insecure.yml")
     flower = {n: s for n, s in services.items() if n != "register-supernodes"}
