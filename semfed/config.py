@@ -414,7 +414,7 @@ class SemfedConfig:
     def _check_robustness(self) -> None:
         """The run name, seed, failure, poisoning and resume keys (README "Failures, bad updates and resume")."""
         if not 0 <= self.seed <= MAX_SEED:
-            raise ConfigError(f"seed: must be in 0..{MAX_SEED} (2**32 - 1), got {self.seed}")
+            raise ConfigError(f"seed: must be >= 0 and <= {MAX_SEED} (2**32 - 1), got {self.seed}")
         parts = self.run_name.split("/")
         if self.run_name and (any(p in ("", ".", "..") for p in parts) or any(c in self.run_name for c in "\\\0")):
             raise ConfigError(f"run-name: {self.run_name!r} must be a relative folder name under runs/ ('/' for "

@@ -75,7 +75,7 @@ def test_int_accepted_for_float_and_profiles_parsed(tmp_path):
     ({"round-timeout-s": -math.inf}, "round-timeout-s: must be a finite number, got -inf"),  # any float key
     ({"jscc-snr-set": "1,nan,7"}, "jscc-snr-set: SNRs must be finite numbers in dB, got '1,nan,7'"),
     ({"jscc-eval-snrs": "inf"}, "jscc-eval-snrs: SNRs must be finite numbers in dB, got 'inf'"),
-    ({"seed": MAX_SEED + 1}, "seed: must be in 0..4294967295 (2**32 - 1), got 4294967296"),
+    ({"seed": MAX_SEED + 1}, "seed: must be >= 0 and <= 4294967295 (2**32 - 1), got 4294967296"),
     ({"poison-clients": "3-1"}, "poison-clients: range '3-1' in '3-1' runs backwards; write it low-high, e.g. '1-3'"),
     ({"label-noise": "mild:0.2:4-0"}, "label-noise: range '4-0' in 'mild:0.2:4-0' runs backwards"),
     ({"stop-after-round": 13}, "stop-after-round: must be in 0..12 (0 = never; at most num-server-rounds), got 13"),
