@@ -204,3 +204,23 @@ def test_flwr_run_script_refuses_a_typo_before_submitting_anything(tmp_path):
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "semfed config: unknown config key 'num-server-round'; did you mean 'num-server-rounds'?\n"
     assert not (tmp_path / "flwr-home").exists()  # no `flwr` command ran: no SuperLink, no run
+
+
+@pytest.mark.parametrize("run_config, federation, sent", [
+    ("clients='minilm;frcnn-r50+minilm;frcnn-mnv3'", None, "num-supernodes=3 client-resources-num-cpus=1"),
+    ("task='jscc' jscc-decoders='conv;vgg'", "client-resources-num-cpus=2", "num-supernodes=2 client-resources-num-cpus=2"),
+    ("clients='minilm;frcnn-r50'", "num-supernodes=5", "num-supernodes=5"),  # the caller's count is kept
+])
+def test_flwr_run_script_takes_the_supernode_count_from_the_run_config(tmp_path, run_config, federation, sent):
+    """`flwr` replaced by an exported bash function (it wins over PATH, which env.sh sets) that records what
+    flwr_run.sh submits and starts no run; FLWR_HOME under a file makes a real `flwr` fail at once."""
+    record = tmp_path / "args"
+    env = {**os.environ, "FLWR_HOME": "/dev/null/flwr-home", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "59997",  # five digits: the script's cleanup patterns match no other run
+           "BASH_FUNC_flwr%%": f"() {{ printf '%s\\n' \"$@\" > {record}; echo '{{}}'; }}",
+           "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    command = ["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{tmp_path}' device='cpu' {run_config}"]
+    result = subprocess.run(command + ([federation] if federation else []), cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1 and "flwr run did not start a run: {}" in result.stderr, result.stderr[-2000:]
+    args = record.read_text().splitlines()
+    assert args[args.index("--federation-config") + 1] == sent
