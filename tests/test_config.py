@@ -215,7 +215,8 @@ def test_flwr_run_script_takes_the_supernode_count_from_the_run_config(tmp_path,
     """`flwr` replaced by an exported bash function (it wins over PATH, which env.sh sets) that records what
     flwr_run.sh submits and starts no run; FLWR_HOME under a file makes a real `flwr` fail at once."""
     record = tmp_path / "args"
-    env = {**os.environ, "FLWR_HOME": "/dev/null/flwr-home", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "59997",  # five digits: the script's cleanup patterns match no other run
+    # port: five digits, so that the script's cleanup patterns (pkill -f '...--port P') match no other run
+    env = {**os.environ, "FLWR_HOME": "/dev/null/flwr-home", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "59997",
            "BASH_FUNC_flwr%%": f"() {{ printf '%s\\n' \"$@\" > {record}; echo '{{}}'; }}",
            "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     command = ["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{tmp_path}' device='cpu' {run_config}"]
