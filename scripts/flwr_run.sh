@@ -24,8 +24,8 @@ cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); 
   # run's flwr-simulation process, which outlives it (TERM stops its Ray too). Never changes the exit status.
   if [ -n "$run_id" ] && [ -z "$status" ]; then flwr stop "$run_id" >/dev/null 2>&1 || true; fi
   if [ -n "$owned" ]; then
-    pkill -f "flower-superlink.*--port $port" || true
-    pkill -f "flwr-simulation --runtime-api-address 127.0.0.1:$port" || true
+    pkill -f "flower-superlink.*--port $port( |$)" || true
+    pkill -f "flwr-simulation --runtime-api-address 127.0.0.1:$port( |$)" || true
   fi
 }
 trap cleanup EXIT
