@@ -1,7 +1,7 @@
 # The executor image of docker-compose.yml: Flower's SuperExec (which runs ServerApps and ClientApps)
 # plus semfed's dependencies, with the CPU build of torch. Flower is already in the base image, so its
 # line is dropped from pyproject.toml before installing (as Flower's Docker quickstart does).
-ARG FLWR_VERSION=1.41.0
+ARG FLWR_VERSION=1.42.0
 FROM flwr/superexec:${FLWR_VERSION}
 
 WORKDIR /app

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pandas as pd
 from flwr.common.config import parse_config_args
 from rich.console import Console
@@ -34,7 +35,7 @@ from experiments import jscc_results  # noqa: E402
 from experiments.run_state import is_finished, set_aside  # noqa: E402
 from experiments.sweep_grid import Point, Sweep, load_sweep, run_config_text  # noqa: E402
 from experiments.sweep_results import collect, plot_curves, plot_final, summary  # noqa: E402
-from semfed.config import default_run_config  # noqa: E402
+from semfed.config import ConfigError, default_run_config, from_overrides  # noqa: E402
 
 console = Console()
 ROUND_LINE = re.compile(r"semfed\.server: round (\d+)/(\d+)")  # the ServerApp's per-round log line (both tasks)
@@ -90,6 +91,16 @@ def run_sweep(sweep: Sweep, work_dir: Path, run_point=flower_point) -> list[str]
     return failed
 
 
+def check_machine(sweep: Sweep, work_dir: Path) -> None:
+    """Every point's machine checks (work-dir writable, a GPU for device='cuda', D-JSCC crops that fit),
+    before the first run: ValueError with scripts/check_config.py's message, naming the point."""
+    for point in sweep.points:
+        try:
+            from_overrides({**point.overrides, "work-dir": str(work_dir)}).check_environment()
+        except ConfigError as error:
+            raise ValueError(f"point {point.name}: {error}") from None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", type=Path)
@@ -100,11 +111,14 @@ def main() -> int:
     parser.add_argument("--collect-only", action="store_true", help="only collect the finished points")
     parser.add_argument("--output", default="results.csv", help="table file name (.csv or .parquet)")
     args = parser.parse_args()
+    work_dir = args.work_dir.resolve()
     try:
         sweep = load_sweep(args.sweep, parse_config_args([args.set]) if args.set else None, args.name)
-    except ValueError as error:
-        return console.print(f"[red]{error}[/red]") or 2
-    work_dir = args.work_dir.resolve()
+        if not args.collect_only:
+            check_machine(sweep, work_dir)
+    except (ValueError, click.ClickException) as error:
+        message = error.message if isinstance(error, click.ClickException) else str(error)
+        return console.print(f"[red]{message}[/red]", soft_wrap=True) or 2
     failed = [] if args.collect_only else run_sweep(sweep, work_dir)
     out = work_dir / "sweeps" / sweep.name
     out.mkdir(parents=True, exist_ok=True)

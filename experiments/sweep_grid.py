@@ -1,7 +1,7 @@
 """Sweep files: a name, a base run config and a grid, expanded into points (one Flower run each).
 
     name = "case-study"                      # runs go to <work-dir>/runs/<name>/<point>
-    federation = "num-supernodes=10 client-resources-num-cpus=1"
+    federation = "client-resources-num-cpus=1"  # num-supernodes: from each point's config unless set here
     compare = "method"                       # the axis the plots and summary compare (default: the first)
     [base]                                   # run-config overrides shared by every point
     num-server-rounds = 6
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semfed.config import ConfigError, SemfedConfig, default_run_config
+from semfed.config import ConfigError, from_overrides
 
 NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -90,11 +90,11 @@ def load_sweep(path: Path, base: dict[str, Any] | None = None, name: str | None 
             if key in overrides:
                 raise ValueError(f"{path}: {key!r} is set by the sweep runner, not the sweep file")
         try:
-            SemfedConfig.from_run_config({**default_run_config(), **overrides})
+            from_overrides(overrides)  # the same check and message as scripts/check_config.py
         except ConfigError as error:
             raise ValueError(f"{path}: point {point}: {error}") from None
         points.append(Point(point, labels, overrides))
-    return Sweep(name, spec.get("federation", "num-supernodes=10 client-resources-num-cpus=1"), compare,
+    return Sweep(name, spec.get("federation", "client-resources-num-cpus=1"), compare,
                  tuple(points))
 
 

@@ -2,11 +2,16 @@
 # Run the semfed app as a Flower simulation on a managed local SuperLink, stream its log,
 # and exit non-zero unless the run finished completed. Stops the SuperLink if it started it.
 #   scripts/flwr_run.sh "<run-config overrides>" "<federation-config>"
+# The run config is checked first (scripts/check_config.py: one line naming the key, exit 2, nothing
+# submitted). Without num-supernodes in the federation config, the run config's count is used (one
+# SuperNode per client profile, or per D-JSCC decoder).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$SEMFED_ROOT"
 run_config="${1:-}"
-federation_config="${2:-num-supernodes=10 client-resources-num-cpus=1}"
+federation_config="${2:-client-resources-num-cpus=1}"
+nodes="$(python scripts/check_config.py --supernodes "$run_config")" || exit 2
+[[ "$federation_config" == *num-supernodes* ]] || federation_config="num-supernodes=$nodes $federation_config"
 if [[ "$federation_config" != *num-gpus* ]] && python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
   federation_config+=" client-resources-num-gpus=0.2"  # five virtual clients share each GPU
 fi
@@ -19,8 +24,8 @@ cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); 
   # run's flwr-simulation process, which outlives it (TERM stops its Ray too). Never changes the exit status.
   if [ -n "$run_id" ] && [ -z "$status" ]; then flwr stop "$run_id" >/dev/null 2>&1 || true; fi
   if [ -n "$owned" ]; then
-    pkill -f "flower-superlink.*--port $port" || true
-    pkill -f "flwr-simulation --runtime-api-address 127.0.0.1:$port" || true
+    pkill -f "flower-superlink.*--port $port( |$)" || true
+    pkill -f "flwr-simulation --runtime-api-address 127.0.0.1:$port( |$)" || true
   fi
 }
 trap cleanup EXIT

@@ -6,7 +6,10 @@ scripts/local_cluster.sh), with Python's `cryptography` (a Flower dependency), i
                              signed by the CA, valid for localhost, 127.0.0.1, `superlink` and any --host
     supernode-<i>.key/.pub   one EC key pair (OpenSSH format) per SuperNode, for SuperNode authentication
 
-    python scripts/generate_certs.py [--dir certs] [--supernodes 10] [--host NAME_OR_IP ...]
+    python scripts/generate_certs.py [--dir certs] [--supernodes 10] [--host NAME_OR_IP ...] [--force]
+
+Private keys are created with mode 600 (never readable by others, not even for a moment). Files already
+there are left alone unless --force replaces them (then every SuperNode must be registered again).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import ipaddress
+import os
 from pathlib import Path
 
 from cryptography import x509
@@ -38,8 +42,16 @@ def _san(host: str) -> x509.GeneralName:
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600 if private else 0o644)
+    """Create `path` (it must not exist) with mode 600 for a private key, 644 otherwise."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def output_files(count: int) -> list[str]:
+    """Every file this script writes for `count` SuperNodes."""
+    return ["ca.key", "ca.crt", "server.key", "server.pem",
+            *[f"supernode-{i}.{ext}" for i in range(count) for ext in ("key", "pub")]]
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -95,7 +107,14 @@ def main() -> None:
     parser.add_argument("--supernodes", type=int, default=10, help="SuperNode key pairs to make (default 10)")
     parser.add_argument("--host", action="append", default=[],
                         help="extra DNS name or IP the SuperLink is reached at (repeatable)")
+    parser.add_argument("--force", action="store_true", help="replace files already in --dir")
     args = parser.parse_args()
+    existing = [name for name in output_files(args.supernodes) if (args.dir / name).exists()]
+    if existing and not args.force:
+        parser.exit(1, f"generate_certs.py: {args.dir} already holds {', '.join(existing)}; not overwriting them "
+                       "(pass --force to replace them, then register every SuperNode again)\n")
+    for name in existing:
+        (args.dir / name).unlink()
     args.dir.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)  # tolerate clock skew
     ca_key, ca_cert = make_ca(args.dir, now)

@@ -6,12 +6,14 @@
 #   scripts/local_cluster.sh [--nodes N] [--port P] [--certs DIR] [--dir DIR] [--insecure] ["<run-config overrides>"]
 # TLS and SuperNode authentication are on unless --insecure; certificates and SuperNode keys come from
 # scripts/generate_certs.py (--certs, default certs/). Ports: SuperLink P (default 9100), SuperNode i P+1+i.
-# --nodes must equal the number of profiles in the run config's `clients` (default config: 10).
+# The run config is checked first (scripts/check_config.py: one line naming the key, exit 2, nothing
+# started). --nodes defaults to the SuperNodes it needs (its client profiles, or D-JSCC decoders) and
+# must equal that count.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$SEMFED_ROOT"
 
-nodes=10 port=9100 certs="$SEMFED_ROOT/certs" dir="$SEMFED_ROOT/.cluster" insecure=0 run_config=""
+nodes="" port=9100 certs="$SEMFED_ROOT/certs" dir="$SEMFED_ROOT/.cluster" insecure=0 run_config=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes="$2"; shift 2 ;;
@@ -24,6 +26,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+needed="$(python scripts/check_config.py --supernodes "$run_config")" || exit 2
+nodes="${nodes:-$needed}"
 if [ "$insecure" = 0 ]; then
   for f in ca.crt server.pem server.key $(seq -f "supernode-%g.key" 0 $((nodes - 1))) \
            $(seq -f "supernode-%g.pub" 0 $((nodes - 1))); do
@@ -31,6 +35,8 @@ if [ "$insecure" = 0 ]; then
       "'python scripts/generate_certs.py --dir $certs --supernodes $nodes' (or pass --insecure)" >&2; exit 2; }
   done
 fi
+[ "$nodes" = "$needed" ] || { echo "local_cluster.sh: --nodes $nodes, but the run config needs $needed SuperNodes" \
+  "(one per client profile, or per D-JSCC decoder)" >&2; exit 2; }
 
 mkdir -p "$dir"
 dir="$(realpath "$dir")"

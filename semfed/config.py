@@ -3,12 +3,18 @@
 Built once from Flower's run config (the flat ``key = value`` table under
 ``[tool.flwr.app.config]`` in pyproject.toml, plus ``--run-config`` overrides).
 Any unknown key or bad value raises :class:`ConfigError` naming the key and what
-is allowed, before anything starts.
+is allowed, before anything starts. ``from_run_config`` checks only the values (cheap:
+clients call it on every message); ``check_environment`` checks the machine (the work
+directory, a GPU, the D-JSCC images) once, in the ServerApp and before submitting
+(scripts/check_config.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
+import tempfile
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -46,6 +52,19 @@ class ClientProfile:
 
 def is_text_encoder(name: str) -> bool:
     return name in TEXT_ENCODERS or name.startswith("hf@")
+
+
+def check_text_encoder(key: str, name: str) -> None:
+    """ConfigError naming `key` unless `name` is a built-in text encoder or hf@ an absolute, existing
+    model folder (one stat: cheap enough for every message)."""
+    if not is_text_encoder(name):
+        raise ConfigError(f"{key}: {name!r} is not a text encoder ({TEXT_ENCODERS} or hf@/abs/dir)")
+    if name.startswith("hf@"):
+        folder = Path(name[3:])
+        if not folder.is_absolute():
+            raise ConfigError(f"{key}: {name!r} must name an absolute directory after 'hf@'")
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"{key}: {name!r} is not a local model folder (no {folder / 'config.json'})")
 
 
 def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
@@ -99,6 +118,9 @@ JSCC_CHANNELS = ("awgn", "rayleigh")
 #: D-JSCC decoder families (semfed.jscc.DECODERS) and the fewest blocks each accepts.
 JSCC_DECODER_MIN_BLOCKS = {"attention": 2, "conv": 2, "resnet": 1, "vgg": 2}
 JSCC_MIN_CROP = 36  # crops are multiples of 4 (the encoder downsamples by 4); MS-SSIM needs > 32 px
+#: Largest seed: every seed derived from it (semfed.participants.client_seed: seed * 1_000_003 + ...) stays
+#: far below torch.manual_seed's 2**64 - 1, and the seed itself within numpy's legacy 2**32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -146,6 +168,8 @@ def parse_snrs(key: str, text: str) -> tuple[float, ...]:
         snrs = tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise ConfigError(f"{key}: {text!r} is not a comma-separated list of SNRs in dB (e.g. '1,4,7,10,13')") from None
+    if not all(math.isfinite(snr) for snr in snrs):
+        raise ConfigError(f"{key}: SNRs must be finite numbers in dB, got {text!r}")
     if not snrs:
         raise ConfigError(f"{key}: no SNRs given; expected e.g. '1,4,7,10,13'")
     return snrs
@@ -157,9 +181,13 @@ def _client_ids(item: str, text: str, key: str = "label-noise") -> tuple[int, ..
     for part in [p.strip() for p in text.split(",") if p.strip()]:
         low, _, high = part.partition("-")
         try:
-            ids += range(int(low), int(high or low) + 1)
+            first, last = int(low), int(high or low)
         except ValueError:
             raise ConfigError(f"{key}: bad client list {text!r} in {item!r}; expected e.g. '0-4' or '0,2,5'") from None
+        if last < first:
+            raise ConfigError(f"{key}: range {part!r} in {item!r} runs backwards; write it low-high, e.g. "
+                              f"'{last}-{first}'")
+        ids += range(first, last + 1)
     return tuple(ids)
 
 
@@ -279,13 +307,17 @@ class SemfedConfig:
         known = {f.name.replace("_", "-"): f for f in fields(cls)}
         for key in run_config:
             if key not in known:
-                raise ConfigError(f"unknown config key {key!r}; allowed keys: {', '.join(sorted(known))}")
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(known))}"
+                raise ConfigError(f"unknown config key {key!r}; {hint}")
         missing = sorted(set(known) - set(run_config))
         if missing:
             raise ConfigError(f"missing config key(s): {', '.join(missing)}")
         values = {}
         for key, f in known.items():
             values[f.name] = _coerce(key, run_config[key], f.type)
+            if isinstance(values[f.name], float) and not math.isfinite(values[f.name]):
+                raise ConfigError(f"{key}: must be a finite number, got {values[f.name]}")
         config = cls(**values)
         config._check_ranges()
         return config
@@ -322,8 +354,9 @@ class SemfedConfig:
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 raise ConfigError(f"{_key(name)}: weights file {path!r} does not exist")
-        if not is_text_encoder(self.skb_encoder):
-            raise ConfigError(f"skb-encoder: {self.skb_encoder!r} is not a text encoder ({TEXT_ENCODERS} or hf@/abs/dir)")
+        check_text_encoder("skb-encoder", self.skb_encoder)
+        for text_encoder in sorted({p.text_encoder for p in self.client_profiles} - {None}):
+            check_text_encoder("clients", text_encoder)
         if self.scenes_seed < 0:
             raise ConfigError(f"scenes-seed: must be >= 0, got {self.scenes_seed}")
         if not 0 < self.label_confidence_threshold < 1:
@@ -354,6 +387,11 @@ class SemfedConfig:
         if self.flickr30k_concepts < 1:
             raise ConfigError(f"flickr30k-concepts: must be an integer >= 1, got {self.flickr30k_concepts}")
         image_encoders = {p.image_encoder for p in self.client_profiles} - {None}
+        text_encoders = {p.text_encoder for p in self.client_profiles} - {None}
+        if self.task == "retrieval" and not (image_encoders and text_encoders):
+            missing = "image" if not image_encoders else "text"
+            raise ConfigError(f"clients: no client has a {missing} encoder; retrieval matches images with captions, "
+                              "so the federation needs both among its clients")
         scan = self.dataset == "flickr30k" and self.flickr30k_layout == "scan"
         if scan and image_encoders - {PRECOMPUTED_ENCODER}:
             raise ConfigError(f"clients: image encoder(s) {sorted(image_encoders - {PRECOMPUTED_ENCODER})} need images, "
@@ -375,8 +413,8 @@ class SemfedConfig:
 
     def _check_robustness(self) -> None:
         """The run name, seed, failure, poisoning and resume keys (README "Failures, bad updates and resume")."""
-        if self.seed < 0:
-            raise ConfigError(f"seed: must be >= 0, got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed: must be >= 0 and <= {MAX_SEED} (2**32 - 1), got {self.seed}")
         parts = self.run_name.split("/")
         if self.run_name and (any(p in ("", ".", "..") for p in parts) or any(c in self.run_name for c in "\\\0")):
             raise ConfigError(f"run-name: {self.run_name!r} must be a relative folder name under runs/ ('/' for "
@@ -393,8 +431,9 @@ class SemfedConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
         parse_client_list("poison-clients", self.poison_clients, n_clients)
-        if self.stop_after_round < 0:
-            raise ConfigError(f"stop-after-round: must be >= 0 (0 = never), got {self.stop_after_round}")
+        if not 0 <= self.stop_after_round <= self.num_server_rounds:
+            raise ConfigError(f"stop-after-round: must be in 0..{self.num_server_rounds} (0 = never; at most "
+                              f"num-server-rounds), got {self.stop_after_round}")
         if self.resume and not self.run_name:
             raise ConfigError("resume: needs a run-name (the run directory to continue)")
         if self.resume and self.task != "retrieval":
@@ -506,9 +545,57 @@ class SemfedConfig:
         """A validated copy with some fields changed (field names with '_')."""
         return SemfedConfig.from_run_config({**self.to_run_config(), **{_key(k): v for k, v in changes.items()}})
 
+    @property
+    def supernodes(self) -> int:
+        """SuperNodes the run needs: one per client profile (retrieval), one per D-JSCC decoder (jscc)."""
+        return len(self.decoder_specs) if self.task == "jscc" else len(self.client_profiles)
+
+    def check_environment(self) -> None:
+        """What the values alone cannot tell, checked on this machine once per run (the ServerApp and
+        scripts/check_config.py, not every client message): work-dir can be written, device='cuda' finds a
+        GPU, jscc-crop-size fits the D-JSCC images. ConfigError naming the key."""
+        _check_writable("work-dir", self.root)
+        if self.device == "cuda":
+            import torch  # imported here: only a run that asks for CUDA pays for it
+
+            if not torch.cuda.is_available():
+                raise ConfigError("device: 'cuda' but torch finds no GPU on this machine; use 'auto' or 'cpu'")
+        if self.task == "jscc":
+            self._check_crops_fit()
+
+    def _check_crops_fit(self) -> None:
+        """jscc-crop-size fits at least one training and one evaluation image (smaller images are skipped)."""
+        from semfed.data.image_folder import load_images  # imported here: decodes images, imports torch
+
+        for name, folder in {"jscc_images": self.jscc_images, "jscc_eval_images": self.jscc_eval_images}.items():
+            if name == "jscc_eval_images" and folder in ("", self.jscc_images):
+                continue  # the training images, checked above
+            try:
+                largest = max(min(image.shape[:2]) for image in load_images(folder))
+            except ValueError as error:
+                raise ConfigError(f"{_key(name)}: {error}") from None
+            if self.jscc_crop_size > largest:
+                raise ConfigError(f"jscc-crop-size: {self.jscc_crop_size} px crops fit no image of {_key(name)} "
+                                  f"({folder or 'the bundled default'}): the largest shorter side is {largest} px")
+
 
 def _key(field_name: str) -> str:
     return field_name.replace("_", "-")
+
+
+def _check_writable(key: str, folder: Path) -> None:
+    """ConfigError naming `key` unless `folder` is, or can be made as, a folder this process writes to.
+    Probes with a temporary file in it (or in its nearest existing parent) that leaves nothing behind."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}: {str(folder)!r} cannot be a folder: {existing} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{key}: {str(folder)!r} is not writable ({existing}: {error.strerror})") from None
 
 
 def _coerce(key: str, value: Any, type_name: Any) -> Any:
@@ -526,6 +613,12 @@ def default_run_config() -> dict[str, Any]:
     """The defaults from pyproject.toml's [tool.flwr.app.config] table."""
     with open(PYPROJECT, "rb") as f:
         return dict(tomllib.load(f)["tool"]["flwr"]["app"]["config"])
+
+
+def from_overrides(overrides: Mapping[str, Any]) -> SemfedConfig:
+    """The run config Flower builds from `--run-config` overrides (flat keys with '-'): pyproject.toml's
+    defaults with the overrides, validated (the values; check_environment checks the machine)."""
+    return SemfedConfig.from_run_config({**default_run_config(), **overrides})
 
 
 def load_config(**overrides: Any) -> SemfedConfig:

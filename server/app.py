@@ -123,6 +123,7 @@ def wait_for_nodes(grid: Grid, expected: int, key: str = "clients", what: str = 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = SemfedConfig.from_run_config(context.run_config)
+    cfg.check_environment()  # work-dir, GPU, D-JSCC images: once per run, here (clients check only the values)
     if cfg.task == "jscc":
         from server.jscc import run_jscc  # imported here: server.jscc uses this module's wait_for_nodes
 
