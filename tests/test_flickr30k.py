@@ -18,6 +18,7 @@ from semfed.data.shards import build_shard, client_indices
 from semfed.evaluation import evaluate_federation
 from semfed.participants import build_adapter
 from semfed.skb import concept_relations, load_skb
+from tests.checks import assert_trained
 from tests.flower_runs import run_flower
 
 TRAIN_CAPTIONS = [
@@ -212,6 +213,7 @@ def test_flower_run_on_the_scan_fixture(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run = tmp_path / "work" / "runs" / "scan"
     table = pd.read_csv(run / "metrics.csv")
-    assert table["round"].tolist() == [0, 1, 2] and table["rsum"].between(0, 600).all()
+    assert table["round"].tolist() == [0, 1, 2]
+    assert_trained(table)
     assert (table.loc[1:, "clients_replied"] == 3).all()
     assert sorted(pd.read_csv(run / "groups.csv")["group"]) == ["bottom-up", "bottom-up+minilm", "minilm"]

@@ -145,8 +145,8 @@ def test_consensus_is_aggregated_from_three_clients_statistics():
     # one noise mode for all: the count-weighted mean of the three low bins' centres
     assert strategy.consensus[0] == pytest.approx((0.475 + 0.525 + 0.425) / 3, abs=1e-3)
     np.testing.assert_allclose(joint.clean_mean, [0.975, 0.775, 0.975], atol=1e-3)
-    arrays_bytes = sum(len(a.data) for r in replies for a in r.content["arrays"].values())
-    assert strategy.round_stats[1]["bytes_received"] == arrays_bytes + 3 * len(Array(histograms[0]).data)
+    # .npy payloads (128-byte header + data): three float32 [1] updates and three float64 [20] histograms
+    assert strategy.round_stats[1]["bytes_received"] == 3 * (128 + 4) + 3 * (128 + 20 * 8)
 
 
 def test_label_statistics_hold_no_sample_content():
