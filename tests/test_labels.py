@@ -219,6 +219,9 @@ def test_noise_groups_parse_and_reject_bad_specs():
             load_config(label_noise=spec)
     with pytest.raises(ConfigError, match="label-handling"):
         load_config(label_handling="magic")
+    assert load_config().label_diagnostics is False  # the injected-noise ground truth stays on the client
+    with pytest.raises(ConfigError, match="label-diagnostics: expected bool"):
+        load_config(label_diagnostics=1)
 
 
 def test_group_label_metrics_hand_computed():
