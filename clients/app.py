@@ -9,10 +9,11 @@ from flwr.clientapp import ClientApp
 
 from semfed.config import SemfedConfig
 from semfed.fault_injection import failing_clients, inject_failure, poison_update
-from semfed.labels import close_label_round
+from semfed.labels import close_label_round, noise_overlap
 from semfed.ledger_files import ledger_folder, load_ledger, save_ledger
 from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
 from semfed.training import train_local
+from strategies.keyed_fedavg import DIAGNOSTICS
 
 app = ClientApp()
 
@@ -20,7 +21,8 @@ app = ClientApp()
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Load the global arrays this client holds keys for, train locally, reply with them
-    (plus its label statistics under 'label-stats' when labelling is federated)."""
+    (plus its label statistics under 'label-stats' when labelling is federated, and with
+    label-diagnostics on, its labels' overlap with the injected noise under 'label-diagnostics')."""
     cfg = SemfedConfig.from_run_config(context.run_config)
     server_round, partition_id = int(msg.content["config"]["server-round"]), int(context.node_config["partition-id"])
     if partition_id in failing_clients(cfg.seed, server_round, len(cfg.client_profiles), cfg.fail_fraction):
@@ -54,22 +56,26 @@ def train(msg: Message, context: Context) -> Message:
                         score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned))
 
     metrics = {"train_loss": local.train_loss, "steps": local.steps, "num-examples": len(shard),
-               "partition-id": partition_id, "label-noisy": int(shard.noisy.sum())}
+               "partition-id": partition_id}
+    diagnostics = noise_overlap(shard.noisy)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if partition_id in cfg.poisoned_clients:
         state = poison_update(state, cfg.poison_kind)  # test-only (poison-clients)
     content = RecordDict({"arrays": ArrayRecord(state)})
     if scoring:
         consensus = config.get("label-consensus")
-        report = close_label_round(ledger, local.confidence, local.excluded, shard.noisy, cfg.label_handling,
+        report = close_label_round(ledger, local.confidence, local.excluded, cfg.label_handling,
                                    None if consensus is None else tuple(consensus), cfg.label_confidence_threshold,
                                    cfg.label_prune_rounds)
         metrics.update({f"label-{k}": v for k, v in report.counts.items()})
+        diagnostics = noise_overlap(shard.noisy, local.excluded, report.pruned)
         if ledger is not None:
             save_ledger(folder, server_round, ledger, keep=loaded_round)
         if cfg.label_handling == "federated":
             content["label-stats"] = ArrayRecord({k: Array(v) for k, v in report.statistics.items()})
     content["metrics"] = MetricRecord(metrics)
+    if cfg.label_diagnostics:  # simulation only; the strategy keeps it out of the averaged metrics and the bytes
+        content[DIAGNOSTICS] = MetricRecord(diagnostics)
     return Message(content, reply_to=msg)
 
 

@@ -275,6 +275,7 @@ class SemfedConfig:
     label_confidence_threshold: float
     label_warmup_rounds: int
     label_prune_rounds: int
+    label_diagnostics: bool
     task: str
     method: str
     eval_every: int

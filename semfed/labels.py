@@ -168,16 +168,18 @@ class LabelRoundReport:
 
     statistics: what the client sends for the federation's consensus (only the
     confidence histogram of its unpruned labels, [HISTOGRAM_BINS]; no samples, captions,
-    features or indices). counts: diagnostics for the metrics table, including overlaps
-    with the injected noise record, which the labelling itself never reads.
+    features or indices). counts: what the scheme itself knows (labels excluded this round,
+    tracked, pruned), for the metrics table. pruned: [N] bool, the client's pruned labels
+    (stays on the client; noise_overlap compares it with the injected noise).
     """
 
     statistics: dict[str, np.ndarray]
     counts: dict[str, int]
+    pruned: np.ndarray
 
 
 def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, excluded: torch.Tensor,
-                      noisy: torch.Tensor, handling: str, consensus: tuple[float, float] | None, fallback: float,
+                      handling: str, consensus: tuple[float, float] | None, fallback: float,
                       prune_rounds: int) -> LabelRoundReport:
     """Fold one round's per-epoch confidences [E, N] and exclusions [N] into the ledger.
 
@@ -185,7 +187,7 @@ def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, excl
     its round confidence (mean over epochs) is under the client's cut (NoiseMixture.cut) of
     a mixture fitted to its own histogram: with the noise component fitted on its own labels
     alone for 'local', held at the federation's `consensus` (noise mean, std) for
-    'federated' once one has arrived. noisy: [N] bool injected-noise record, counts only.
+    'federated' once one has arrived.
     """
     round_confidence = torch.nanmean(confidence, dim=0).numpy()
     pruned_before = ledger.pruned.copy() if ledger is not None else np.zeros(len(round_confidence), bool)
@@ -194,25 +196,39 @@ def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, excl
         noise = consensus if handling == "federated" else None
         cut = fit_noise_mixture(statistics["confidence-histogram"][None], noise).cut(0, fallback)
         ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds)
-    noisy, excluded = noisy.numpy(), excluded.numpy()
-    pruned = ledger.pruned if ledger is not None else pruned_before
+    pruned = ledger.pruned.copy() if ledger is not None else pruned_before
     tracked = ledger.tracked if ledger is not None else np.zeros_like(pruned)
-    counts = {"excluded": int(excluded.sum()), "excluded-noisy": int((excluded & noisy).sum()),
-              "tracked": int(tracked.sum()), "pruned": int(pruned.sum()), "pruned-noisy": int((pruned & noisy).sum()),
-              "noisy": int(noisy.sum())}
-    return LabelRoundReport(statistics, counts)
+    counts = {"excluded": int(excluded.sum()), "tracked": int(tracked.sum()), "pruned": int(pruned.sum())}
+    return LabelRoundReport(statistics, counts, pruned)
 
 
-def group_label_metrics(groups: dict[str, tuple[int, ...]], client_metrics: dict[int, dict[str, float]]) -> dict[str, float]:
+def noise_overlap(noisy: torch.Tensor, excluded: torch.Tensor | None = None,
+                  pruned: np.ndarray | None = None) -> dict[str, int]:
+    """A client's label diagnostics (label-diagnostics on): its injected-noise count, and how many
+    of its excluded / pruned labels ([N] bool each, None before labels are scored) are noisy."""
+    noisy = noisy.numpy()
+    overlap = {"noisy": int(noisy.sum())}
+    if excluded is not None:
+        overlap["excluded-noisy"] = int((excluded.numpy() & noisy).sum())
+    if pruned is not None:
+        overlap["pruned-noisy"] = int((pruned & noisy).sum())
+    return overlap
+
+
+def group_label_metrics(groups: dict[str, tuple[int, ...]], client_metrics: dict[int, dict[str, float]],
+                        client_diagnostics: dict[int, dict[str, int]] | None = None) -> dict[str, float]:
     """Label columns of a metrics row: per group, the summed excluded / tracked / pruned
-    counts of its replying clients and the precision, recall and F1 of their pruned sets
-    against the injected noise. Keys like 'pruned[severe]'."""
+    counts of its replying clients; with client_diagnostics (noise_overlap by partition id,
+    label-diagnostics on) also the precision, recall and F1 of their pruned sets against the
+    injected noise. Keys like 'pruned[severe]'."""
     row = {}
     for name, clients in groups.items():
         metrics = [client_metrics[c] for c in clients if c in client_metrics]
-        total = {key: int(sum(m.get(f"label-{key}", 0) for m in metrics))
-                 for key in ("excluded", "tracked", "pruned", "pruned-noisy", "noisy")}
-        scores = detection_scores(total["pruned"], total["pruned-noisy"], total["noisy"])
-        row.update({f"{key}[{name}]": total[key] for key in ("excluded", "tracked", "pruned")})
-        row.update({f"{key}[{name}]": value for key, value in scores.items()})
+        total = {key: int(sum(m.get(f"label-{key}", 0) for m in metrics)) for key in ("excluded", "tracked", "pruned")}
+        row.update({f"{key}[{name}]": value for key, value in total.items()})
+        if client_diagnostics is not None:
+            overlap = [client_diagnostics.get(c, {}) for c in clients if c in client_metrics]
+            noisy = {key: int(sum(d.get(key, 0) for d in overlap)) for key in ("pruned-noisy", "noisy")}
+            scores = detection_scores(total["pruned"], noisy["pruned-noisy"], noisy["noisy"])
+            row.update({f"{key}[{name}]": value for key, value in scores.items()})
     return row

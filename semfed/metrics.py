@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+log = logging.getLogger("semfed.metrics")
 
 RECALL_KS = (1, 5, 10)
 RECALL_NAMES = tuple(f"{d}_r{k}" for d in ("i2t", "t2i") for k in RECALL_KS)
@@ -15,10 +19,16 @@ def retrieval_recalls(similarity: torch.Tensor, captions_per_image: int = 5) -> 
     column captions_per_image * i + j. Image-to-text counts a hit when any of the
     image's captions ranks within K; text-to-image when the caption's image does.
     Ties are broken pessimistically (a tied wrong item ranks above the right one).
+    A matrix with any NaN or infinite entry (a diverged model) scores 0 everywhere, with a
+    warning: it must never score well, and must not end the run that produced it.
     """
     n_img, n_cap = similarity.shape
     if n_cap != n_img * captions_per_image:
         raise ValueError(f"similarity has {n_cap} caption columns, expected {n_img} x {captions_per_image}")
+    if not torch.isfinite(similarity).all():
+        log.warning("similarity matrix has %d non-finite entries of %d (diverged model?): every recall scores 0",
+                    int((~torch.isfinite(similarity)).sum()), similarity.numel())
+        return {**{name: 0.0 for name in RECALL_NAMES}, "rsum": 0.0}
     owner = torch.arange(n_cap, device=similarity.device) // captions_per_image  # [N_cap]
     # image -> text: rank of the best-ranked true caption = number of wrong captions scoring >= it
     true_mask = owner[None, :] == torch.arange(n_img, device=similarity.device)[:, None]

@@ -83,14 +83,17 @@ class RoundRecorder:
                  self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
                  row["seconds"])
         if "pruned[all]" in row:
-            log.info("labels: excluded %d, tracked %d, pruned %d (precision %.2f, recall %.2f against the injected noise)",
-                     row["excluded[all]"], row["tracked[all]"], row["pruned[all]"], row["precision[all]"],
-                     row["recall[all]"])
+            scores = (f" (precision {row['precision[all]']:.2f}, recall {row['recall[all]']:.2f} against the injected "
+                      "noise)" if "precision[all]" in row else "")
+            log.info("labels: excluded %d, tracked %d, pruned %d%s", row["excluded[all]"], row["tracked[all]"],
+                     row["pruned[all]"], scores)
         return MetricRecord({k: float(v) for k, v in row.items()})
 
     def label_columns(self, server_round: int) -> dict[str, float]:
-        """Per label-noise group: label counts and pruning P/R/F1, and the consensus noise mode."""
-        row = group_label_metrics(self.cfg.label_groups(), self.strategy.client_metrics.get(server_round, {}))
+        """Per label-noise group: label counts, pruning P/R/F1 (label-diagnostics on), and the consensus noise mode."""
+        diagnostics = self.strategy.client_diagnostics.get(server_round, {}) if self.cfg.label_diagnostics else None
+        row = group_label_metrics(self.cfg.label_groups(), self.strategy.client_metrics.get(server_round, {}),
+                                  diagnostics)
         consensus = getattr(self.strategy, "consensus_history", {}).get(server_round)
         if consensus is not None:
             row["noise_mean"], row["noise_std"] = consensus

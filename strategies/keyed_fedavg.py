@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
@@ -14,6 +14,7 @@ from semfed.aggregation import keyed_weighted_average
 from semfed.update_validation import update_problem
 
 log = logging.getLogger("semfed.strategy")
+DIAGNOSTICS = "label-diagnostics"  # a reply's simulation-only record (clients/app.py): for the metrics table only
 
 
 def record_nbytes(record: ArrayRecord) -> int:
@@ -30,7 +31,9 @@ class KeyedFedAvg(FedAvg):
     with fewer than `min_replies` accepted updates the round is skipped (the model is kept).
     Per round, `round_stats` holds bytes on the air, clients sampled, replied and failed,
     updates rejected, whether the round was skipped, and the aggregated client metrics;
-    `client_metrics` each accepted client's own metrics by partition id.
+    `client_metrics` each accepted client's own metrics by partition id; `client_diagnostics`
+    each accepted client's 'label-diagnostics' record (its integer counts) by partition id,
+    which is neither averaged nor counted in the bytes.
     """
 
     STATE = ("round_stats", "client_metrics")  # what a checkpoint keeps (strategies.resumable)
@@ -41,6 +44,7 @@ class KeyedFedAvg(FedAvg):
         self.global_arrays: ArrayRecord | None = None
         self.round_stats: dict[int, dict[str, float]] = {}
         self.client_metrics: dict[int, dict[int, dict[str, float]]] = {}
+        self.client_diagnostics: dict[int, dict[int, dict[str, int]]] = {}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -104,10 +108,15 @@ class KeyedFedAvg(FedAvg):
             return None
         self.client_metrics[server_round] = {int(m.content["metrics"]["partition-id"]): dict(m.content["metrics"])
                                              for m in accepted}
+        self.client_diagnostics[server_round] = {
+            int(m.content["metrics"]["partition-id"]): {k: v for k, v in m.content[DIAGNOSTICS].items()
+                                                        if isinstance(v, int) and v >= 0}
+            for m in accepted if isinstance(m.content.get(DIAGNOSTICS), MetricRecord)}
         return accepted
 
     def round_metrics(self, server_round: int, contents: list) -> MetricRecord:
-        """Clients' metrics averaged (weighted by examples), also kept in round_stats."""
-        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        """Clients' 'metrics' records averaged (weighted by examples), also kept in round_stats."""
+        metrics = self.train_metrics_aggr_fn([RecordDict({"metrics": c["metrics"]}) for c in contents],
+                                             self.weighted_by_key)
         self.round_stats[server_round].update({key: value for key, value in metrics.items() if key != "partition-id"})
         return metrics

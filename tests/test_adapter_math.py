@@ -44,6 +44,21 @@ def test_hardest_negative_triplet_hand_computed():
     assert hardest_negative_triplet(images, images, margin=0.2).item() == 0.0
 
 
+def test_hardest_negative_triplet_takes_the_hardest_of_several_negatives():
+    # images = identity, so scores = texts.T (rows need not be unit for the arithmetic); positives on the diagonal
+    scores = torch.tensor([[0.5, 0.6, 0.4],
+                           [0.4, 0.2, 0.0],
+                           [0.1, 0.7, 0.9]])
+    # caption violations [0.2 + s[i, j] - s[i, i]]_+ (row i):    i=0: 0.3, 0.1   i=1: 0.4, 0.0   i=2: 0.0, 0.0
+    # image violations   [0.2 + s[j, i] - s[i, i]]_+ (column i): i=0: 0.1, 0.0   i=1: 0.6, 0.7   i=2: 0.0, 0.0
+    # max: (0.3 + 0.1) + (0.4 + 0.7) + 0 = 1.5 over 3 pairs; a sum of violations would give (0.5 + 1.7 + 0) / 3
+    loss = hardest_negative_triplet(torch.eye(3), scores.T, margin=0.2)
+    assert loss.item() == pytest.approx(1.5 / 3)
+    # pair 1 dropped, as a positive and as every pair's negative (caption and image): i=0: 0.1 + 0.0, i=2: 0.0
+    kept = hardest_negative_triplet(torch.eye(3), scores.T, margin=0.2, keep=torch.tensor([True, False, True]))
+    assert kept.item() == pytest.approx(0.1 / 2)
+
+
 def test_skb_alignment_hand_computed():
     concepts = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])

@@ -3,7 +3,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
 from semfed.aggregation import keyed_weighted_average
-from strategies.keyed_fedavg import KeyedFedAvg
+from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
 
 
 def test_keyed_average_over_clients_with_different_keys():
@@ -58,5 +58,11 @@ def test_strategy_aggregates_heterogeneous_replies_in_partition_order():
     assert arrays["img"].numpy().tolist() == [2.0] and arrays["txt"].numpy().tolist() == [8.0]
     assert metrics["train_loss"] == pytest.approx((0 * 10 + 2 * 30) / 40)
     assert strategy.round_stats[1]["clients_replied"] == 2
-    assert strategy.round_stats[1]["bytes_received"] == sum(len(a.data) for r in replies
-                                                            for a in r.content["arrays"].values())
+    # four float32 [1] arrays, each a .npy payload: 128-byte header + 4 bytes
+    assert strategy.round_stats[1]["bytes_received"] == 4 * (128 + 4)
+
+
+def test_record_bytes_are_the_serialised_npy_payloads():
+    # Flower's Array holds np.save output: a 128-byte header (magic, version, header length, padded dict) + data
+    record = ArrayRecord({"w": Array(np.zeros((3, 4), np.float32)), "ids": Array(np.zeros(2, np.int64))})
+    assert record_nbytes(record) == (128 + 3 * 4 * 4) + (128 + 2 * 8)

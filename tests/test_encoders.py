@@ -199,7 +199,7 @@ def test_cached_features_computes_once(tmp_path, caplog):
 def test_feature_key_depends_on_every_input(tmp_path):
     spec = {"name": "frcnn-mnv3", "image_size": 64, "seed": 0, "weights_path": ""}
     key = feature_key(spec, "fp1", "train")
-    assert len(key) == 20 and int(key, 16) >= 0
+    assert len(key) == 20 and set(key) <= set("0123456789abcdef")
     assert feature_key(dict(reversed(spec.items())), "fp1", "train") == key
     assert feature_key({**spec, "seed": 1}, "fp1", "train") != key
     assert feature_key(spec, "fp2", "train") != key

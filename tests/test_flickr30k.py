@@ -212,6 +212,9 @@ def test_flower_run_on_the_scan_fixture(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run = tmp_path / "work" / "runs" / "scan"
     table = pd.read_csv(run / "metrics.csv")
-    assert table["round"].tolist() == [0, 1, 2] and table["rsum"].between(0, 600).all()
+    assert table["round"].tolist() == [0, 1, 2]
+    # 4 test images of random region features: R@5 and R@10 are 100 for any finite model and RSUM does not
+    # follow training (420, 365, 365 measured); a diverged model scores 0, and training must lower the loss
+    assert (table["rsum"] > 0).all() and table.loc[2, "train_loss"] < table.loc[1, "train_loss"]
     assert (table.loc[1:, "clients_replied"] == 3).all()
     assert sorted(pd.read_csv(run / "groups.csv")["group"]) == ["bottom-up", "bottom-up+minilm", "minilm"]

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.checks import assert_plot, assert_trained
 from tests.flower_runs import tiny_run as flwr_run
 
 
@@ -24,7 +25,7 @@ def test_simulation_writes_a_complete_run_directory(two_runs):
     run = work / "runs" / "a"
     table = pd.read_csv(run / "metrics.csv")
     assert table["round"].tolist() == [0, 1, 2]
-    assert table["rsum"].between(0, 600).all()
+    assert_trained(table)
     assert (table.loc[1:, "clients_replied"] == 3).all()
     assert (table.loc[1:, "bytes_sent"] > 0).all() and (table.loc[1:, "bytes_received"] > 0).all()
     assert table.loc[1:, "train_loss"].notna().all()
@@ -33,7 +34,8 @@ def test_simulation_writes_a_complete_run_directory(two_runs):
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     assert checkpoint["round"] == 2 and any(k.startswith("stems.frcnn_mnv3") for k in checkpoint["adapter"])
     assert json.loads((run / "config.json").read_text())["num-server-rounds"] == 2
-    assert (run / "rsum.png").stat().st_size > 0 and "round 2/2" in (run / "run.log").read_text()
+    assert_plot(run / "rsum.png")
+    assert "round 2/2" in (run / "run.log").read_text()
     assert "round 2/2" in results[0].stdout + results[0].stderr  # progress is streamed to the user
     assert "feature cache miss" in (run / "run.log").read_text()  # a ran the frozen encoders
     assert "feature cache miss" not in (work / "runs" / "b" / "run.log").read_text()  # b read a's features
@@ -43,7 +45,7 @@ def test_simulation_writes_a_complete_run_directory(two_runs):
 def test_same_seed_gives_identical_metrics(two_runs):
     work, _ = two_runs
     a, b = (pd.read_csv(work / "runs" / name / "metrics.csv").drop(columns="seconds") for name in ("a", "b"))
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert a.loc[2, "rsum"] != a.loc[0, "rsum"] or a.loc[2, "train_loss"] != a.loc[1, "train_loss"]
 
 
@@ -56,14 +58,9 @@ def test_bad_config_value_fails_the_run_with_a_clear_message(tmp_path):
 
 @pytest.mark.slow
 def test_federated_label_consensus_prunes_injected_noise_and_counts_its_bytes(tmp_path):
-    from flwr.app import Array
-    import numpy as np
-
-    from semfed.labels import HISTOGRAM_BINS
-    from strategies.label_consensus import CONSENSUS_BYTES
-
     result = flwr_run(tmp_path, "noisy", rounds=3, extra="label-noise='mild:0.25:0;severe:0.5:1-2' "
-                                         "label-handling='federated' label-warmup-rounds=1 label-prune-rounds=1")
+                                         "label-handling='federated' label-warmup-rounds=1 label-prune-rounds=1 "
+                                         "label-diagnostics=true")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run = tmp_path / "runs" / "noisy"
     record = pd.read_csv(run / "label_noise.csv")
@@ -73,9 +70,11 @@ def test_federated_label_consensus_prunes_injected_noise_and_counts_its_bytes(tm
     assert table.loc[1, "excluded[all]"] == 0 and table.loc[1, "pruned[all]"] == 0  # warm-up round
     assert table["pruned[all]"].is_monotonic_increasing and table.loc[3, "pruned[all]"] > 0  # the ledger persists
     assert table.loc[3, "pruned[all]"] == table.loc[3, ["pruned[mild]", "pruned[severe]"]].sum()
-    assert table.loc[3, "precision[all]"] >= 0 and table["group_rsum[severe]"].between(0, 600).all()
-    histogram_bytes = len(Array(np.zeros(HISTOGRAM_BINS)).data)
+    # better than chance: a random pick of labels would be noisy at the injected rate (corrupted / 48 training labels)
+    assert table.loc[3, "precision[all]"] > len(record) / 48 and table.loc[3, "recall[all]"] > 0
+    assert_trained(table)
+    # a histogram is a float64 [20] .npy payload: 128-byte header + 160 bytes of counts
     received, sent = table["bytes_received"].diff(), table["bytes_sent"].diff()
-    assert received[2] == 3 * histogram_bytes and received[3] == 0  # statistics from round 2 on
-    assert sent[2] == 0 and sent[3] == 3 * CONSENSUS_BYTES  # the consensus goes back from round 3 on
+    assert received[2] == 3 * (128 + 160) and received[3] == 0  # statistics from round 2 on
+    assert sent[2] == 0 and sent[3] == 3 * 16  # the consensus (two float64) goes back from round 3 on
     assert 0 < table.loc[2, "noise_mean"] < 1 and table.loc[2, "noise_std"] > 0  # the consensus of round 2

@@ -22,6 +22,7 @@ from semfed.jscc.forgetting import forgetting_curve
 from semfed.jscc.separation import FAILURE_GREY
 from semfed.metrics import retrieval_recalls
 from semfed.token_channel import pool_tokens, send_tokens, token_receiver, unit_power_scale
+from tests.checks import assert_plot
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -189,7 +190,7 @@ def test_jscc_results_build_one_table_and_checks_the_ordering(tmp_path):
     assert "| awgn | 0: f0 | 13 | 33.00 ✓ | 32.00 | 30.00 | 0.700 ✓ | 0.690 | 0.670 |" in text  # ms_ssim = 0.5 + p/100
     assert "| awgn | 1: f1 | 1 | 19.00 | 19.00 | 19.50 | 0.680 | 0.680 | 0.685 |" in text
     jscc_results.plot_frameworks(table.reset_index(), tmp_path / "frameworks.png")
-    assert (tmp_path / "frameworks.png").stat().st_size > 0
+    assert_plot(tmp_path / "frameworks.png")
     unfinished = runs / sweep.points[2].name
     (unfinished / "jscc_table.csv").unlink()
     assert not is_finished(unfinished, sweep.points[2])

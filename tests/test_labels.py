@@ -3,15 +3,16 @@
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord
+from flwr.app import Array, ArrayRecord, MetricRecord
 
 from semfed.adapter.model import GraphAdapter
 from semfed.config import ConfigError, load_config, parse_noise_groups
 from semfed.data.label_noise import corrupt_annotations
 from semfed.data.shards import Modality, Shard
 from semfed.labels import (HISTOGRAM_BINS, LabelLedger, close_label_round, confidence_histogram,
-                           fit_noise_mixture, group_label_metrics, rank_confidence)
+                           fit_noise_mixture, group_label_metrics, noise_overlap, rank_confidence)
 from semfed import training
+from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
 from tests.test_aggregation import reply
 
@@ -144,28 +145,47 @@ def test_consensus_is_aggregated_from_three_clients_statistics():
     # one noise mode for all: the count-weighted mean of the three low bins' centres
     assert strategy.consensus[0] == pytest.approx((0.475 + 0.525 + 0.425) / 3, abs=1e-3)
     np.testing.assert_allclose(joint.clean_mean, [0.975, 0.775, 0.975], atol=1e-3)
-    arrays_bytes = sum(len(a.data) for r in replies for a in r.content["arrays"].values())
-    assert strategy.round_stats[1]["bytes_received"] == arrays_bytes + 3 * len(Array(histograms[0]).data)
+    # .npy payloads (128-byte header + data): three float32 [1] updates and three float64 [20] histograms
+    assert strategy.round_stats[1]["bytes_received"] == 3 * (128 + 4) + 3 * (128 + 20 * 8)
 
 
 def test_label_statistics_hold_no_sample_content():
     confidence = torch.tensor([[0.1, 0.8, 0.95, 0.4, 0.99, 0.7]])
     excluded = confidence[0] < 0.5
-    noisy = torch.tensor([True, False, False, True, False, False])
-    report = close_label_round(LabelLedger.empty(6), confidence, excluded, noisy, "federated", None, 0.5, 2)
+    report = close_label_round(LabelLedger.empty(6), confidence, excluded, "federated", None, 0.5, 2)
     perm = torch.tensor([5, 3, 0, 1, 4, 2])
-    permuted = close_label_round(LabelLedger.empty(6), confidence[:, perm], excluded[perm], noisy[perm],
-                                 "federated", None, 0.5, 2)
-    bigger = close_label_round(LabelLedger.empty(12), confidence.repeat(1, 2), excluded.repeat(2), noisy.repeat(2),
-                               "federated", None, 0.5, 2)
+    permuted = close_label_round(LabelLedger.empty(6), confidence[:, perm], excluded[perm], "federated", None, 0.5, 2)
+    bigger = close_label_round(LabelLedger.empty(12), confidence.repeat(1, 2), excluded.repeat(2), "federated", None,
+                               0.5, 2)
     assert set(report.statistics) == {"confidence-histogram"}
     histogram = report.statistics["confidence-histogram"]
     assert histogram.shape == (HISTOGRAM_BINS,) and histogram.sum() == 6
     # order-free and of fixed size: nothing in it can name, order or reconstruct a sample
     np.testing.assert_array_equal(permuted.statistics["confidence-histogram"], histogram)
     assert bigger.statistics["confidence-histogram"].shape == histogram.shape
-    assert report.counts == {"excluded": 2, "excluded-noisy": 2, "tracked": 2, "pruned": 0, "pruned-noisy": 0,
-                             "noisy": 2}
+    assert report.counts == {"excluded": 2, "tracked": 2, "pruned": 0}  # what the scheme knows, no ground truth
+
+
+def test_noise_overlap_counts_excluded_and_pruned_noisy_labels():
+    noisy = torch.tensor([True, False, True, True, False])
+    excluded = torch.tensor([True, True, False, False, False])
+    pruned = np.array([False, False, True, True, True])
+    assert noise_overlap(noisy) == {"noisy": 3}  # before labels are scored
+    assert noise_overlap(noisy, excluded, pruned) == {"noisy": 3, "excluded-noisy": 1, "pruned-noisy": 2}
+
+
+def test_label_diagnostics_are_kept_apart_from_the_averaged_metrics_and_the_bytes():
+    strategy = KeyedFedAvg(fraction_evaluate=0.0)
+    strategy.global_arrays = ArrayRecord({"core": Array(np.zeros(1, np.float32))})
+    strategy.round_stats[1] = {"bytes_sent": 0, "clients_sampled": 3}
+    replies = [reply({"core": [1.0]}, 10, p) for p in range(3)]
+    replies[0].content["label-diagnostics"] = MetricRecord({"noisy": 4, "pruned-noisy": 2})
+    replies[1].content["label-diagnostics"] = MetricRecord({"noisy": 2.5, "pruned-noisy": -1})  # not counts: dropped
+    replies[2].content["label-diagnostics"] = ArrayRecord({"noisy": Array(np.ones(1))})  # not a MetricRecord: ignored
+    _, metrics = strategy.aggregate_train(1, replies)
+    assert not any("noisy" in key for key in metrics) and not any("noisy" in key for key in strategy.round_stats[1])
+    assert strategy.round_stats[1]["bytes_received"] == 3 * (128 + 4)  # three float32 [1] .npy payloads, nothing else
+    assert strategy.client_diagnostics[1] == {0: {"noisy": 4, "pruned-noisy": 2}, 1: {}}
 
 
 def test_noise_injection_corrupts_exactly_the_requested_fraction_reproducibly():
@@ -199,13 +219,21 @@ def test_noise_groups_parse_and_reject_bad_specs():
             load_config(label_noise=spec)
     with pytest.raises(ConfigError, match="label-handling"):
         load_config(label_handling="magic")
+    assert load_config().label_diagnostics is False  # the injected-noise ground truth stays on the client
+    with pytest.raises(ConfigError, match="label-diagnostics: expected bool"):
+        load_config(label_diagnostics=1)
 
 
 def test_group_label_metrics_hand_computed():
-    clients = {0: {"label-excluded": 4, "label-tracked": 3, "label-pruned": 4, "label-pruned-noisy": 3, "label-noisy": 6},
-               1: {"label-excluded": 1, "label-tracked": 0, "label-pruned": 0, "label-pruned-noisy": 0, "label-noisy": 0}}
-    row = group_label_metrics({"severe": (0,), "all": (0, 1)}, clients)
+    clients = {0: {"label-excluded": 4, "label-tracked": 3, "label-pruned": 4},
+               1: {"label-excluded": 1, "label-tracked": 0, "label-pruned": 0}}
+    diagnostics = {0: {"pruned-noisy": 3, "noisy": 6}, 1: {"pruned-noisy": 0, "noisy": 0}}
+    groups = {"severe": (0,), "all": (0, 1)}
+    # label-diagnostics off: the counts the scheme knows, no score against the injected noise
+    assert group_label_metrics(groups, clients) == {"excluded[severe]": 4, "tracked[severe]": 3, "pruned[severe]": 4,
+                                                    "excluded[all]": 5, "tracked[all]": 3, "pruned[all]": 4}
+    row = group_label_metrics(groups, clients, diagnostics)
     assert row["pruned[severe]"] == 4 and row["excluded[all]"] == 5 and row["tracked[all]"] == 3
     assert row["precision[severe]"] == 0.75 and row["recall[severe]"] == 0.5
     assert row["f1[severe]"] == pytest.approx(2 * 0.75 * 0.5 / 1.25)
-    assert np.isnan(group_label_metrics({"none": (1,)}, clients)["precision[none]"])
+    assert np.isnan(group_label_metrics({"none": (1,)}, clients, diagnostics)["precision[none]"])

@@ -10,6 +10,7 @@ from experiments.sweep import run_sweep
 from experiments.sweep_grid import load_sweep, run_config_text
 from experiments.sweep_results import collect, plot_curves, plot_final, summary
 from semfed.config import default_run_config
+from tests.checks import assert_plot
 
 SWEEP = """
 name = "demo"
@@ -129,4 +130,5 @@ def test_collected_table_has_a_row_per_point_round_and_group_and_the_summary_ave
     assert "| plain noisy | 6.00 ± 0.00 |" in text  # pruned labels (all clients) at the last round
     plot_curves(table, sweep, tmp_path / "curves.png")
     plot_final(table, sweep, tmp_path / "bars.png")
-    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "bars.png").stat().st_size > 0
+    assert_plot(tmp_path / "curves.png")
+    assert_plot(tmp_path / "bars.png")
