@@ -2,8 +2,6 @@
 seeded sampling, the attack matrix (each poison kind x 1 or 3 of 10 hostile x each aggregation rule),
 malformed replies that must cost only themselves, and hand cases of each robust rule."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -17,39 +15,12 @@ from semfed.update_validation import Judging, histogram_problem, norm_outliers
 from server.resume import resumable
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
+from tests.flower_messages import Grid, reply_from, task_identity  # noqa: F401 (an autouse fixture)
 
 N = 10
 NODES = {pid: 1000 + 7 * pid for pid in range(N)}  # partition -> node id (as discover_partitions returns)
 SHARDS = {pid: 20 + pid for pid in range(N)}  # examples the server assigned each partition
 GLOBAL = {"core.w": np.zeros((2, 3), np.float32), "stem.w": np.zeros(4, np.float32), "steps": np.array(5, np.int64)}
-
-
-class Grid:
-    """The one Grid call configure_train makes."""
-
-    def __init__(self, connected=NODES.values()):
-        self.connected = list(connected)
-
-    def get_node_ids(self):
-        return self.connected
-
-
-@pytest.fixture(autouse=True)
-def task_identity(monkeypatch):
-    """Instruction Messages read the ServerApp's identity (flwr 1.42 TaskIdentity), set here as a run would."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    for name in ("_run_id", "_node_id", "_task_id"):
-        monkeypatch.setattr(TaskIdentity, name, 1)
-
-
-def reply_from(node: int, content: RecordDict | Error) -> Message:
-    """A reply Message as the Grid hands it to aggregate_train: from `node`."""
-    metadata = Metadata(run_id=1, message_id="", src_node_id=node, dst_node_id=1, reply_to_message_id="m",
-                        group_id="", created_at=time.time(), ttl=3600.0, message_type=MessageType.TRAIN)
-    if isinstance(content, Error):
-        return Message(error=content, metadata=metadata)
-    return Message(content=content, metadata=metadata)
 
 
 def honest_state(pid: int) -> dict[str, torch.Tensor]:
@@ -91,7 +62,7 @@ def client_reply(pid: int, kind: str | None, with_stats: bool = False) -> Messag
 def strategy_for(rule: str = "mean", cls=KeyedFedAvg, **kwargs) -> KeyedFedAvg:
     """A strategy after configure_train of round 1 (every partition sampled)."""
     strategy = cls(nodes=NODES, aggregation=rule, judging=Judging(SHARDS), **kwargs)
-    strategy.configure_train(1, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), ConfigRecord({}), Grid())
+    strategy.configure_train(1, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), ConfigRecord({}), Grid(NODES.values()))
     return strategy
 
 
@@ -199,7 +170,7 @@ def test_an_error_reply_is_a_failed_client_and_all_rejected_skips_the_round():
 def test_num_examples_is_capped_at_the_assigned_shard_else_max_client_examples_else_the_round_median():
     def weights(judging):
         strategy = KeyedFedAvg(nodes=NODES, judging=judging)
-        strategy.configure_train(1, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), ConfigRecord({}), Grid())
+        strategy.configure_train(1, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), ConfigRecord({}), Grid(NODES.values()))
         replies = [reply_from(NODES[p], content(honest_state(p), {"num-examples": claim}))
                    for p, claim in [(0, 10), (1, 30), (2, 1e12), (3, 20)]]
         strategy.aggregate_train(1, replies)
@@ -244,12 +215,12 @@ def test_sampling_is_drawn_from_the_seed_by_partition_and_a_resumed_run_draws_th
 
     arrays = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
     fresh = KeyedFedAvg(nodes=NODES, seed=3, fraction_train=0.3)
-    sent = [sorted(m.metadata.dst_node_id for m in fresh.configure_train(r, arrays, ConfigRecord({}), Grid()))
+    sent = [sorted(m.metadata.dst_node_id for m in fresh.configure_train(r, arrays, ConfigRecord({}), Grid(NODES.values())))
             for r in (1, 2, 3)]
     assert sent == [sorted(NODES[p] for p in draws[r - 1]) for r in (1, 2, 3)]
     resumed = resumable(KeyedFedAvg)(nodes=NODES, seed=3, fraction_train=0.3)
     resumed.round_offset = 2
-    messages = resumed.configure_train(1, arrays, ConfigRecord({}), Grid())
+    messages = resumed.configure_train(1, arrays, ConfigRecord({}), Grid(NODES.values()))
     assert sorted(m.metadata.dst_node_id for m in messages) == sent[2]
     assert {m.content["config"]["server-round"] for m in messages} == {3}
 
