@@ -5,7 +5,7 @@ malformed replies that must cost only themselves, and hand cases of each robust 
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MessageType, Metadata, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 
 from semfed.aggregation import AGGREGATIONS, RuleParams, coordinate_median, keyed_aggregate, krum, trimmed_mean
 from semfed.fault_injection import poison_metrics, poison_statistics, poison_update
