@@ -126,7 +126,7 @@ def main(grid: Grid, context: Context) -> None:
         if cfg.label_noise:
             log.info("label noise (%s): %d corrupted labels recorded in label_noise.csv", cfg.label_noise,
                      write_noise_record(cfg, scenes, run_dir))
-        nodes = discover_partitions(grid, len(cfg.client_profiles))
+        nodes = discover_partitions(grid, len(cfg.client_profiles), cfg.round_timeout_s)
         # clients drawn from the seed by partition id; a node that disappears costs its update, not the run
         sampling = dict(nodes=nodes, fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
                         min_train_nodes=cfg.min_replies, min_replies=cfg.min_replies,

@@ -101,7 +101,8 @@ def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
     handlers = rd.attach_log(run_dir)
     try:
         log.info("run directory %s; D-JSCC framework %s, decoders %s", run_dir, cfg.jscc_framework, cfg.jscc_decoders)
-        nodes = discover_partitions(grid, len(cfg.decoder_specs), "jscc-decoders", "decoders (one per client)")
+        nodes = discover_partitions(grid, len(cfg.decoder_specs), cfg.round_timeout_s, "jscc-decoders",
+                                    "decoders (one per client)")
         strategy = build_strategy(cfg, nodes)
         recorder = JSCCRecorder(cfg, run_dir, strategy)
         initial = ArrayRecord(initial_state(cfg))

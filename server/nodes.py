@@ -23,16 +23,17 @@ def wait_for_nodes(grid: Grid, expected: int, key: str = "clients", what: str = 
                            f"set num-supernodes (or start SuperNodes) to match")
 
 
-def discover_partitions(grid: Grid, expected: int, key: str = "clients",
+def discover_partitions(grid: Grid, expected: int, timeout_s: float, key: str = "clients",
                         what: str = "client profiles") -> dict[int, int]:
-    """partition id -> node id: wait for the nodes, ask each for its partition-id (a query message),
-    and check that they are exactly 0..expected-1, each once. A node that does not answer, or answers
-    a bad or taken id, stops the run before round 1 (a misconfigured or impostor node: which of two
-    nodes claiming one id is the user cannot be told)."""
+    """partition id -> node id: wait for the nodes, ask each for its partition-id (a query message: the
+    first message a node gets, so it may take up to timeout_s, the round timeout, while the app loads) and
+    check that they are exactly 0..expected-1, each once. A node that does not answer, or answers a bad
+    or taken id, stops the run before round 1 (a misconfigured or impostor node: which of two nodes
+    claiming one id is the user cannot be told)."""
     wait_for_nodes(grid, expected, key, what)
     nodes = sorted(grid.get_node_ids())
     replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=node, message_type=MessageType.QUERY)
-                                     for node in nodes], timeout=NODE_WAIT_S)
+                                     for node in nodes], timeout=timeout_s)
     found: dict[int, int] = {}
     for reply in replies:
         node = reply.metadata.src_node_id
@@ -45,6 +46,9 @@ def discover_partitions(grid: Grid, expected: int, key: str = "clients",
         if int(pid) in found:
             raise RuntimeError(f"nodes {found[int(pid)]} and {node} both answer partition-id {int(pid)}")
         found[int(pid)] = node
+    silent = sorted(set(nodes) - set(found.values()))
+    if silent:
+        raise RuntimeError(f"nodes {silent} did not answer the partition-id query within {timeout_s:g} s")
     if sorted(found) != list(range(expected)):
         raise RuntimeError(f"nodes report partition ids {sorted(found)}; '{key}' needs exactly 0..{expected - 1}")
     return found

@@ -269,3 +269,27 @@ def test_mean_is_the_weighted_fedavg_and_every_rule_keeps_the_global_dtype_over_
         assert all(v.dtype == np.float32 for v in out.values())
     assert keyed_aggregate(updates, current, "mean")["core"].tolist() == [2.5, 4.0]
     assert keyed_aggregate(updates, current, "median")["core"].tolist() == [2.0, 3.0]  # unweighted
+
+
+class QueryGrid(Grid):
+    """Nodes that answer the partition-id query with `answers` (node -> partition-id; absent: silent)."""
+
+    def __init__(self, answers: dict):
+        super().__init__(answers)
+        self.answers = answers
+
+    def send_and_receive(self, messages, timeout):
+        return [reply_from(m.metadata.dst_node_id, RecordDict({"metrics": MetricRecord({"partition-id": pid})}))
+                for m in messages if (pid := self.answers[m.metadata.dst_node_id]) is not None]
+
+
+def test_discovery_maps_each_node_to_the_partition_it_answers_and_refuses_a_bad_or_taken_id():
+    from server.nodes import discover_partitions
+
+    assert discover_partitions(QueryGrid({50: 1, 40: 0, 60: 2}), 3, 1.0) == {0: 40, 1: 50, 2: 60}
+    for answers, message in [({50: 1, 40: 1, 60: 2}, "nodes 40 and 50 both answer partition-id 1"),
+                             ({50: 1, 40: 0, 60: 3}, "node 60 answers partition-id 3; 'clients' needs an integer in 0..2"),
+                             ({50: 1, 40: 0, 60: 1.5}, "node 60 answers partition-id 1.5"),
+                             ({50: 1, 40: 0, 60: None}, r"nodes \[60\] did not answer the partition-id query within 1 s")]:
+        with pytest.raises(RuntimeError, match=message):
+            discover_partitions(QueryGrid(answers), 3, 1.0)
