@@ -8,7 +8,7 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 
 from semfed.config import SemfedConfig
-from semfed.fault_injection import failing_clients, inject_failure, poison_update
+from semfed.fault_injection import failing_clients, inject_failure, poison_metrics, poison_statistics, poison_update
 from semfed.labels import close_label_round, noise_overlap
 from semfed.ledger_files import ledger_folder, load_ledger, save_ledger
 from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
@@ -59,9 +59,15 @@ def train(msg: Message, context: Context) -> Message:
                "partition-id": partition_id}
     diagnostics = noise_overlap(shard.noisy)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if partition_id in cfg.poisoned_clients:
-        state = poison_update(state, cfg.poison_kind)  # test-only (poison-clients)
-    content = RecordDict({"arrays": ArrayRecord(state)})
+    poisoned = cfg.poison_kind if partition_id in cfg.poisoned_clients else None  # test-only (poison-clients)
+    if poisoned:
+        state, metrics = poison_update(state, poisoned), poison_metrics(metrics, poisoned, len(profiles))
+    arrays = ArrayRecord(state)
+    if poisoned == "bytes":  # the first array's data replaced by bytes that are no .npy file
+        first = next(iter(arrays))
+        arrays[first] = Array(dtype=arrays[first].dtype, shape=arrays[first].shape, stype=arrays[first].stype,
+                              data=b"\x00garbage, not an npy file")
+    content = RecordDict({"arrays": arrays})
     if scoring:
         consensus = config.get("label-consensus")
         report = close_label_round(ledger, local.confidence, local.excluded, cfg.label_handling,
@@ -72,7 +78,8 @@ def train(msg: Message, context: Context) -> Message:
         if ledger is not None:
             save_ledger(folder, server_round, ledger, keep=loaded_round)
         if cfg.label_handling == "federated":
-            content["label-stats"] = ArrayRecord({k: Array(v) for k, v in report.statistics.items()})
+            statistics = poison_statistics(report.statistics, poisoned) if poisoned else report.statistics
+            content["label-stats"] = ArrayRecord({k: Array(v) for k, v in statistics.items()})
     content["metrics"] = MetricRecord(metrics)
     if cfg.label_diagnostics:  # simulation only; the strategy keeps it out of the averaged metrics and the bytes
         content[DIAGNOSTICS] = MetricRecord(diagnostics)

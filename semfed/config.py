@@ -20,6 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from semfed.aggregation import AGGREGATIONS
+
 PRECOMPUTED_ENCODER = "bottom-up"  # precomputed region features (Flickr30K's scan layout): no detector runs
 IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3", PRECOMPUTED_ENCODER)
 TEXT_ENCODERS = ("minilm",)  # plus "hf@/absolute/dir" for any local BERT-family model
@@ -109,7 +111,7 @@ NOISE_KINDS = ("swap", "foreign")
 RESERVED_GROUPS = ("all", "clean")
 
 FAIL_MODES = ("raise", "hang")  # test-only failure injection (semfed.fault_injection)
-POISON_KINDS = ("nan", "inf", "shape", "key")
+POISON_KINDS = ("nan", "inf", "shape", "key", "inflate", "huge", "dtype", "forge-id", "bytes", "histogram")
 
 TASKS = ("retrieval", "jscc")
 METHODS = ("proposed", "single-modal", "fedgnn", "local-only", "centralised")  # semfed.methods
@@ -299,6 +301,11 @@ class SemfedConfig:
     fail_mode: str
     poison_clients: str
     poison_kind: str
+    aggregation: str
+    trim_fraction: float
+    krum_byzantine: int
+    max_client_examples: float
+    update_norm_multiple: float
     resume: bool
     stop_after_round: int
 
@@ -435,10 +442,26 @@ class SemfedConfig:
         if not 0 <= self.stop_after_round <= self.num_server_rounds:
             raise ConfigError(f"stop-after-round: must be in 0..{self.num_server_rounds} (0 = never; at most "
                               f"num-server-rounds), got {self.stop_after_round}")
+        self._check_judging()
         if self.resume and not self.run_name:
             raise ConfigError("resume: needs a run-name (the run directory to continue)")
         if self.resume and self.task != "retrieval":
             raise ConfigError(f"resume: only task='retrieval' runs can resume, not task={self.task!r}")
+
+    def _check_judging(self) -> None:
+        """The aggregation and update-judging keys (README "Aggregation and update judging")."""
+        if self.aggregation not in AGGREGATIONS:
+            raise ConfigError(f"aggregation: {self.aggregation!r} is not one of {tuple(AGGREGATIONS)}")
+        if not 0 <= self.trim_fraction < 0.5:
+            raise ConfigError(f"trim-fraction: must be in [0, 0.5), got {self.trim_fraction}")
+        if self.krum_byzantine < 0:
+            raise ConfigError(f"krum-byzantine: must be >= 0, got {self.krum_byzantine}")
+        for name in ("max_client_examples", "update_norm_multiple"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ConfigError(f"{_key(name)}: must be a finite number >= 0, got {getattr(self, name)}")
+        if 0 < self.update_norm_multiple <= 1:
+            raise ConfigError(f"update-norm-multiple: must be 0 (off) or > 1 (the median client itself must pass), "
+                              f"got {self.update_norm_multiple}")
 
     def _check_jscc(self) -> None:
         """The D-JSCC keys (task = jscc); cheap checks always, the latent-size check only for jscc runs."""

@@ -34,6 +34,11 @@ def client_annotations(cfg: SemfedConfig, scenes: RetrievalDataset, partition_id
     return indices, annotations
 
 
+def shard_sizes(cfg: SemfedConfig, scenes: RetrievalDataset) -> dict[int, int]:
+    """Partition id -> images in the training shard the partitioner assigns it (what its num-examples is)."""
+    return {pid: len(indices) for pid, indices in enumerate(client_indices(cfg, scenes))}
+
+
 @functools.lru_cache(maxsize=16)
 def client_shard(cfg: SemfedConfig, partition_id: int) -> Shard:
     """Client `partition_id`'s training shard through its own encoders (cached per process)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
 import time
 
 import pandas as pd
@@ -19,15 +18,15 @@ from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
 from semfed.evaluation import client_rsums, evaluate_clients, evaluate_federation, recall_columns
 from semfed.labels import group_label_metrics
-from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders
-from strategies.keyed_fedavg import KeyedFedAvg
+from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders, shard_sizes
+from strategies.keyed_fedavg import KeyedFedAvg, judged_options
 from strategies.label_consensus import LabelConsensusFedAvg
 from strategies.local_only import LocalOnly
+from server.nodes import discover_partitions
 from server.resume import offset_evaluate, resumable, resume_from, resume_state
 
 log = logging.getLogger("semfed.server")
 app = ServerApp()
-NODE_WAIT_S = 120
 ROUND_COUNTS = ("clients_replied", "clients_failed", "updates_rejected", "skipped")  # metrics.csv, per round
 
 
@@ -113,22 +112,12 @@ def write_noise_record(cfg: SemfedConfig, scenes, run_dir) -> int:
     return len(rows)
 
 
-def wait_for_nodes(grid: Grid, expected: int, key: str = "clients", what: str = "client profiles") -> None:
-    """Block until `expected` nodes are connected; fail clearly when there are more or too few."""
-    deadline = time.monotonic() + NODE_WAIT_S
-    while (count := len(list(grid.get_node_ids()))) < expected and time.monotonic() < deadline:
-        time.sleep(1)
-    if count != expected:
-        raise RuntimeError(f"{count} nodes connected but '{key}' lists {expected} {what}: "
-                           f"set num-supernodes (or start SuperNodes) to match")
-
-
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = SemfedConfig.from_run_config(context.run_config)
     cfg.check_environment()  # work-dir, GPU, D-JSCC images: once per run, here (clients check only the values)
     if cfg.task == "jscc":
-        from server.jscc import run_jscc  # imported here: server.jscc uses this module's wait_for_nodes
+        from server.jscc import run_jscc  # imported here: retrieval runs need no D-JSCC models
 
         return run_jscc(grid, cfg)
     if cfg.method == "centralised":  # the upper bound trains here, on the pooled shards; the nodes stay idle
@@ -138,16 +127,16 @@ def main(grid: Grid, context: Context) -> None:
     handlers = rd.attach_log(run_dir)
     try:
         log.info("run directory %s", run_dir)
-        random.seed(cfg.seed)  # Flower's node sampling uses the random module
         scenes, skb = dataset_and_skb(cfg)
         prepare_features(cfg, scenes)
         if cfg.label_noise:
             log.info("label noise (%s): %d corrupted labels recorded in label_noise.csv", cfg.label_noise,
                      write_noise_record(cfg, scenes, run_dir))
-        wait_for_nodes(grid, len(cfg.client_profiles))
-        # a node that disappears costs its update, not the run: sampling waits only for min-replies nodes
-        sampling = dict(fraction_train=cfg.fraction_train, fraction_evaluate=0.0, min_train_nodes=cfg.min_replies,
-                        min_available_nodes=cfg.min_replies, min_replies=cfg.min_replies)
+        nodes = discover_partitions(grid, len(cfg.client_profiles), cfg.round_timeout_s)
+        # clients drawn from the seed by partition id; a node that disappears costs its update, not the run
+        sampling = dict(nodes=nodes, fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
+                        min_train_nodes=cfg.min_replies, min_replies=cfg.min_replies,
+                        **judged_options(cfg, shard_sizes(cfg, scenes)))
         if cfg.method == "local-only":
             strategy = resumable(LocalOnly)(**sampling)
         elif cfg.label_handling == "federated":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 from flwr.serverapp import Grid
 
 from semfed import run_directory as rd
@@ -24,37 +24,22 @@ from semfed.jscc.federation import (
     state_digest,
     unprefixed,
 )
-from server.app import NODE_WAIT_S, wait_for_nodes
+from server.nodes import discover_partitions
 from strategies.jscc_anchor import AnchorFedAvg
 from strategies.jscc_fedavg import JSCCFedAvg
 from strategies.jscc_iterative import IterativeFedAvg
 from strategies.jscc_simultaneous import SimultaneousFedAvg
+from strategies.keyed_fedavg import judged_options
 
 log = logging.getLogger("semfed.server")
 
 
-def discover_partitions(grid: Grid, expected: int) -> dict[int, int]:
-    """partition-id -> node id: wait for the nodes, ask each for its partition-id (a query message),
-    and check that they are exactly 0..expected-1."""
-    wait_for_nodes(grid, expected, key="jscc-decoders", what="decoders (one per client)")
-    nodes = sorted(grid.get_node_ids())
-    replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=node, message_type=MessageType.QUERY)
-                                     for node in nodes], timeout=NODE_WAIT_S)
-    found = {}
-    for reply in replies:
-        if reply.has_error():
-            raise RuntimeError(f"node {reply.metadata.src_node_id} did not identify itself: {reply.error.reason}")
-        found[int(reply.content["metrics"]["partition-id"])] = reply.metadata.src_node_id
-    if sorted(found) != list(range(expected)):
-        raise RuntimeError(f"nodes report partition ids {sorted(found)}; jscc-decoders needs exactly 0..{expected - 1}")
-    return found
-
-
 def build_strategy(cfg: SemfedConfig, nodes: dict[int, int]) -> JSCCFedAvg:
-    """The strategy of cfg.jscc_framework."""
+    """The strategy of cfg.jscc_framework; a client's num-examples is capped at the crops it trains on."""
+    options = judged_options(cfg, {pid: cfg.jscc_steps_per_round * cfg.jscc_batch_size for pid in nodes})
     if cfg.jscc_framework == "anchor":
-        return AnchorFedAvg(nodes, stage1_rounds=cfg.jscc_stage1_rounds, anchor=anchor_partition(cfg))
-    return {"iterative": IterativeFedAvg, "simultaneous": SimultaneousFedAvg}[cfg.jscc_framework](nodes)
+        return AnchorFedAvg(nodes, stage1_rounds=cfg.jscc_stage1_rounds, anchor=anchor_partition(cfg), **options)
+    return {"iterative": IterativeFedAvg, "simultaneous": SimultaneousFedAvg}[cfg.jscc_framework](nodes, **options)
 
 
 class JSCCRecorder:
@@ -116,7 +101,8 @@ def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
     handlers = rd.attach_log(run_dir)
     try:
         log.info("run directory %s; D-JSCC framework %s, decoders %s", run_dir, cfg.jscc_framework, cfg.jscc_decoders)
-        nodes = discover_partitions(grid, len(cfg.decoder_specs))
+        nodes = discover_partitions(grid, len(cfg.decoder_specs), cfg.round_timeout_s, "jscc-decoders",
+                                    "decoders (one per client)")
         strategy = build_strategy(cfg, nodes)
         recorder = JSCCRecorder(cfg, run_dir, strategy)
         initial = ArrayRecord(initial_state(cfg))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from semfed.jscc.federation import ENCODER, ENCODER_ROLES, decoder_prefix
@@ -38,16 +38,15 @@ class Assignment:
 class JSCCFedAvg(KeyedFedAvg):
     """A framework = `assign(server_round)`: which clients train and in which role.
 
-    `nodes` maps partition id -> Flower node id (from the server's discovery handshake).
-    Aggregation is KeyedFedAvg's: each key averaged over the clients that returned it, every
+    `nodes` maps partition id -> Flower node id (server.nodes.discover_partitions); a reply's role is
+    that of its node's partition. Aggregation is KeyedFedAvg's: each key over the clients that returned it, every
     other key kept bit-identical. A reply holding a key its role may not change is rejected
     (KeyedFedAvg.accepted), so e.g. the anchor's frozen encoder cannot move on the server.
     """
 
     def __init__(self, nodes: dict[int, int], **kwargs):
         kwargs.setdefault("fraction_evaluate", 0.0)
-        super().__init__(**kwargs)
-        self.nodes = dict(nodes)
+        super().__init__(nodes=nodes, **kwargs)
         self.assignments: dict[int, list[Assignment]] = {}
 
     def assign(self, server_round: int) -> list[Assignment]:
@@ -57,15 +56,13 @@ class JSCCFedAvg(KeyedFedAvg):
                         grid: Grid) -> Iterable[Message]:
         self.global_arrays = arrays
         tasks = self.assignments[server_round] = self.assign(server_round)
-        messages = []
-        for task in tasks:
-            sent = ArrayRecord({key: array for key, array in arrays.items() if task.sends(key)})
-            record = RecordDict({self.arrayrecord_key: sent, self.configrecord_key: ConfigRecord(
-                {**config, "server-round": server_round, ROLE: task.role})})
-            messages.append(Message(record, dst_node_id=self.nodes[task.partition], message_type=MessageType.TRAIN))
-        self.round_stats[server_round] = {
-            "bytes_sent": sum(record_nbytes(m.content[self.arrayrecord_key]) for m in messages),
-            "bytes_received": 0, "clients_sampled": len(messages), "clients_replied": 0}
+        role = {task.partition: task for task in tasks}
+        messages = self.train_messages(
+            server_round, [task.partition for task in tasks],
+            lambda pid: ArrayRecord({key: array for key, array in arrays.items() if role[pid].sends(key)}),
+            lambda pid: ConfigRecord({**config, "server-round": server_round, ROLE: role[pid].role}), grid)
+        self.round_stats[server_round]["bytes_sent"] = sum(record_nbytes(m.content[self.arrayrecord_key])
+                                                           for m in messages)
         return messages
 
     def may_change(self, server_round: int, partition: int) -> Callable[[str], bool]:

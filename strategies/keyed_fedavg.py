@@ -1,20 +1,25 @@
-"""FedAvg over heterogeneous clients: each array key is averaged over the clients that hold it."""
+"""FedAvg over heterogeneous clients: every reply judged on its own, then each array key aggregated over
+the clients that hold it (semfed.aggregation's rule of the config)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
-from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 
-from semfed.aggregation import keyed_weighted_average
-from semfed.update_validation import update_problem
+from semfed.aggregation import RuleParams, keyed_aggregate
+from semfed.config import SemfedConfig
+from semfed.sampling import sample_partitions
+from semfed.update_validation import Judging, example_cap, is_number, norm_outliers, update_problem
 
 log = logging.getLogger("semfed.strategy")
 DIAGNOSTICS = "label-diagnostics"  # a reply's simulation-only record (clients/app.py): for the metrics table only
+CLAIMED_ID = "partition-id"  # a reply's own claim of its partition: checked against the server's map, never used
 
 
 def record_nbytes(record: ArrayRecord) -> int:
@@ -22,101 +27,209 @@ def record_nbytes(record: ArrayRecord) -> int:
     return sum(len(array.data) for array in record.values())
 
 
+def judged_options(cfg: SemfedConfig, example_caps: Mapping[int, float]) -> dict:
+    """The strategy keyword arguments of the aggregation and update-judging config keys."""
+    return {"seed": cfg.seed, "aggregation": cfg.aggregation,
+            "rule_params": RuleParams(cfg.trim_fraction, cfg.krum_byzantine),
+            "judging": Judging(dict(example_caps), cfg.max_client_examples, cfg.update_norm_multiple)}
+
+
+@dataclass
+class Update:
+    """One reply read by the server: the partition the server maps its node to, its arrays by key,
+    its weight (claimed num-examples, then capped) and its finite numeric metrics."""
+
+    msg: Message
+    partition: int
+    arrays: dict[str, np.ndarray]
+    claimed: float
+    metrics: dict[str, float]
+    weight: float = 0.0
+    extras: dict = field(default_factory=dict)
+
+
 class KeyedFedAvg(FedAvg):
     """FedAvg where clients with different encoders return different stems.
 
-    Replies are sorted by their 'partition-id' metric before summing, so the result does
-    not depend on arrival order. A reply with an error or none before the timeout counts as
-    a failed client; an update that semfed.update_validation rejects is logged and left out;
-    with fewer than `min_replies` accepted updates the round is skipped (the model is kept).
-    Per round, `round_stats` holds bytes on the air, clients sampled, replied and failed,
-    updates rejected, whether the round was skipped, and the aggregated client metrics;
-    `client_metrics` each accepted client's own metrics by partition id; `client_diagnostics`
-    each accepted client's 'label-diagnostics' record (its integer counts) by partition id,
-    which is neither averaged nor counted in the bytes.
+    nodes: partition id -> Flower node id (server.nodes.discover_partitions); a reply's partition is its
+    node's, its own 'partition-id' must agree or it is rejected. configure_train sends to the nodes of
+    semfed.sampling.sample_partitions (seeded by partition id); a sampled node not connected, a reply
+    with an error or none before the timeout counts as a failed client. Every reply is judged on its own
+    (semfed.update_validation; any exception while reading it is a rejection), its num-examples capped
+    (Judging), then updates too far from the round's median are rejected; a rejection is logged with
+    node and partition. The accepted updates are aggregated in partition order by `aggregation`
+    (semfed.aggregation.AGGREGATIONS); with fewer than `min_replies` of them the round is skipped.
+    Per round, `round_stats` holds bytes on the air, clients sampled, replied and failed, updates
+    rejected, weights capped, whether the round was skipped, and the aggregated client metrics;
+    `client_metrics` each accepted client's own metrics by partition id. `client_diagnostics` each accepted client's
+    'label-diagnostics' record (non-negative integer counts) by partition id: never averaged, never counted
+    in the bytes, never read by the labelling.
     """
 
     STATE = ("round_stats", "client_metrics")  # what a checkpoint keeps (strategies.resumable)
 
-    def __init__(self, min_replies: int = 1, **kwargs):
+    def __init__(self, nodes: Mapping[int, int] | None = None, seed: int = 0, aggregation: str = "mean",
+                 rule_params: RuleParams = RuleParams(), judging: Judging = Judging(), min_replies: int = 1,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.nodes = dict(nodes or {})
+        self.partition_of = {node: pid for pid, node in self.nodes.items()}
+        self.seed, self.aggregation, self.rule_params, self.judging = seed, aggregation, rule_params, judging
         self.min_replies = min_replies
         self.global_arrays: ArrayRecord | None = None
+        self.sampled: dict[int, list[int]] = {}
         self.round_stats: dict[int, dict[str, float]] = {}
         self.client_metrics: dict[int, dict[int, dict[str, float]]] = {}
         self.client_diagnostics: dict[int, dict[int, dict[str, int]]] = {}
 
+    def arrays_for(self, partition: int, arrays: ArrayRecord) -> ArrayRecord:
+        """What client `partition` is sent to train on (here: the global arrays)."""
+        return arrays
+
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         self.global_arrays = arrays
-        messages = list(super().configure_train(server_round, arrays, config, grid))
-        self.round_stats[server_round] = {"bytes_sent": len(messages) * record_nbytes(arrays), "bytes_received": 0,
-                                      "clients_sampled": len(messages), "clients_replied": 0}
+        partitions = sample_partitions(self.seed, server_round, list(self.nodes), self.fraction_train,
+                                       self.min_train_nodes)
+        messages = self.train_messages(server_round, partitions, lambda pid: self.arrays_for(pid, arrays),
+                                       ConfigRecord({**config, "server-round": server_round}), grid)
+        self.round_stats[server_round]["bytes_sent"] = sum(record_nbytes(m.content[self.arrayrecord_key])
+                                                           for m in messages)
+        return messages
+
+    def train_messages(self, server_round: int, partitions: list[int], arrays_of: Callable[[int], ArrayRecord],
+                       config_of: ConfigRecord | Callable[[int], ConfigRecord], grid: Grid) -> list[Message]:
+        """One TRAIN message per sampled partition whose node is connected; sets the round's sampled count."""
+        connected = set(grid.get_node_ids())
+        messages = []
+        for pid in partitions:
+            node = self.nodes[pid]
+            if node not in connected:
+                log.warning("round %d: partition %d (node %d) is not connected: a failed client", server_round, pid, node)
+                continue
+            config = config_of(pid) if callable(config_of) else config_of
+            content = RecordDict({self.arrayrecord_key: arrays_of(pid), self.configrecord_key: config})
+            messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN))
+        self.sampled[server_round] = list(partitions)
+        self.round_stats[server_round] = {"bytes_sent": 0, "bytes_received": 0, "clients_sampled": len(partitions),
+                                          "clients_replied": 0}
         return messages
 
     def may_change(self, server_round: int, partition: int) -> Callable[[str], bool] | None:
         """Which array keys client `partition` may send back (None: any key of the global model)."""
         return None
 
-    def accepted(self, server_round: int, replies: list[Message]) -> list[Message]:
-        """The replies whose update passes semfed.update_validation; the others are logged."""
+    def read_reply(self, server_round: int, msg: Message, reference: Mapping[str, np.ndarray]) -> Update | str:
+        """The reply as an Update, or why it is rejected (judged alone; may raise on malformed content)."""
+        node = msg.metadata.src_node_id
+        pid = self.partition_of.get(node)
+        if pid is None or pid not in self.sampled.get(server_round, ()):
+            return f"node {node} was not asked to train in round {server_round}"
+        content = msg.content
+        arrays_record, metrics = content.get(self.arrayrecord_key), content.get("metrics")
+        if not isinstance(arrays_record, ArrayRecord) or not isinstance(metrics, MetricRecord):
+            return f"reply lacks the ArrayRecord '{self.arrayrecord_key}' or the MetricRecord 'metrics'"
+        claimed_id = metrics.get(CLAIMED_ID, pid)
+        if not (is_number(claimed_id) and claimed_id == pid):
+            return f"reply claims partition-id {claimed_id!r}, but node {node} is partition {pid}"
+        claimed = metrics.get(self.weighted_by_key)
+        update = {key: array.numpy() for key, array in arrays_record.items()}
+        problem = update_problem(update, reference, claimed, self.may_change(server_round, pid))
+        if problem is not None:
+            return problem
+        numbers = {k: v for k, v in metrics.items() if is_number(v) and k not in (CLAIMED_ID, self.weighted_by_key)}
+        return Update(msg, pid, update, claimed, numbers)
+
+    def extra_problem(self, update: Update) -> str | None:
+        """Why a reply's extra content (e.g. label statistics) rejects it, or None; may raise."""
+        return None
+
+    def reject(self, server_round: int, msg: Message, partition, problem: str) -> None:
+        log.warning("round %d: rejected the update of node %s (partition %s): %s", server_round,
+                    msg.metadata.src_node_id, partition, problem)
+
+    def judge(self, server_round: int, replies: list[Message]) -> list[Update]:
+        """The accepted updates of the round's error-free replies, in partition order, weights capped."""
         reference = {key: array.numpy() for key, array in self.global_arrays.items()}
-        kept = []
+        read: dict[int, Update] = {}
         for msg in replies:
-            content, pid = msg.content, None
-            if self.arrayrecord_key not in content or "metrics" not in content \
-                    or "partition-id" not in content["metrics"] or self.weighted_by_key not in content["metrics"]:
-                problem = f"reply lacks '{self.arrayrecord_key}', 'partition-id' or '{self.weighted_by_key}'"
+            try:
+                update = self.read_reply(server_round, msg, reference)
+            except Exception as error:  # whatever one reply holds costs only that reply
+                update = f"unreadable reply ({type(error).__name__}: {error})"
+            if isinstance(update, Update) and update.partition in read:
+                update = f"a second reply from partition {update.partition} in round {server_round}"
+            if isinstance(update, str):
+                self.reject(server_round, msg, self.partition_of.get(msg.metadata.src_node_id), update)
             else:
-                pid = int(content["metrics"]["partition-id"])
-                update = {k: a.numpy() for k, a in content[self.arrayrecord_key].items()}
-                problem = update_problem(update, reference, content["metrics"][self.weighted_by_key],
-                                         self.may_change(server_round, pid))
-            if problem is None:
-                kept.append(msg)
-            else:
-                log.warning("round %d: rejected the update of node %d (partition %s): %s", server_round,
-                            msg.metadata.src_node_id, pid, problem)
-        return kept
+                read[update.partition] = update
+        claims = {pid: u.claimed for pid, u in read.items()}
+        capped = 0
+        for pid, update in list(read.items()):
+            update.weight = min(update.claimed, example_cap(pid, claims, self.judging))
+            capped += update.weight < update.claimed
+            try:
+                problem = self.extra_problem(update)
+            except Exception as error:
+                problem = f"unreadable reply ({type(error).__name__}: {error})"
+            if problem is not None:
+                self.reject(server_round, update.msg, pid, problem)
+                del read[pid]
+        outliers = norm_outliers({pid: u.arrays for pid, u in read.items()}, reference, self.judging.norm_multiple)
+        for pid, problem in sorted(outliers.items()):
+            self.reject(server_round, read.pop(pid).msg, pid, problem)
+        self.round_stats[server_round]["weights_capped"] = capped
+        return [read[pid] for pid in sorted(read)]
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         accepted = self.collect_replies(server_round, replies)
         if accepted is None:
             return None, None
-        contents = [msg.content for msg in accepted]
         current = {key: array.numpy() for key, array in self.global_arrays.items()}
-        updates = [({k: a.numpy() for k, a in c[self.arrayrecord_key].items()}, float(c["metrics"][self.weighted_by_key]))
-                   for c in contents]
-        averaged = keyed_weighted_average(updates, current)
-        return ArrayRecord({key: Array(value) for key, value in averaged.items()}), self.round_metrics(server_round, contents)
+        aggregated = keyed_aggregate([(u.arrays, u.weight) for u in accepted], current, self.aggregation,
+                                     self.rule_params)
+        self.accepted_hook(server_round, accepted)
+        return ArrayRecord({key: Array(value) for key, value in aggregated.items()}), self.round_metrics(server_round, accepted)
 
-    def collect_replies(self, server_round: int, replies: Iterable[Message]) -> list[Message] | None:
-        """The accepted replies in partition order (None when the round is skipped); records replies,
+    def accepted_hook(self, server_round: int, accepted: list[Update]) -> None:
+        """What a subclass does with the round's accepted updates besides aggregating their arrays."""
+
+    def collect_replies(self, server_round: int, replies: Iterable[Message]) -> list[Update] | None:
+        """The accepted updates in partition order (None when the round is skipped); records replies,
         failures, rejections, bytes and each accepted client's metrics."""
-        valid, _ = self._check_and_log_replies(list(replies), is_train=True, validate=False)
         stats = self.round_stats[server_round]
-        stats["clients_replied"], stats["clients_failed"] = len(valid), stats["clients_sampled"] - len(valid)
+        valid = []
+        for msg in replies:
+            if msg.has_error():
+                log.warning("round %d: node %s failed: %s", server_round, msg.metadata.src_node_id, msg.error.reason)
+            else:
+                valid.append(msg)
+        stats["clients_replied"], stats["clients_failed"] = len(valid), max(0, stats["clients_sampled"] - len(valid))
         stats["bytes_received"] = sum(record_nbytes(m.content[self.arrayrecord_key]) for m in valid
-                                      if self.arrayrecord_key in m.content)
-        accepted = sorted(self.accepted(server_round, valid), key=lambda m: m.content["metrics"]["partition-id"])
+                                      if isinstance(m.content.get(self.arrayrecord_key), ArrayRecord))
+        accepted = self.judge(server_round, valid)
         stats["updates_rejected"] = len(valid) - len(accepted)
         stats["skipped"] = int(len(accepted) < self.min_replies)
         if stats["skipped"]:
             log.warning("round %d skipped: %d accepted updates, min-replies is %d (%d clients failed, %d rejected)",
                         server_round, len(accepted), self.min_replies, stats["clients_failed"], stats["updates_rejected"])
             return None
-        self.client_metrics[server_round] = {int(m.content["metrics"]["partition-id"]): dict(m.content["metrics"])
-                                             for m in accepted}
+        self.client_metrics[server_round] = {u.partition: {**u.metrics, CLAIMED_ID: u.partition,
+                                                           self.weighted_by_key: u.weight} for u in accepted}
         self.client_diagnostics[server_round] = {
-            int(m.content["metrics"]["partition-id"]): {k: v for k, v in m.content[DIAGNOSTICS].items()
-                                                        if isinstance(v, int) and v >= 0}
-            for m in accepted if isinstance(m.content.get(DIAGNOSTICS), MetricRecord)}
+            u.partition: {k: v for k, v in u.msg.content[DIAGNOSTICS].items() if isinstance(v, int) and v >= 0}
+            for u in accepted if isinstance(u.msg.content.get(DIAGNOSTICS), MetricRecord)}
         return accepted
 
-    def round_metrics(self, server_round: int, contents: list) -> MetricRecord:
-        """Clients' 'metrics' records averaged (weighted by examples), also kept in round_stats."""
-        metrics = self.train_metrics_aggr_fn([RecordDict({"metrics": c["metrics"]}) for c in contents],
-                                             self.weighted_by_key)
-        self.round_stats[server_round].update({key: value for key, value in metrics.items() if key != "partition-id"})
-        return metrics
+    def round_metrics(self, server_round: int, accepted: list[Update]) -> MetricRecord:
+        """Clients' numeric metrics averaged, weighted by their capped examples (as Flower's
+        aggregate_metricrecords sums them), also kept in round_stats."""
+        total = sum(u.weight for u in accepted)
+        metrics: dict[str, float] = {}
+        for u in accepted:
+            factor = u.weight / total
+            for key, value in u.metrics.items():
+                metrics[key] = metrics[key] + value * factor if key in metrics else value * factor
+        self.round_stats[server_round].update(metrics)
+        return MetricRecord(metrics)

@@ -3,16 +3,19 @@ histograms are fitted together into one shared noise component that goes back to
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
-from semfed.labels import fit_noise_mixture
-from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
+from semfed.labels import HISTOGRAM_BINS, fit_noise_mixture
+from semfed.update_validation import histogram_problem
+from strategies.keyed_fedavg import KeyedFedAvg, Update, record_nbytes
 
 STATS = "label-stats"
+HISTOGRAM = "confidence-histogram"
 CONSENSUS = "label-consensus"
 CONSENSUS_BYTES = 16  # two float64 (noise mean, noise std) in each client's train config
 
@@ -22,7 +25,10 @@ class LabelConsensusFedAvg(KeyedFedAvg):
     fit_noise_mixture: one noise component shared by all, a clean component per client)
     and sends the noise component's (mean, std) as 'label-consensus' in the next round's
     train config. The statistics and the consensus are counted in the round's bytes; only
-    the accepted updates' statistics are fitted."""
+    the accepted updates' statistics are fitted. A malformed histogram (semfed.update_validation.
+    histogram_problem: more labels than the client claims or than its assigned shard holds) rejects the
+    whole reply, update too; a histogram counting more labels than the client's capped weight (a cap
+    at the round's median) is scaled down to it before the fit."""
 
     STATE = KeyedFedAvg.STATE + ("consensus", "consensus_history")
 
@@ -40,17 +46,25 @@ class LabelConsensusFedAvg(KeyedFedAvg):
             self.round_stats[server_round]["bytes_sent"] += CONSENSUS_BYTES * len(messages)
         return messages
 
-    def aggregate_train(self, server_round: int,
-                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
-        result = super().aggregate_train(server_round, replies)
-        accepted = self.client_metrics.get(server_round, {})
-        stats = [msg.content[STATS] for msg in replies if msg.has_content() and STATS in msg.content
-                 and int(msg.content["metrics"]["partition-id"]) in accepted]
+    def extra_problem(self, update: Update) -> str | None:
+        """Reads the reply's histogram (if any) into update.extras; its problem, or None."""
+        if STATS not in update.msg.content:
+            return None
+        record = update.msg.content[STATS]
+        if not isinstance(record, ArrayRecord) or list(record) != [HISTOGRAM]:
+            return f"'{STATS}' is not an ArrayRecord holding only '{HISTOGRAM}'"
+        histogram = record[HISTOGRAM].numpy()
+        known_cap = self.judging.example_caps.get(update.partition, self.judging.max_examples or math.inf)
+        problem = histogram_problem(histogram, HISTOGRAM_BINS, min(update.claimed, known_cap))
+        if problem is None:
+            update.extras[STATS] = (histogram, record_nbytes(record))
+        return problem
+
+    def accepted_hook(self, server_round: int, accepted: list[Update]) -> None:
+        stats = [(*u.extras[STATS], u.weight) for u in accepted if STATS in u.extras]
         if stats:
-            histograms = np.stack([record["confidence-histogram"].numpy() for record in stats])
-            mixture = fit_noise_mixture(histograms)
+            histograms = [h if h.sum() <= weight else h * (weight / h.sum()) for h, _, weight in stats]
+            mixture = fit_noise_mixture(np.stack(histograms))
             self.consensus = (mixture.noise_mean, mixture.noise_std)
             self.consensus_history[server_round] = self.consensus
-            self.round_stats[server_round]["bytes_received"] += sum(record_nbytes(r) for r in stats)
-        return result
+            self.round_stats[server_round]["bytes_received"] += sum(nbytes for _, nbytes, _ in stats)

@@ -2,7 +2,6 @@
 and keys, the client's local round, and (slow) a two-round real `flwr run` of each framework."""
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,7 @@ from strategies.jscc_anchor import AnchorFedAvg
 from strategies.jscc_iterative import IterativeFedAvg
 from strategies.jscc_simultaneous import SimultaneousFedAvg
 from tests.checks import assert_plot
+from tests.flower_messages import Grid, reply_from
 from tests.flower_runs import run_flower
 
 TINY = dict(task="jscc", jscc_decoders="attention:8:2;conv:8:2", jscc_encoder_width=8, jscc_crop_size=48,
@@ -106,7 +106,7 @@ def flower_task(monkeypatch):
 
 def _sent(strategy, server_round: int) -> dict[int, tuple[str, list[str]]]:
     """node id -> (role, array keys) of the train messages of one round."""
-    messages = strategy.configure_train(server_round, _global(), ConfigRecord({}), grid=None)
+    messages = strategy.configure_train(server_round, _global(), ConfigRecord({}), grid=Grid(NODES.values()))
     return {m.metadata.dst_node_id: (m.content["config"]["jscc-role"], sorted(m.content["arrays"]))
             for m in messages}
 
@@ -131,31 +131,22 @@ def test_iterative_cycles_one_client_per_round_and_simultaneous_trains_all(flowe
         101: "simultaneous", 202: "simultaneous", 303: "simultaneous"}
 
 
-class Reply:
-    """Stand-in for a Flower reply Message (real ones need a running Flower context)."""
-
-    def __init__(self, arrays: dict, partition: int, examples: int = 4):
-        self.metadata = SimpleNamespace(src_node_id=NODES.get(partition, 0))
-        self.content = RecordDict({
-            "arrays": ArrayRecord({k: Array(np.asarray(v, np.float32)) for k, v in arrays.items()}),
-            "metrics": MetricRecord({"num-examples": examples, "partition-id": partition, "train_loss": 0.5})})
-
-    def has_error(self) -> bool:
-        return False
-
-    def has_content(self) -> bool:
-        return True
+def Reply(arrays: dict, partition: int, examples: int = 4):  # noqa: N802 (reads as the message it builds)
+    """A reply Message from partition `partition`'s node."""
+    return reply_from(NODES.get(partition, 0), RecordDict({
+        "arrays": ArrayRecord({k: Array(np.asarray(v, np.float32)) for k, v in arrays.items()}),
+        "metrics": MetricRecord({"num-examples": examples, "partition-id": partition, "train_loss": 0.5})}))
 
 
 def test_stage2_keeps_the_encoder_bits_and_refuses_an_encoder_update(flower_task):
     strategy = AnchorFedAvg(NODES, stage1_rounds=1, anchor=0)
-    strategy.configure_train(2, _global(), ConfigRecord({}), grid=None)
+    strategy.configure_train(2, _global(), ConfigRecord({}), grid=Grid(NODES.values()))
     before = strategy.global_arrays["encoder.w"].numpy().copy()
     arrays, _ = strategy.aggregate_train(2, [Reply({"decoder.2.w": [7, 7]}, 2), Reply({"decoder.0.w": [5, 5]}, 0),
                                              Reply({"decoder.1.w": [6, 6]}, 1)])
     assert arrays["encoder.w"].numpy().tobytes() == before.tobytes()
     assert [arrays[f"decoder.{p}.w"].numpy().tolist() for p in range(3)] == [[5, 5], [6, 6], [7, 7]]
-    strategy.configure_train(3, _global(), ConfigRecord({}), grid=None)
+    strategy.configure_train(3, _global(), ConfigRecord({}), grid=Grid(NODES.values()))
     arrays, _ = strategy.aggregate_train(3, [Reply({"decoder.1.w": [6, 6], "encoder.w": [9, 9]}, 1),
                                              Reply({"decoder.0.w": [4, 4]}, 0)])
     assert arrays["encoder.w"].numpy().tobytes() == before.tobytes()  # the encoder update was rejected
@@ -165,13 +156,13 @@ def test_stage2_keeps_the_encoder_bits_and_refuses_an_encoder_update(flower_task
 
 def test_simultaneous_averages_the_encoder_and_keeps_each_clients_decoder(flower_task):
     strategy = SimultaneousFedAvg(NODES)
-    strategy.configure_train(1, _global(), ConfigRecord({}), grid=None)
+    strategy.configure_train(1, _global(), ConfigRecord({}), grid=Grid(NODES.values()))
     replies = [Reply({"encoder.w": [3 * p, 1], f"decoder.{p}.w": [p, p]}, p) for p in (2, 0, 1)]
     arrays, metrics = strategy.aggregate_train(1, replies)
     assert arrays["encoder.w"].numpy().tolist() == [3.0, 1.0]  # (0 + 3 + 6) / 3, equal weights
     assert [arrays[f"decoder.{p}.w"].numpy().tolist() for p in range(3)] == [[0, 0], [1, 1], [2, 2]]
     iterative = IterativeFedAvg(NODES)
-    iterative.configure_train(1, _global(), ConfigRecord({}), grid=None)
+    iterative.configure_train(1, _global(), ConfigRecord({}), grid=Grid(NODES.values()))
     assert iterative.aggregate_train(1, [Reply({"decoder.1.w": [1, 1]}, 1)]) == (None, None)  # not asked: rejected
     assert iterative.round_stats[1]["updates_rejected"] == 1 and iterative.round_stats[1]["skipped"] == 1
 

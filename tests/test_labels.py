@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord
 
 from semfed.adapter.model import GraphAdapter
 from semfed.config import ConfigError, load_config, parse_noise_groups
@@ -14,6 +14,7 @@ from semfed.labels import (HISTOGRAM_BINS, LabelLedger, close_label_round, confi
 from semfed import training
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
+from tests.flower_messages import Grid, task_identity  # noqa: F401 (an autouse fixture)
 from tests.test_aggregation import reply
 
 
@@ -129,14 +130,14 @@ def test_a_label_is_pruned_only_after_the_configured_persistence():
 
 
 def test_consensus_is_aggregated_from_three_clients_statistics():
-    strategy = LabelConsensusFedAvg(fraction_evaluate=0.0)
-    strategy.global_arrays = ArrayRecord({"core": Array(np.zeros(1, np.float32))})
-    strategy.round_stats[1] = {"bytes_sent": 0, "clients_sampled": 3}
+    strategy = LabelConsensusFedAvg(nodes={p: 100 + p for p in range(3)}, fraction_evaluate=0.0)
+    strategy.configure_train(1, ArrayRecord({"core": Array(np.zeros(1, np.float32))}), ConfigRecord({}),
+                             Grid([100, 101, 102]))
     histograms = np.zeros((3, HISTOGRAM_BINS))
     histograms[0, [19, 9]] = [50, 10]  # clean labels near 1, noise around 0.5 in every client
     histograms[1, [15, 10]] = [40, 10]  # a weaker encoder: its clean labels rank lower
     histograms[2, [19, 8]] = [30, 10]
-    replies = [reply({"core": [1.0]}, 10, p) for p in range(3)]
+    replies = [reply({"core": [1.0]}, 60, p) for p in range(3)]  # at least as many examples as labels counted
     for r, h in zip(replies, histograms):
         r.content["label-stats"] = ArrayRecord({"confidence-histogram": Array(h)})
     strategy.aggregate_train(1, replies)

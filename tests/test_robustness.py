@@ -2,12 +2,11 @@
 of failing clients, poisoned updates, rejection in the strategy, checkpoints, and config errors."""
 
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from semfed import run_directory as rd
 from semfed.config import ConfigError, SemfedConfig, default_run_config, load_config
@@ -17,6 +16,7 @@ from semfed.update_validation import update_problem
 from server.resume import RoundOffset, resumable
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
+from tests.flower_messages import Grid, reply_from, task_identity  # noqa: F401 (an autouse fixture)
 
 GLOBAL = {"a.w": np.zeros((2, 3), np.float32), "b.w": np.ones(4, np.float32)}
 
@@ -26,8 +26,11 @@ GLOBAL = {"a.w": np.zeros((2, 3), np.float32), "b.w": np.ones(4, np.float32)}
     ({"b.w": np.array([1, np.inf, 0, 0], np.float32)}, 5, "array 'b.w' holds NaN or Inf values"),
     ({"a.w": np.zeros((3, 2), np.float32)}, 5, "array 'a.w' has shape (3, 2), the global one (2, 3)"),
     ({"c.w": np.zeros(1, np.float32)}, 5, "unknown array key 'c.w'"),
-    ({"b.w": np.ones(4, np.float32)}, float("nan"), "num-examples nan is not a finite number >= 0"),
-    ({"b.w": np.ones(4, np.float32)}, -1, "num-examples -1 is not a finite number >= 0"),
+    ({"a.w": np.zeros((2, 3), np.float64)}, 5, "array 'a.w' has dtype float64, the global one float32"),
+    ({"a.w": np.zeros((2, 3), np.int8)}, 5, "array 'a.w' has dtype int8, the global one float32"),
+    ({"b.w": np.ones(4, np.float32)}, float("nan"), "num-examples nan is not a finite number in [1, 2**53]"),
+    ({"b.w": np.ones(4, np.float32)}, 0, "num-examples 0 is not a finite number in [1, 2**53]"),
+    ({"b.w": np.ones(4, np.float32)}, 2.0 ** 53 + 2, "num-examples 9007199254740994.0 is not a finite number in [1, 2**53]"),
 ])
 def test_a_bad_update_gets_its_reason(update, weight, reason):
     assert update_problem(update, GLOBAL, weight) == reason
@@ -36,7 +39,7 @@ def test_a_bad_update_gets_its_reason(update, weight, reason):
 def test_a_good_update_passes_and_a_role_limits_its_keys():
     good = {"a.w": np.ones((2, 3), np.float32), "b.w": np.zeros(4, np.float32)}
     assert update_problem(good, GLOBAL, 3) is None
-    assert update_problem({"b.w": np.zeros(4, np.float32)}, GLOBAL, 0) is None
+    assert update_problem({"b.w": np.zeros(4, np.float32)}, GLOBAL, 2.0 ** 53) is None
     assert update_problem(good, GLOBAL, 3, may_change=lambda k: k == "b.w") == "array 'a.w' may not be changed by this client"
 
 
@@ -63,26 +66,29 @@ def test_each_poison_kind_is_caught_by_validation():
     state = {"a.w": torch.zeros(2, 3), "b.w": torch.ones(4)}
     reference = {k: v.numpy() for k, v in state.items()}
     reasons = {kind: update_problem({k: v.numpy() for k, v in poison_update(state, kind).items()}, reference, 1)
-               for kind in ("nan", "inf", "shape", "key")}
+               for kind in ("nan", "inf", "shape", "key", "dtype", "huge")}
     assert reasons == {"nan": "array 'a.w' holds NaN or Inf values", "inf": "array 'a.w' holds NaN or Inf values",
                        "shape": "array 'a.w' has shape (5,), the global one (2, 3)",
-                       "key": "unknown array key 'poison.weight'"}
+                       "key": "unknown array key 'poison.weight'",
+                       "dtype": "array 'a.w' has dtype int8, the global one float32",
+                       "huge": None}  # finite, right dtype: only the round's norm bound rejects it
     assert torch.equal(state["a.w"], torch.zeros(2, 3))  # the original is untouched
 
 
+NODES = {0: 100, 1: 101, 2: 102}
+
+
 def _reply(partition: int, value, examples: int = 2):
-    """Stand-in for a Flower reply Message (real ones need a running Flower context)."""
     arrays = {"a.w": np.full((2, 3), value, np.float32)}
-    return SimpleNamespace(metadata=SimpleNamespace(src_node_id=100 + partition), has_error=lambda: False,
-                           content=RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in arrays.items()}),
-                                               "metrics": MetricRecord({"num-examples": examples,
-                                                                        "partition-id": partition})}))
+    return reply_from(NODES[partition], RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in arrays.items()}),
+                                                    "metrics": MetricRecord({"num-examples": examples,
+                                                                             "partition-id": partition})}))
 
 
-def _strategy(min_replies: int = 1, sampled: int = 3) -> KeyedFedAvg:
-    strategy = KeyedFedAvg(min_replies=min_replies)
-    strategy.global_arrays = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
-    strategy.round_stats[1] = {"bytes_sent": 0, "bytes_received": 0, "clients_sampled": sampled, "clients_replied": 0}
+def _strategy(min_replies: int = 1) -> KeyedFedAvg:
+    strategy = KeyedFedAvg(nodes=NODES, min_replies=min_replies)
+    strategy.configure_train(1, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), ConfigRecord({}),
+                             Grid(NODES.values()))
     return strategy
 
 
@@ -107,11 +113,11 @@ def test_missing_replies_count_as_failures_and_too_few_skip_the_round():
 
 
 def test_round_offset_numbers_rounds_from_the_checkpoint():
-    strategy = resumable(KeyedFedAvg)()
+    strategy = resumable(KeyedFedAvg)(nodes=NODES)
     assert isinstance(strategy, RoundOffset) and type(strategy).__name__ == "KeyedFedAvg"
     strategy.round_offset = 4
-    strategy.global_arrays = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
-    strategy.round_stats[5] = {"bytes_sent": 0, "bytes_received": 0, "clients_sampled": 1, "clients_replied": 0}
+    strategy.configure_train(1, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), ConfigRecord({}),
+                             Grid(NODES.values()))
     strategy.aggregate_train(1, [_reply(0, 1.0)])
     assert list(strategy.client_metrics) == [5]
     assert LabelConsensusFedAvg.STATE == ("round_stats", "client_metrics", "consensus", "consensus_history")
@@ -160,6 +166,12 @@ def test_a_resumed_run_may_reuse_its_directory_a_fresh_one_may_not(tmp_path):
     ({"poison-clients": "12"}, "poison-clients: clients [12] are out of range 0..9"),
     ({"poison-clients": "a"}, "poison-clients: bad client list 'a'"),
     ({"poison-kind": "zero"}, "poison-kind: 'zero' is not one of"),
+    ({"aggregation": "average"}, "aggregation: 'average' is not one of ('mean', 'median', 'trimmed-mean', 'krum')"),
+    ({"trim-fraction": 0.5}, "trim-fraction: must be in [0, 0.5), got 0.5"),
+    ({"krum-byzantine": -1}, "krum-byzantine: must be >= 0, got -1"),
+    ({"max-client-examples": float("inf")}, "max-client-examples: must be a finite number >= 0, got inf"),
+    ({"update-norm-multiple": -1.0}, "update-norm-multiple: must be a finite number >= 0, got -1.0"),
+    ({"update-norm-multiple": 1.0}, "update-norm-multiple: must be 0 (off) or > 1"),
     ({"resume": "true"}, "resume: expected bool, got 'true'"),
     ({"resume": 1}, "resume: expected bool, got 1"),
     ({"resume": True}, "resume: needs a run-name"),
