@@ -176,9 +176,9 @@ def test_noise_overlap_counts_excluded_and_pruned_noisy_labels():
 
 
 def test_label_diagnostics_are_kept_apart_from_the_averaged_metrics_and_the_bytes():
-    strategy = KeyedFedAvg(fraction_evaluate=0.0)
-    strategy.global_arrays = ArrayRecord({"core": Array(np.zeros(1, np.float32))})
-    strategy.round_stats[1] = {"bytes_sent": 0, "clients_sampled": 3}
+    strategy = KeyedFedAvg(nodes={p: 100 + p for p in range(3)}, fraction_evaluate=0.0)
+    strategy.configure_train(1, ArrayRecord({"core": Array(np.zeros(1, np.float32))}), ConfigRecord({}),
+                             Grid([100, 101, 102]))
     replies = [reply({"core": [1.0]}, 10, p) for p in range(3)]
     replies[0].content["label-diagnostics"] = MetricRecord({"noisy": 4, "pruned-noisy": 2})
     replies[1].content["label-diagnostics"] = MetricRecord({"noisy": 2.5, "pruned-noisy": -1})  # not counts: dropped
