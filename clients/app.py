@@ -59,7 +59,7 @@ def train(msg: Message, context: Context) -> Message:
                "partition-id": partition_id}
     diagnostics = noise_overlap(shard.noisy)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    poisoned = cfg.poison_kind if partition_id in cfg.poisoned_clients else None  # test-only (poison-clients)
+    poisoned = cfg.poison_kind_in(server_round) if partition_id in cfg.poisoned_clients else None  # test-only (poison-clients)
     if poisoned:
         state, metrics = poison_update(state, poisoned), poison_metrics(metrics, poisoned, len(profiles))
     arrays = ArrayRecord(state)

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from experiments.sweep_grid import Point, Sweep  # noqa: E402
 
 LABEL_COLUMNS = ("excluded", "tracked", "pruned", "precision", "recall", "f1")
-ROUND_COLUMNS = ("train_loss", "bytes_sent", "bytes_received", "clients_replied", "seconds")
+ROUND_COLUMNS = ("train_loss", "bytes_sent", "bytes_received", "clients_replied", "updates_rejected", "seconds")
 
 
 def point_rows(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -434,10 +434,9 @@ class SemfedConfig:
             raise ConfigError(f"round-timeout-s: must be > 0, got {self.round_timeout_s}")
         if not 0 <= self.fail_fraction < 1:
             raise ConfigError(f"fail-fraction: must be in [0, 1), got {self.fail_fraction}")
-        choices = {"fail_mode": FAIL_MODES, "poison_kind": POISON_KINDS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
+        if self.fail_mode not in FAIL_MODES:
+            raise ConfigError(f"fail-mode: {self.fail_mode!r} is not one of {FAIL_MODES}")
+        self.poison_kinds  # noqa: B018 (validates)
         parse_client_list("poison-clients", self.poison_clients, n_clients)
         if not 0 <= self.stop_after_round <= self.num_server_rounds:
             raise ConfigError(f"stop-after-round: must be in 0..{self.num_server_rounds} (0 = never; at most "
@@ -523,6 +522,20 @@ class SemfedConfig:
     def poisoned_clients(self) -> tuple[int, ...]:
         """Partition ids that send a poisoned update every round (test-only, poison-clients)."""
         return parse_client_list("poison-clients", self.poison_clients, len(self.client_profiles))
+
+    @property
+    def poison_kinds(self) -> tuple[str, ...]:
+        """The attacks of poison-kind in turn: round r uses item (r - 1) mod their count (test-only)."""
+        kinds = tuple(k.strip() for k in self.poison_kind.split(",") if k.strip())
+        bad = [k for k in kinds if k not in POISON_KINDS]
+        if not kinds or bad:
+            raise ConfigError(f"poison-kind: {self.poison_kind!r} is not a comma-separated list of {POISON_KINDS}")
+        return kinds
+
+    def poison_kind_in(self, server_round: int) -> str:
+        """The attack a poisoned client sends in `server_round` (rounds count from 1)."""
+        kinds = self.poison_kinds
+        return kinds[(server_round - 1) % len(kinds)]
 
     @property
     def decoder_specs(self) -> tuple[DecoderSpec, ...]:

@@ -165,7 +165,8 @@ def test_a_resumed_run_may_reuse_its_directory_a_fresh_one_may_not(tmp_path):
     ({"fail-mode": "crash"}, "fail-mode: 'crash' is not one of ('raise', 'hang')"),
     ({"poison-clients": "12"}, "poison-clients: clients [12] are out of range 0..9"),
     ({"poison-clients": "a"}, "poison-clients: bad client list 'a'"),
-    ({"poison-kind": "zero"}, "poison-kind: 'zero' is not one of"),
+    ({"poison-kind": "zero"}, "poison-kind: 'zero' is not a comma-separated list of"),
+    ({"poison-kind": "nan,,zero"}, "poison-kind: 'nan,,zero' is not a comma-separated list of"),
     ({"aggregation": "average"}, "aggregation: 'average' is not one of ('mean', 'median', 'trimmed-mean', 'krum')"),
     ({"trim-fraction": 0.5}, "trim-fraction: must be in [0, 0.5), got 0.5"),
     ({"krum-byzantine": -1}, "krum-byzantine: must be >= 0, got -1"),
@@ -180,3 +181,9 @@ def test_a_resumed_run_may_reuse_its_directory_a_fresh_one_may_not(tmp_path):
 def test_bad_robustness_config_fails_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         SemfedConfig.from_run_config({**default_run_config(), **override})
+
+
+def test_a_list_of_poison_kinds_is_taken_in_turn_one_a_round():
+    cfg = load_config(poison_kind="inflate, bytes,histogram")
+    assert [cfg.poison_kind_in(r) for r in range(1, 8)] == ["inflate", "bytes", "histogram"] * 2 + ["inflate"]
+    assert load_config(poison_kind="nan").poison_kind_in(5) == "nan"
