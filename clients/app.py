@@ -50,7 +50,7 @@ def train(msg: Message, context: Context) -> Message:
     keeps_ledger = scoring and cfg.label_handling in ("local", "federated")
     ledger = loaded_round = None
     if keeps_ledger:  # kept in the run directory (semfed.ledger_files), so that a resumed run continues with it
-        folder = ledger_folder(cfg.root / "runs" / str(config["run-name"]), partition_id)
+        folder = ledger_folder(cfg.run_ledgers(str(config["run-name"])), partition_id)
         ledger, loaded_round = load_ledger(folder, server_round, len(shard))
     local = train_local(model, shard, cfg, profile.local_epochs, client_seed(cfg, server_round, partition_id), device,
                         score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned))

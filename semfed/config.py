@@ -306,6 +306,7 @@ class SemfedConfig:
     krum_byzantine: int
     max_client_examples: float
     update_norm_multiple: float
+    ledger_dir: str
     resume: bool
     stop_after_round: int
 
@@ -434,6 +435,8 @@ class SemfedConfig:
             raise ConfigError(f"round-timeout-s: must be > 0, got {self.round_timeout_s}")
         if not 0 <= self.fail_fraction < 1:
             raise ConfigError(f"fail-fraction: must be in [0, 1), got {self.fail_fraction}")
+        if self.ledger_dir and not Path(self.ledger_dir).expanduser().is_absolute():
+            raise ConfigError(f"ledger-dir: must be an absolute path (or start with ~), got {self.ledger_dir!r}")
         if self.fail_mode not in FAIL_MODES:
             raise ConfigError(f"fail-mode: {self.fail_mode!r} is not one of {FAIL_MODES}")
         self.poison_kinds  # noqa: B018 (validates)
@@ -522,6 +525,10 @@ class SemfedConfig:
     def poisoned_clients(self) -> tuple[int, ...]:
         """Partition ids that send a poisoned update every round (test-only, poison-clients)."""
         return parse_client_list("poison-clients", self.poison_clients, len(self.client_profiles))
+
+    def run_ledgers(self, run_name: str) -> Path:
+        """The folder of one run's client label ledgers (semfed.ledger_files): <ledger-dir>/<run-name>."""
+        return (Path(self.ledger_dir).expanduser() if self.ledger_dir else self.root / "ledgers") / run_name
 
     @property
     def poison_kinds(self) -> tuple[str, ...]:

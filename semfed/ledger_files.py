@@ -1,6 +1,7 @@
 """Each client's label ledger (semfed.labels.LabelLedger) on disk, so that a resumed run continues
-with the ledgers the checkpoint's round left: <run dir>/ledgers/partition-<id>/round-<r>.npz holds a
-client's ledger after round r. A client loads its newest file before the round it trains, writes the
+with the ledgers the checkpoint's round left: <ledger-dir>/<run-name>/partition-<id>/round-<r>.npz holds
+a client's ledger after round r (ledger-dir defaults to <work-dir>/ledgers; in a cluster each ClientApp
+executor mounts its own writable ledger-dir, since the work dir is read-only to clients). A client loads its newest file before the round it trains, writes the
 round's file atomically and keeps only that and the one it loaded (the one a resume from the previous
 checkpoint needs); the server removes the files of rounds after its checkpoint when it (re)starts."""
 
@@ -15,12 +16,12 @@ import numpy as np
 
 from semfed.labels import LabelLedger
 
-LEDGERS = "ledgers"
 FILE = re.compile(r"round-(\d+)\.npz")
 
 
-def ledger_folder(run_dir: Path, partition_id: int) -> Path:
-    return run_dir / LEDGERS / f"partition-{partition_id}"
+def ledger_folder(run_ledgers: Path, partition_id: int) -> Path:
+    """One client's folder in a run's ledger folder (SemfedConfig.run_ledgers)."""
+    return run_ledgers / f"partition-{partition_id}"
 
 
 def ledger_rounds(folder: Path) -> list[int]:
@@ -61,11 +62,10 @@ def save_ledger(folder: Path, server_round: int, ledger: LabelLedger, keep: int 
     return file
 
 
-def discard_after(run_dir: Path, done: int) -> None:
+def discard_after(run_ledgers: Path, done: int) -> None:
     """Remove every client's ledger files of rounds after `done` (all of them when 0): a client may have
     trained a round the server never checkpointed, and a fresh run must not find an earlier run's."""
-    root = run_dir / LEDGERS
-    for folder in root.iterdir() if root.is_dir() else ():
+    for folder in run_ledgers.iterdir() if run_ledgers.is_dir() else ():
         for r in ledger_rounds(folder):
             if r > done:
                 (folder / f"round-{r}.npz").unlink(missing_ok=True)

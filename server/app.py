@@ -23,7 +23,7 @@ from strategies.keyed_fedavg import KeyedFedAvg, judged_options
 from strategies.label_consensus import LabelConsensusFedAvg
 from strategies.local_only import LocalOnly
 from server.nodes import discover_partitions
-from server.resume import offset_evaluate, resumable, resume_from, resume_state
+from server.resume import offset_evaluate, resumable, resume_from, resume_state, run_name_of
 
 log = logging.getLogger("semfed.server")
 app = ServerApp()
@@ -151,7 +151,7 @@ def main(grid: Grid, context: Context) -> None:
             log.info("run already finished all %d rounds: only its final tables are written", cfg.num_server_rounds)
         else:  # 'run-name' (resolved): the clients keep their label ledgers in this run directory
             train_config = ConfigRecord({"skb-version": skb.version,
-                                         "run-name": run_dir.relative_to(cfg.root / "runs").as_posix()})
+                                         "run-name": run_name_of(cfg, run_dir)})
             strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
                            timeout=cfg.round_timeout_s, train_config=train_config,
                            evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))

@@ -49,6 +49,11 @@ def resume_state(strategy: KeyedFedAvg, table: pd.DataFrame, client_rsum: dict[i
             "rng": rng_state(), "metrics": table_state(table), "client_rsum": plain(client_rsum)}
 
 
+def run_name_of(cfg: SemfedConfig, run_dir) -> str:
+    """The run directory relative to runs/ (what the clients get as 'run-name')."""
+    return run_dir.relative_to(cfg.root / "runs").as_posix()
+
+
 def resume_from(cfg: SemfedConfig, run_dir, strategy: RoundOffset, recorder) -> tuple[ArrayRecord | None, int]:
     """Restore the run in `run_dir` from its checkpoint into `strategy` and `recorder` (its metrics
     table, rewritten to metrics.csv, and client RSUMs); return the global arrays and the last finished
@@ -57,7 +62,7 @@ def resume_from(cfg: SemfedConfig, run_dir, strategy: RoundOffset, recorder) -> 
     the checkpoint's round."""
     file = run_dir / rd.CHECKPOINT
     if not (cfg.resume and file.exists()):
-        discard_after(run_dir, 0)
+        discard_after(cfg.run_ledgers(run_name_of(cfg, run_dir)), 0)
         return None, 0
     checkpoint = rd.load_checkpoint(file)
     check_same_run(checkpoint["config"], cfg, file)
@@ -68,7 +73,7 @@ def resume_from(cfg: SemfedConfig, run_dir, strategy: RoundOffset, recorder) -> 
     recorder.table.to_csv(run_dir / rd.METRICS, index=False)  # drops a row written after the checkpoint
     recorder.client_rsum = checkpoint["client_rsum"]
     strategy.round_offset = done = int(checkpoint["round"])
-    discard_after(run_dir, done)
+    discard_after(cfg.run_ledgers(run_name_of(cfg, run_dir)), done)
     log.info("resuming %s after round %d of %d", run_dir, done, cfg.num_server_rounds)
     return ArrayRecord({k: v.cpu() for k, v in checkpoint["adapter"].items()}), done
 

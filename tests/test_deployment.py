@@ -128,6 +128,10 @@ def test_clientapp_executors_mount_the_work_volume_read_only_and_the_serverapp_w
         assert work == {"superlink": [], "register-supernodes": [], "supernode-0": [], "supernode-1": [],
                         "superexec-serverapp": [False], "superexec-clientapp-0": [True],
                         "superexec-clientapp-1": [True]}
+        ledgers = {name: [(v["source"], v.get("read_only", False)) for v in s.get("volumes", [])
+                          if v["target"] == "/semfed-ledgers"] for name, s in services.items() if "clientapp" in name}
+        assert ledgers == {"superexec-clientapp-0": [("semfed-ledgers-0", False)],
+                           "superexec-clientapp-1": [("semfed-ledgers-1", False)]}  # writable, one per client
 
 
 def test_flwr_version_is_the_same_in_pyproject_dockerfile_compose_and_the_environment():

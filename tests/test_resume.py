@@ -3,6 +3,7 @@ exact round trip of RNG states and the metrics table, and the clients' label led
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,7 @@ def _same(a: LabelLedger, b: LabelLedger) -> bool:
 
 def test_ledger_files_round_trip_and_a_client_keeps_the_round_it_loaded(tmp_path):
     folder = ledger_folder(tmp_path, 2)
-    assert folder == tmp_path / "ledgers" / "partition-2"
+    assert folder == tmp_path / "partition-2"
     empty, loaded_from = load_ledger(folder, 1, 5)
     assert loaded_from is None and _same(empty, LabelLedger.empty(5))
     first, second = _ledger(5, 1, 0), _ledger(5, 2, 1)
@@ -154,3 +155,8 @@ def test_resume_discards_the_ledgers_of_rounds_after_the_checkpoint(tmp_path):
     assert [ledger_rounds(ledger_folder(tmp_path, p)) for p in range(3)] == [[1, 2], [2], []]
     discard_after(tmp_path, 0)  # a fresh run of the same name starts with no ledger
     assert [ledger_rounds(ledger_folder(tmp_path, p)) for p in range(3)] == [[], [], []]
+
+
+def test_a_runs_ledgers_live_under_ledger_dir_or_the_work_dir(tmp_path):
+    assert load_config(work_dir=str(tmp_path)).run_ledgers("sweep/p1") == tmp_path / "ledgers" / "sweep" / "p1"
+    assert load_config(ledger_dir="/ledgers").run_ledgers("r") == Path("/ledgers/r")

@@ -21,9 +21,13 @@ def config(name: str, rounds: int, extra: str = "") -> str:
     return f"run-name='{name}' num-server-rounds={rounds} {TINY} {extra}"
 
 
+def run_ledgers(run):
+    return run.parent.parent / "ledgers" / run.name  # <work-dir>/ledgers/<run-name>
+
+
 def pruned_before(run, partition_id: int, server_round: int) -> int:
     """Labels pruned in client `partition_id`'s newest ledger file before `server_round` (0 without one)."""
-    folder = ledger_folder(run, partition_id)
+    folder = ledger_folder(run_ledgers(run), partition_id)
     rounds = [r for r in ledger_rounds(folder) if r < server_round]
     return int(np.load(folder / f"round-{rounds[-1]}.npz")["pruned"].sum()) if rounds else 0
 
@@ -67,7 +71,7 @@ def test_a_run_stopped_after_round_one_and_resumed_ends_with_the_uninterrupted_m
     assert f"resuming {run} after round 1 of 3" in result.stdout + result.stderr
     resumed = pd.read_csv(run / rd.METRICS)
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), faulty_run.drop(columns="seconds"), check_exact=True)
-    assert all(len(ledger_rounds(ledger_folder(run, p))) <= 2 for p in range(3))  # the round's and the one before
+    assert all(len(ledger_rounds(ledger_folder(run_ledgers(run), p))) <= 2 for p in range(3))  # the round's and the one before
 
     (run / rd.GROUPS).unlink()  # a resume of the finished run only writes its final tables again
     again = run_flower(work, config("resumed", 3, FAULTS), 3, 39651)
