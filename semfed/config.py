@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from semfed.aggregation import AGGREGATIONS
+from semfed.tracking import parse_tracking
 
 PRECOMPUTED_ENCODER = "bottom-up"  # precomputed region features (Flickr30K's scan layout): no detector runs
 IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3", PRECOMPUTED_ENCODER)
@@ -307,6 +308,7 @@ class SemfedConfig:
     max_client_examples: float
     update_norm_multiple: float
     ledger_dir: str
+    tracking: str
     resume: bool
     stop_after_round: int
 
@@ -435,6 +437,10 @@ class SemfedConfig:
             raise ConfigError(f"round-timeout-s: must be > 0, got {self.round_timeout_s}")
         if not 0 <= self.fail_fraction < 1:
             raise ConfigError(f"fail-fraction: must be in [0, 1), got {self.fail_fraction}")
+        try:
+            parse_tracking(self.tracking)
+        except ValueError as error:
+            raise ConfigError(f"tracking: {error}") from None
         if self.ledger_dir and not Path(self.ledger_dir).expanduser().is_absolute():
             raise ConfigError(f"ledger-dir: must be an absolute path (or start with ~), got {self.ledger_dir!r}")
         if self.fail_mode not in FAIL_MODES:
@@ -525,6 +531,11 @@ class SemfedConfig:
     def poisoned_clients(self) -> tuple[int, ...]:
         """Partition ids that send a poisoned update every round (test-only, poison-clients)."""
         return parse_client_list("poison-clients", self.poison_clients, len(self.client_profiles))
+
+    @property
+    def tracking_sinks(self) -> tuple[str, ...]:
+        """The result sinks asked for (semfed.tracking.SINKS keys)."""
+        return parse_tracking(self.tracking)
 
     def run_ledgers(self, run_name: str) -> Path:
         """The folder of one run's client label ledgers (semfed.ledger_files): <ledger-dir>/<run-name>."""

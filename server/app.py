@@ -19,6 +19,7 @@ from semfed.data.features import prepare_features
 from semfed.evaluation import client_rsums, evaluate_clients, evaluate_federation, recall_columns
 from semfed.labels import group_label_metrics
 from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders, shard_sizes
+from semfed.tracking import Tracking
 from strategies.keyed_fedavg import KeyedFedAvg, judged_options
 from strategies.label_consensus import LabelConsensusFedAvg
 from strategies.local_only import LocalOnly
@@ -34,8 +35,9 @@ class RoundRecorder:
     """Server-side evaluate_fn: RSUM on the test split, one metrics row, plot and checkpoint per round.
     Local-only runs evaluate every client's own model on the pairs it uses (strategy.client_arrays)."""
 
-    def __init__(self, cfg: SemfedConfig, run_dir, strategy: KeyedFedAvg, skb_version: str):
+    def __init__(self, cfg: SemfedConfig, run_dir, strategy: KeyedFedAvg, skb_version: str, tracking: Tracking):
         self.cfg, self.run_dir, self.strategy, self.skb_version = cfg, run_dir, strategy, skb_version
+        self.tracking = tracking
         self.encoders = federation_encoders(cfg)
         self.model = build_adapter(cfg, self.encoders, seed=cfg.seed).to(cfg.torch_device)
         self.last_time = time.perf_counter()
@@ -74,6 +76,7 @@ class RoundRecorder:
         row["seconds"] = round(now - self.last_time, 2)
         self.last_time = now
         self.table = table = rd.append_metrics(self.run_dir, self.table, row)
+        self.tracking.log(row)
         rd.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
                                           f"seed {self.cfg.seed}")
         rd.save_checkpoint(self.run_dir, state, server_round, self.skb_version, self.cfg,
@@ -125,6 +128,8 @@ def main(grid: Grid, context: Context) -> None:
         return
     run_dir = rd.create_run_dir(cfg)
     handlers = rd.attach_log(run_dir)
+    tracking = Tracking(cfg.tracking_sinks, run_dir, run_name_of(cfg, run_dir), cfg.to_run_config(), cfg.root,
+                        cfg.resume)
     try:
         log.info("run directory %s", run_dir)
         scenes, skb = dataset_and_skb(cfg)
@@ -143,7 +148,7 @@ def main(grid: Grid, context: Context) -> None:
             strategy = resumable(LabelConsensusFedAvg)(**sampling)
         else:
             strategy = resumable(KeyedFedAvg)(**sampling)
-        recorder = RoundRecorder(cfg, run_dir, strategy, skb.version)
+        recorder = RoundRecorder(cfg, run_dir, strategy, skb.version, tracking)
         initial, done = resume_from(cfg, run_dir, strategy, recorder)
         if initial is None:
             initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
@@ -159,4 +164,5 @@ def main(grid: Grid, context: Context) -> None:
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
         log.info("done: %s", run_dir)
     finally:
+        tracking.close()
         rd.detach_log(handlers)

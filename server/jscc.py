@@ -24,6 +24,7 @@ from semfed.jscc.federation import (
     state_digest,
     unprefixed,
 )
+from semfed.tracking import Tracking
 from server.nodes import discover_partitions
 from strategies.jscc_anchor import AnchorFedAvg
 from strategies.jscc_fedavg import JSCCFedAvg
@@ -46,8 +47,8 @@ class JSCCRecorder:
     """Server-side evaluate_fn: every decoder x eval SNR x channel, long rows in jscc_metrics.csv
     (with each client's train loss and encoder/decoder digests), plot and checkpoint per round."""
 
-    def __init__(self, cfg: SemfedConfig, run_dir, strategy: JSCCFedAvg):
-        self.cfg, self.run_dir, self.strategy = cfg, run_dir, strategy
+    def __init__(self, cfg: SemfedConfig, run_dir, strategy: JSCCFedAvg, tracking: Tracking):
+        self.cfg, self.run_dir, self.strategy, self.tracking = cfg, run_dir, strategy, tracking
         self.device = cfg.torch_device
         self.encoder = build_encoder(cfg).to(self.device)
         self.decoders = [build_user_decoder(cfg, pid).to(self.device) for pid in range(len(cfg.decoder_specs))]
@@ -73,6 +74,8 @@ class JSCCRecorder:
         columns = ["round", "decoder", "family", "channel", "snr", "psnr", "ms_ssim", "train_loss",
                    "encoder_sha256", "decoder_sha256"]
         self.table = report.append_rows(self.run_dir, self.table, [{c: r[c] for c in columns} for r in rows])
+        self.tracking.log({"round": server_round, **{f"{metric}[{r['decoder']}:{r['family']}/{r['channel']}/{r['snr']:g}dB]":
+                                                     r[metric] for r in rows for metric in ("psnr", "ms_ssim")}})
         report.save_checkpoint(self.run_dir, encoder_state, decoder_states,
                                [s.family for s in self.cfg.decoder_specs], server_round, self.cfg.to_run_config())
         now, seconds = time.perf_counter(), time.perf_counter() - self.last_time
@@ -99,12 +102,14 @@ def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
     if (run_dir / report.METRICS).exists():
         raise FileExistsError(f"run directory {run_dir} already holds {report.METRICS}; choose another run-name")
     handlers = rd.attach_log(run_dir)
+    tracking = Tracking(cfg.tracking_sinks, run_dir, run_dir.relative_to(cfg.root / "runs").as_posix(),
+                        cfg.to_run_config(), cfg.root)
     try:
         log.info("run directory %s; D-JSCC framework %s, decoders %s", run_dir, cfg.jscc_framework, cfg.jscc_decoders)
         nodes = discover_partitions(grid, len(cfg.decoder_specs), cfg.round_timeout_s, "jscc-decoders",
                                     "decoders (one per client)")
         strategy = build_strategy(cfg, nodes)
-        recorder = JSCCRecorder(cfg, run_dir, strategy)
+        recorder = JSCCRecorder(cfg, run_dir, strategy, tracking)
         initial = ArrayRecord(initial_state(cfg))
         strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,
                        timeout=cfg.round_timeout_s, train_config=ConfigRecord({}), evaluate_fn=recorder)
@@ -114,4 +119,5 @@ def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
         log.info("final PSNR / MS-SSIM per decoder and SNR (%s):\n%s", report.TABLE, table.to_string(index=False))
         log.info("done: %s", run_dir)
     finally:
+        tracking.close()
         rd.detach_log(handlers)

@@ -7,13 +7,16 @@ import pytest
 import torch
 
 from tests.checks import assert_plot, assert_trained
+from tests.test_tracking import expected_series, read_mlflow, read_tensorboard
 from tests.flower_runs import tiny_run as flwr_run
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
-    results = [flwr_run(work, name, fresh_cache=True) for name in ("a", "b")]  # a fills work's own cache, b reads it
+    # a fills work's own cache, b reads it (and mirrors its metrics to TensorBoard and MLflow)
+    results = [flwr_run(work, name, extra, fresh_cache=True) for name, extra in
+               (("a", ""), ("b", "tracking='tensorboard,mlflow'"))]
     for r in results:
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return work, results
@@ -78,3 +81,14 @@ def test_federated_label_consensus_prunes_injected_noise_and_counts_its_bytes(tm
     assert received[2] == 3 * (128 + 160) and received[3] == 0  # statistics from round 2 on
     assert sent[2] == 0 and sent[3] == 3 * 16  # the consensus (two float64) goes back from round 3 on
     assert 0 < table.loc[2, "noise_mean"] < 1 and table.loc[2, "noise_std"] > 0  # the consensus of round 2
+
+
+@pytest.mark.slow
+def test_tracking_sinks_hold_the_metrics_csv_values(two_runs):
+    work, _ = two_runs
+    expected = expected_series(pd.read_csv(work / "runs" / "b" / "metrics.csv"))
+    assert set(expected) >= {"rsum", "train_loss", "bytes_received", "rsum/frcnn-mnv3_minilm"}
+    assert read_tensorboard(work / "runs" / "b" / "tensorboard") == expected
+    run, series = read_mlflow(work, "b")
+    assert series == expected and run.data.params["num-server-rounds"] == "2"
+    assert not (work / "runs" / "a" / "tensorboard").exists()  # no sink unless asked for

@@ -16,6 +16,7 @@ from semfed.config import load_config
 from semfed.labels import LabelLedger
 from semfed.ledger_files import discard_after, ledger_folder, ledger_rounds, load_ledger, save_ledger
 from semfed.resume import restore_rng, table_from_state, table_state
+from semfed.tracking import Tracking
 from server.app import RoundRecorder
 from server.resume import resumable, resume_state
 from strategies.keyed_fedavg import KeyedFedAvg
@@ -87,7 +88,7 @@ def test_the_checkpoint_of_an_unscored_round_holds_that_round_s_arrays(tmp_path)
     cfg = load_config(work_dir=str(tmp_path), run_name="r", eval_every=3, num_server_rounds=6, scenes_train=30,
                       scenes_val=2, scenes_test=6, scenes_image_size=64, frcnn_mnv3_input_size=64, max_regions=3,
                       clients="frcnn-mnv3+minilm:1;minilm:1", partitioning="iid")
-    recorder = RoundRecorder(cfg, tmp_path, resumable(KeyedFedAvg)(), "skb1")
+    recorder = RoundRecorder(cfg, tmp_path, resumable(KeyedFedAvg)(), "skb1", Tracking((), tmp_path, "r", {}, tmp_path))
     initial = {k: v.clone() for k, v in recorder.model.state_dict().items()}
     # round 1's global model: every value differs from the initial model's
     arrays = {k: (v.float() + 1 + torch.arange(v.numel()).reshape(v.shape)).to(v.dtype) for k, v in initial.items()}
