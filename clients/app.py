@@ -7,13 +7,13 @@ import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from semfed import protocol
 from semfed.config import SemfedConfig
 from semfed.fault_injection import failing_clients, inject_failure, poison_metrics, poison_statistics, poison_update
 from semfed.labels import close_label_round, noise_overlap
 from semfed.ledger_files import ledger_folder, load_ledger, save_ledger
 from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
 from semfed.training import train_local
-from strategies.keyed_fedavg import DIAGNOSTICS
 
 app = ClientApp()
 
@@ -24,7 +24,7 @@ def train(msg: Message, context: Context) -> Message:
     (plus its label statistics under 'label-stats' when labelling is federated, and with
     label-diagnostics on, its labels' overlap with the injected noise under 'label-diagnostics')."""
     cfg = SemfedConfig.from_run_config(context.run_config)
-    server_round, partition_id = int(msg.content["config"]["server-round"]), int(context.node_config["partition-id"])
+    server_round, partition_id = int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]), int(context.node_config[protocol.PARTITION_ID])
     if partition_id in failing_clients(cfg.seed, server_round, len(cfg.client_profiles), cfg.fail_fraction):
         inject_failure(cfg.fail_mode, server_round, partition_id, cfg.round_timeout_s)  # test-only (fail-fraction)
     if cfg.task == "jscc":
@@ -37,7 +37,7 @@ def train(msg: Message, context: Context) -> Message:
     profile = profiles[partition_id]
     config = msg.content["config"]
     _, skb = dataset_and_skb(cfg)
-    if config["skb-version"] != skb.version:
+    if config[protocol.SKB_VERSION] != skb.version:
         raise ValueError(f"SKB mismatch: server has {config['skb-version']}, this client {skb.version}")
 
     model = build_adapter(cfg, profile.encoders, seed=0)
@@ -50,13 +50,13 @@ def train(msg: Message, context: Context) -> Message:
     keeps_ledger = scoring and cfg.label_handling in ("local", "federated")
     ledger = loaded_round = None
     if keeps_ledger:  # kept in the run directory (semfed.ledger_files), so that a resumed run continues with it
-        folder = ledger_folder(cfg.run_ledgers(str(config["run-name"])), partition_id)
+        folder = ledger_folder(cfg.run_ledgers(str(config[protocol.RUN_NAME])), partition_id)
         ledger, loaded_round = load_ledger(folder, server_round, len(shard))
     local = train_local(model, shard, cfg, profile.local_epochs, client_seed(cfg, server_round, partition_id), device,
                         score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned))
 
     metrics = {"train_loss": local.train_loss, "steps": local.steps, "num-examples": len(shard),
-               "partition-id": partition_id}
+               protocol.PARTITION_ID: partition_id}
     diagnostics = noise_overlap(shard.noisy)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     poisoned = cfg.poison_kind_in(server_round) if partition_id in cfg.poisoned_clients else None  # test-only (poison-clients)
@@ -69,7 +69,7 @@ def train(msg: Message, context: Context) -> Message:
                               data=b"\x00garbage, not an npy file")
     content = RecordDict({"arrays": arrays})
     if scoring:
-        consensus = config.get("label-consensus")
+        consensus = config.get(protocol.LABEL_CONSENSUS)
         report = close_label_round(ledger, local.confidence, local.excluded, cfg.label_handling,
                                    None if consensus is None else tuple(consensus), cfg.label_confidence_threshold,
                                    cfg.label_prune_rounds)
@@ -79,15 +79,15 @@ def train(msg: Message, context: Context) -> Message:
             save_ledger(folder, server_round, ledger, keep=loaded_round)
         if cfg.label_handling == "federated":
             statistics = poison_statistics(report.statistics, poisoned) if poisoned else report.statistics
-            content["label-stats"] = ArrayRecord({k: Array(v) for k, v in statistics.items()})
+            content[protocol.LABEL_STATS] = ArrayRecord({k: Array(v) for k, v in statistics.items()})
     content["metrics"] = MetricRecord(metrics)
     if cfg.label_diagnostics:  # simulation only; the strategy keeps it out of the averaged metrics and the bytes
-        content[DIAGNOSTICS] = MetricRecord(diagnostics)
+        content[protocol.LABEL_DIAGNOSTICS] = MetricRecord(diagnostics)
     return Message(content, reply_to=msg)
 
 
 @app.query()
 def query(msg: Message, context: Context) -> Message:
     """Identify this node: reply its partition-id (the server maps Flower node ids to users with it)."""
-    return Message(RecordDict({"metrics": MetricRecord({"partition-id": int(context.node_config["partition-id"])})}),
+    return Message(RecordDict({protocol.METRICS: MetricRecord({protocol.PARTITION_ID: int(context.node_config[protocol.PARTITION_ID])})}),
                    reply_to=msg)

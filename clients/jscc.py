@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 
+from semfed import protocol
 from semfed.config import SemfedConfig
 from semfed.data.image_folder import load_images
 from semfed.jscc.federation import (
@@ -23,7 +24,6 @@ from semfed.jscc.federation import (
     unprefixed,
 )
 from semfed.participants import client_seed
-from strategies.jscc_fedavg import ROLE
 
 
 @functools.lru_cache(maxsize=2)
@@ -35,11 +35,11 @@ def cached_images(folder: str) -> list[np.ndarray]:
 def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     """Load the encoder and this client's decoder from the message, train them in the given role,
     reply with what the role trains: the decoder, plus the encoder unless the role is 'stage2'."""
-    partition_id = int(context.node_config["partition-id"])
+    partition_id = int(context.node_config[protocol.PARTITION_ID])
     if partition_id >= len(cfg.decoder_specs):
         raise ValueError(f"partition-id {partition_id} has no decoder: jscc-decoders lists {len(cfg.decoder_specs)}")
     config = msg.content["config"]
-    role, server_round = str(config[ROLE]), int(config["server-round"])
+    role, server_round = str(config[protocol.JSCC_ROLE]), int(config[protocol.SERVER_ROUND])
     state = msg.content["arrays"].to_torch_state_dict()
     device = cfg.torch_device
     encoder, decoder = build_encoder(cfg), build_user_decoder(cfg, partition_id)
@@ -54,6 +54,6 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     arrays = prefixed(decoder.state_dict(), decoder_prefix(partition_id))
     if role in ENCODER_ROLES:
         arrays.update(prefixed(encoder.state_dict(), ENCODER))
-    metrics = {"train_loss": float(np.mean(losses)), "steps": len(losses), "partition-id": partition_id,
+    metrics = {"train_loss": float(np.mean(losses)), "steps": len(losses), protocol.PARTITION_ID: partition_id,
                "num-examples": sum(len(b) for b in batches)}
     return Message(RecordDict({"arrays": ArrayRecord(arrays), "metrics": MetricRecord(metrics)}), reply_to=msg)

@@ -29,13 +29,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from experiments import jscc_results  # noqa: E402
-from experiments.run_state import is_finished, set_aside  # noqa: E402
-from experiments.sweep_grid import Point, Sweep, load_sweep, run_config_text  # noqa: E402
-from experiments.sweep_results import collect, plot_curves, plot_final, summary  # noqa: E402
-from semfed.config import ConfigError, default_run_config, from_overrides  # noqa: E402
+from experiments import jscc_results
+from experiments.run_state import is_finished, set_aside
+from experiments.sweep_grid import Point, Sweep, load_sweep, run_config_text
+from experiments.sweep_results import collect, plot_curves, plot_final, summary
+from semfed.config import ConfigError, default_run_config, from_overrides
 
 console = Console()
 ROUND_LINE = re.compile(r"semfed\.server: round (\d+)/(\d+)")  # the ServerApp's per-round log line (both tasks)

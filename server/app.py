@@ -12,6 +12,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
+from semfed import protocol
 from semfed import run_directory as rd
 from semfed.centralised import train_centralised
 from semfed.config import SemfedConfig
@@ -155,8 +156,8 @@ def main(grid: Grid, context: Context) -> None:
         if done >= cfg.num_server_rounds:
             log.info("run already finished all %d rounds: only its final tables are written", cfg.num_server_rounds)
         else:  # 'run-name' (resolved): the clients keep their label ledgers in this run directory
-            train_config = ConfigRecord({"skb-version": skb.version,
-                                         "run-name": run_name_of(cfg, run_dir)})
+            train_config = ConfigRecord({protocol.SKB_VERSION: skb.version,
+                                         protocol.RUN_NAME: run_name_of(cfg, run_dir)})
             strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
                            timeout=cfg.round_timeout_s, train_config=train_config,
                            evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))

@@ -8,6 +8,7 @@ import time
 from flwr.app import Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
+from semfed import protocol
 from semfed.update_validation import is_number
 
 NODE_WAIT_S = 120
@@ -40,7 +41,7 @@ def discover_partitions(grid: Grid, expected: int, timeout_s: float, key: str = 
         if reply.has_error():
             raise RuntimeError(f"node {node} did not identify itself: {reply.error.reason}")
         metrics = reply.content.get("metrics")
-        pid = metrics.get("partition-id") if hasattr(metrics, "get") else None
+        pid = metrics.get(protocol.PARTITION_ID) if hasattr(metrics, "get") else None
         if not (is_number(pid) and pid == int(pid) and 0 <= pid < expected):
             raise RuntimeError(f"node {node} answers partition-id {pid!r}; '{key}' needs an integer in 0..{expected - 1}")
         if int(pid) in found:

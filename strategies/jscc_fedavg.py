@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
+from semfed import protocol
 from semfed.jscc.federation import ENCODER, ENCODER_ROLES, decoder_prefix
 from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
 
-ROLE = "jscc-role"  # key of the client's role in its train config
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class JSCCFedAvg(KeyedFedAvg):
         messages = self.train_messages(
             server_round, [task.partition for task in tasks],
             lambda pid: ArrayRecord({key: array for key, array in arrays.items() if role[pid].sends(key)}),
-            lambda pid: ConfigRecord({**config, "server-round": server_round, ROLE: role[pid].role}), grid)
+            lambda pid: ConfigRecord({**config, protocol.SERVER_ROUND: server_round, protocol.JSCC_ROLE: role[pid].role}), grid)
         self.round_stats[server_round]["bytes_sent"] = sum(record_nbytes(m.content[self.arrayrecord_key])
                                                            for m in messages)
         return messages

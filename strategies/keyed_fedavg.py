@@ -12,14 +12,13 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, Met
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from semfed import protocol
 from semfed.aggregation import RuleParams, keyed_aggregate
 from semfed.config import SemfedConfig
 from semfed.sampling import sample_partitions
 from semfed.update_validation import Judging, example_cap, is_number, norm_outliers, update_problem
 
 log = logging.getLogger("semfed.strategy")
-DIAGNOSTICS = "label-diagnostics"  # a reply's simulation-only record (clients/app.py): for the metrics table only
-CLAIMED_ID = "partition-id"  # a reply's own claim of its partition: checked against the server's map, never used
 
 
 def record_nbytes(record: ArrayRecord) -> int:
@@ -92,7 +91,7 @@ class KeyedFedAvg(FedAvg):
         partitions = sample_partitions(self.seed, server_round, list(self.nodes), self.fraction_train,
                                        self.min_train_nodes)
         messages = self.train_messages(server_round, partitions, lambda pid: self.arrays_for(pid, arrays),
-                                       ConfigRecord({**config, "server-round": server_round}), grid)
+                                       ConfigRecord({**config, protocol.SERVER_ROUND: server_round}), grid)
         self.round_stats[server_round]["bytes_sent"] = sum(record_nbytes(m.content[self.arrayrecord_key])
                                                            for m in messages)
         return messages
@@ -129,7 +128,7 @@ class KeyedFedAvg(FedAvg):
         arrays_record, metrics = content.get(self.arrayrecord_key), content.get("metrics")
         if not isinstance(arrays_record, ArrayRecord) or not isinstance(metrics, MetricRecord):
             return f"reply lacks the ArrayRecord '{self.arrayrecord_key}' or the MetricRecord 'metrics'"
-        claimed_id = metrics.get(CLAIMED_ID, pid)
+        claimed_id = metrics.get(protocol.PARTITION_ID, pid)
         if not (is_number(claimed_id) and claimed_id == pid):
             return f"reply claims partition-id {claimed_id!r}, but node {node} is partition {pid}"
         claimed = metrics.get(self.weighted_by_key)
@@ -137,7 +136,7 @@ class KeyedFedAvg(FedAvg):
         problem = update_problem(update, reference, claimed, self.may_change(server_round, pid))
         if problem is not None:
             return problem
-        numbers = {k: v for k, v in metrics.items() if is_number(v) and k not in (CLAIMED_ID, self.weighted_by_key)}
+        numbers = {k: v for k, v in metrics.items() if is_number(v) and k not in (protocol.PARTITION_ID, self.weighted_by_key)}
         return Update(msg, pid, update, claimed, numbers)
 
     def extra_problem(self, update: Update) -> str | None:
@@ -215,11 +214,11 @@ class KeyedFedAvg(FedAvg):
             log.warning("round %d skipped: %d accepted updates, min-replies is %d (%d clients failed, %d rejected)",
                         server_round, len(accepted), self.min_replies, stats["clients_failed"], stats["updates_rejected"])
             return None
-        self.client_metrics[server_round] = {u.partition: {**u.metrics, CLAIMED_ID: u.partition,
+        self.client_metrics[server_round] = {u.partition: {**u.metrics, protocol.PARTITION_ID: u.partition,
                                                            self.weighted_by_key: u.weight} for u in accepted}
         self.client_diagnostics[server_round] = {
-            u.partition: {k: v for k, v in u.msg.content[DIAGNOSTICS].items() if isinstance(v, int) and v >= 0}
-            for u in accepted if isinstance(u.msg.content.get(DIAGNOSTICS), MetricRecord)}
+            u.partition: {k: v for k, v in u.msg.content[protocol.LABEL_DIAGNOSTICS].items() if isinstance(v, int) and v >= 0}
+            for u in accepted if isinstance(u.msg.content.get(protocol.LABEL_DIAGNOSTICS), MetricRecord)}
         return accepted
 
     def round_metrics(self, server_round: int, accepted: list[Update]) -> MetricRecord:

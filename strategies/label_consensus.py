@@ -10,13 +10,12 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
+from semfed import protocol
 from semfed.labels import HISTOGRAM_BINS, fit_noise_mixture
 from semfed.update_validation import histogram_problem
 from strategies.keyed_fedavg import KeyedFedAvg, Update, record_nbytes
 
-STATS = "label-stats"
 HISTOGRAM = "confidence-histogram"
-CONSENSUS = "label-consensus"
 CONSENSUS_BYTES = 16  # two float64 (noise mean, noise std) in each client's train config
 
 
@@ -40,7 +39,7 @@ class LabelConsensusFedAvg(KeyedFedAvg):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         if self.consensus is not None:
-            config = ConfigRecord({**config, CONSENSUS: list(self.consensus)})
+            config = ConfigRecord({**config, protocol.LABEL_CONSENSUS: list(self.consensus)})
         messages = super().configure_train(server_round, arrays, config, grid)
         if self.consensus is not None:
             self.round_stats[server_round]["bytes_sent"] += CONSENSUS_BYTES * len(messages)
@@ -48,20 +47,20 @@ class LabelConsensusFedAvg(KeyedFedAvg):
 
     def extra_problem(self, update: Update) -> str | None:
         """Reads the reply's histogram (if any) into update.extras; its problem, or None."""
-        if STATS not in update.msg.content:
+        if protocol.LABEL_STATS not in update.msg.content:
             return None
-        record = update.msg.content[STATS]
+        record = update.msg.content[protocol.LABEL_STATS]
         if not isinstance(record, ArrayRecord) or list(record) != [HISTOGRAM]:
-            return f"'{STATS}' is not an ArrayRecord holding only '{HISTOGRAM}'"
+            return f"'{protocol.LABEL_STATS}' is not an ArrayRecord holding only '{HISTOGRAM}'"
         histogram = record[HISTOGRAM].numpy()
         known_cap = self.judging.example_caps.get(update.partition, self.judging.max_examples or math.inf)
         problem = histogram_problem(histogram, HISTOGRAM_BINS, min(update.claimed, known_cap))
         if problem is None:
-            update.extras[STATS] = (histogram, record_nbytes(record))
+            update.extras[protocol.LABEL_STATS] = (histogram, record_nbytes(record))
         return problem
 
     def accepted_hook(self, server_round: int, accepted: list[Update]) -> None:
-        stats = [(*u.extras[STATS], u.weight) for u in accepted if STATS in u.extras]
+        stats = [(*u.extras[protocol.LABEL_STATS], u.weight) for u in accepted if protocol.LABEL_STATS in u.extras]
         if stats:
             histograms = [h if h.sum() <= weight else h * (weight / h.sum()) for h, _, weight in stats]
             mixture = fit_noise_mixture(np.stack(histograms))

@@ -1,0 +1,20 @@
+"""Every record and key that crosses the wire between the ServerApp and the ClientApps, named once and
+imported by both sides. (The values are Flower record names; semfed itself never imports Flower.)"""
+
+# records of a message's content
+ARRAYS = "arrays"  # ArrayRecord: the global arrays out, the client's update back
+CONFIG = "config"  # ConfigRecord: the server's instructions for the round
+METRICS = "metrics"  # MetricRecord: the client's reply metrics (averaged by the strategy)
+LABEL_STATS = "label-stats"  # ArrayRecord: the client's label-confidence histogram (label-handling federated)
+LABEL_DIAGNOSTICS = "label-diagnostics"  # MetricRecord, simulation only: overlap with the injected noise
+
+# keys of the server's train config
+SERVER_ROUND = "server-round"
+SKB_VERSION = "skb-version"  # the SKB both sides must hold
+RUN_NAME = "run-name"  # the run directory relative to runs/ (where the clients keep their label ledgers)
+LABEL_CONSENSUS = "label-consensus"  # the federation's noise component (mean, std)
+JSCC_ROLE = "jscc-role"  # a D-JSCC client's role this round (semfed.jscc.federation.ROLES)
+
+# keys of a client's reply metrics
+PARTITION_ID = "partition-id"  # the client's claim of its partition (also its node-config key and query reply)
+NUM_EXAMPLES = "num-examples"  # the client's claim of its examples (capped by the server)
