@@ -7,7 +7,7 @@ import pytest
 
 from semfed.tracking import Tracking, finite_values, metric_name, mlflow_location, parse_tracking
 
-ROWS = [{"round": 0, "rsum": 2.75, "rsum[frcnn-r50+minilm]": 3.5, "train_loss": float("nan"), "bytes_sent": 0},
+ROWS = [{"round": 0, "rsum": 215.00000320374966, "rsum[frcnn-r50+minilm]": 3.5, "train_loss": float("nan"), "bytes_sent": 0},
         {"round": 1, "rsum": float("nan"), "rsum[frcnn-r50+minilm]": float("nan"), "train_loss": 4.25,
          "bytes_sent": 123456789},
         {"round": 2, "rsum": 41.125, "rsum[frcnn-r50+minilm]": 60.0625, "train_loss": 3.875, "bytes_sent": 246913578}]
@@ -80,8 +80,8 @@ def test_tensorboard_and_mlflow_hold_exactly_the_csv_values(tmp_path):
         tracking.log(row)
     tracking.close()
     pd.DataFrame(ROWS).to_csv(run_dir / "metrics.csv", index=False)
-    expected = expected_series(pd.read_csv(run_dir / "metrics.csv"))
-    assert expected["rsum"] == [(0, 2.75), (2, 41.125)]  # the unscored round 1 is not a zero
+    expected = expected_series(pd.read_csv(run_dir / "metrics.csv", float_precision="round_trip"))
+    assert expected["rsum"] == [(0, 215.00000320374966), (2, 41.125)]  # the unscored round 1 is not a zero
     assert read_tensorboard(run_dir / "tensorboard") == expected
     run, series = read_mlflow(tmp_path, "sweep-a/point-1")
     assert series == expected and series["bytes_sent"][-1] == (2, 246913578.0)
@@ -98,4 +98,4 @@ def test_a_resumed_run_goes_on_in_its_mlflow_run(tmp_path):
     again.log(ROWS[2])
     again.close()
     _, series = read_mlflow(tmp_path, "r")  # asserts there is exactly one run named 'r'
-    assert series["rsum"] == [(0, 2.75), (2, 41.125)]
+    assert series["rsum"] == [(0, 215.00000320374966), (2, 41.125)]
