@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-import pandas as pd
 from flwr.common.config import parse_config_args
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -194,6 +194,14 @@ def _client_ids(item: str, text: str, key: str = "label-noise") -> tuple[int, ..
     return tuple(ids)
 
 
+def parse_poison_kinds(text: str) -> tuple[str, ...]:
+    """'inflate,bytes' -> ('inflate', 'bytes'); ConfigError naming poison-kind if empty or unknown."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not kinds or any(k not in POISON_KINDS for k in kinds):
+        raise ConfigError(f"poison-kind: {text!r} is not a comma-separated list of {POISON_KINDS}")
+    return kinds
+
+
 def parse_client_list(key: str, text: str, n_clients: int) -> tuple[int, ...]:
     """Partition ids like '0-2,5' ('' = none), each in 0..n_clients-1; ConfigError naming `key` otherwise."""
     ids = _client_ids(text, text, key)
@@ -445,7 +453,7 @@ class SemfedConfig:
             raise ConfigError(f"ledger-dir: must be an absolute path (or start with ~), got {self.ledger_dir!r}")
         if self.fail_mode not in FAIL_MODES:
             raise ConfigError(f"fail-mode: {self.fail_mode!r} is not one of {FAIL_MODES}")
-        self.poison_kinds  # noqa: B018 (validates)
+        parse_poison_kinds(self.poison_kind)
         parse_client_list("poison-clients", self.poison_clients, n_clients)
         if not 0 <= self.stop_after_round <= self.num_server_rounds:
             raise ConfigError(f"stop-after-round: must be in 0..{self.num_server_rounds} (0 = never; at most "
@@ -541,18 +549,10 @@ class SemfedConfig:
         """The folder of one run's client label ledgers (semfed.ledger_files): <ledger-dir>/<run-name>."""
         return (Path(self.ledger_dir).expanduser() if self.ledger_dir else self.root / "ledgers") / run_name
 
-    @property
-    def poison_kinds(self) -> tuple[str, ...]:
-        """The attacks of poison-kind in turn: round r uses item (r - 1) mod their count (test-only)."""
-        kinds = tuple(k.strip() for k in self.poison_kind.split(",") if k.strip())
-        bad = [k for k in kinds if k not in POISON_KINDS]
-        if not kinds or bad:
-            raise ConfigError(f"poison-kind: {self.poison_kind!r} is not a comma-separated list of {POISON_KINDS}")
-        return kinds
-
     def poison_kind_in(self, server_round: int) -> str:
-        """The attack a poisoned client sends in `server_round` (rounds count from 1)."""
-        kinds = self.poison_kinds
+        """The attack a poisoned client sends in `server_round` (rounds count from 1): poison-kind's
+        items in turn, round r taking item (r - 1) mod their count (test-only)."""
+        kinds = parse_poison_kinds(self.poison_kind)
         return kinds[(server_round - 1) % len(kinds)]
 
     @property
