@@ -88,3 +88,14 @@ def plot_frameworks(table: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def report(sweep: Sweep, runs: Path, out: Path) -> tuple[pd.DataFrame, str]:
+    """A D-JSCC sweep's framework table and summary; the PSNR-by-framework plot written to `out`
+    (semfed.tasks: the jscc task's sweep report). An empty table when no point has finished."""
+    rows = collect(sweep, runs)
+    if rows.empty:
+        return rows, ""
+    table = framework_table(rows)
+    plot_frameworks(table, out / "psnr_by_framework.png")
+    return table, summary(table)

@@ -9,9 +9,7 @@ import pandas as pd
 
 from experiments.sweep_grid import Point
 from semfed.config import default_run_config
-
-#: per task: the per-round table and the file written when the run ends
-OUTPUTS = {"retrieval": ("metrics.csv", "groups.csv"), "jscc": ("jscc_metrics.csv", "jscc_table.csv")}
+from semfed.tasks import TASKS
 
 
 def is_finished(run_dir: Path, point: Point) -> bool:
@@ -21,10 +19,10 @@ def is_finished(run_dir: Path, point: Point) -> bool:
     config = json.loads((run_dir / "config.json").read_text())
     if any(config.get(key) != value for key, value in point.overrides.items()):
         return False
-    rounds_table, final = OUTPUTS[config.get("task", default_run_config()["task"])]
-    if not (run_dir / final).is_file() or not (run_dir / rounds_table).is_file():
+    task = TASKS[config.get("task", default_run_config()["task"])]
+    if not (run_dir / task.final_table).is_file() or not (run_dir / task.rounds_table).is_file():
         return False
-    return int(pd.read_csv(run_dir / rounds_table)["round"].max()) == config["num-server-rounds"]
+    return int(pd.read_csv(run_dir / task.rounds_table)["round"].max()) == config["num-server-rounds"]
 
 
 def set_aside(run_dir: Path) -> Path:

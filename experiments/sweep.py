@@ -9,7 +9,8 @@ A point's run lives in <work-dir>/runs/<sweep>/<point>/ and its console log in
 point's config, every round and its final table (experiments/run_state.py); a run interrupted
 half-way is kept, renamed <point>.interrupted-<k>, and the point runs again. Retrieval sweeps
 give a long table, plots and a summary (sweep_results.py); D-JSCC sweeps (task='jscc') the
-framework table with the paper's ordering checked per cell (jscc_results.py).
+framework table with the paper's ordering checked per cell (jscc_results.py): each task's
+`sweep_report` (semfed.tasks).
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from experiments import jscc_results
 from experiments.run_state import is_finished, set_aside
 from experiments.sweep_grid import Point, Sweep, load_sweep, run_config_text
-from experiments.sweep_results import collect, plot_curves, plot_final, summary
 from semfed.config import ConfigError, default_run_config, from_overrides
+from semfed.tasks import TASKS, load
 
 console = Console()
 ROUND_LINE = re.compile(r"semfed\.server: round (\d+)/(\d+)")  # the ServerApp's per-round log line (both tasks)
@@ -121,19 +121,11 @@ def main() -> int:
     out = work_dir / "sweeps" / sweep.name
     out.mkdir(parents=True, exist_ok=True)
     runs = work_dir / "runs" / sweep.name
-    jscc = sweep.points[0].overrides.get("task", default_run_config()["task"]) == "jscc"
-    table = jscc_results.collect(sweep, runs) if jscc else collect(sweep, runs, is_finished)
+    task = TASKS[sweep.points[0].overrides.get("task", default_run_config()["task"])]
+    table, text = load(task.sweep_report)(sweep, runs, out)
     if table.empty:
         console.print("no finished points yet")
         return 1
-    if jscc:
-        table = jscc_results.framework_table(table)
-        jscc_results.plot_frameworks(table, out / "psnr_by_framework.png")
-        text = jscc_results.summary(table)
-    else:
-        plot_curves(table, sweep, out / "rsum_by_round.png")
-        plot_final(table, sweep, out / "final_rsum.png")
-        text = summary(table, sweep)
     target = out / args.output
     table.to_parquet(target, index=False) if target.suffix == ".parquet" else table.to_csv(target, index=False)
     (out / "summary.md").write_text(text)

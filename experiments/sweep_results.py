@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from experiments.run_state import is_finished  # noqa: E402
 from experiments.sweep_grid import Point, Sweep  # noqa: E402
 
 LABEL_COLUMNS = ("excluded", "tracked", "pruned", "precision", "recall", "f1")
@@ -143,3 +144,14 @@ def summary(table: pd.DataFrame, sweep: Sweep) -> str:
                                                    for c in pruning) + " |")
         text += "\nPruned labels against the injected noise (all clients), mean ± std over seeds:\n\n" + "\n".join(lines) + "\n"
     return text
+
+
+def report(sweep: Sweep, runs: Path, out: Path) -> tuple[pd.DataFrame, str]:
+    """A retrieval sweep's long table and summary; RSUM-by-round and final-RSUM plots written to `out`
+    (semfed.tasks: the retrieval task's sweep report). An empty table when no point has finished."""
+    table = collect(sweep, runs, is_finished)
+    if table.empty:
+        return table, ""
+    plot_curves(table, sweep, out / "rsum_by_round.png")
+    plot_final(table, sweep, out / "final_rsum.png")
+    return table, summary(table, sweep)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import tempfile
 import tomllib
@@ -21,6 +22,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from semfed.aggregation import AGGREGATIONS
+from semfed.label_policies import LABEL_POLICIES, LabelPolicy
+from semfed.methods import METHODS, Method
+from semfed.tasks import TASKS, Task
 from semfed.tracking import parse_tracking
 
 PRECOMPUTED_ENCODER = "bottom-up"  # precomputed region features (Flickr30K's scan layout): no detector runs
@@ -107,15 +111,12 @@ class NoiseGroup:
     clients: tuple[int, ...]
 
 
-LABEL_HANDLING = ("none", "exclusion", "local", "federated")
 NOISE_KINDS = ("swap", "foreign")
 RESERVED_GROUPS = ("all", "clean")
 
 FAIL_MODES = ("raise", "hang")  # test-only failure injection (semfed.fault_injection)
 POISON_KINDS = ("nan", "inf", "shape", "key", "inflate", "huge", "dtype", "forge-id", "bytes", "histogram")
 
-TASKS = ("retrieval", "jscc")
-METHODS = ("proposed", "single-modal", "fedgnn", "local-only", "centralised")  # semfed.methods
 JSCC_FRAMEWORKS = ("anchor", "iterative", "simultaneous")
 JSCC_CHANNELS = ("awgn", "rayleigh")
 #: D-JSCC decoder families (semfed.jscc.DECODERS) and the fewest blocks each accepts.
@@ -322,7 +323,16 @@ class SemfedConfig:
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
-        """Validate a flat run config (keys with '-') into a SemfedConfig."""
+        """Validate a flat run config (keys with '-') into a SemfedConfig: once per process for the same
+        values (clients call this on every message; the object is immutable)."""
+        registries = tuple(tuple(registry.items()) for registry in (TASKS, METHODS, LABEL_POLICIES, AGGREGATIONS))
+        try:
+            return _validated(frozenset(run_config.items()), registries)
+        except TypeError:  # an unhashable value: validate it the long way, which names the key
+            return cls._validate(run_config)
+
+    @classmethod
+    def _validate(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
         known = {f.name.replace("_", "-"): f for f in fields(cls)}
         for key in run_config:
             if key not in known:
@@ -363,7 +373,7 @@ class SemfedConfig:
         choices = {"partitioning": ("iid", "dirichlet"), "region_source": ("boxes", "proposals"),
                    "detector_adaptation": ("batchnorm", "none"),
                    "device": ("auto", "cpu", "cuda"), "label_noise_kind": NOISE_KINDS,
-                   "label_handling": LABEL_HANDLING, "method": METHODS}
+                   "label_handling": tuple(LABEL_POLICIES), "method": tuple(METHODS), "task": tuple(TASKS)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
@@ -384,18 +394,24 @@ class SemfedConfig:
             raise ConfigError(f"label-warmup-rounds: must be >= 0, got {self.label_warmup_rounds}")
         if self.label_prune_rounds < 1:
             raise ConfigError(f"label-prune-rounds: must be >= 1, got {self.label_prune_rounds}")
-        parse_noise_groups(self.label_noise, len(parse_client_profiles(self.clients)))
-        if self.method in ("local-only", "centralised") and self.label_handling == "federated":
-            raise ConfigError(f"label-handling: 'federated' needs a federation's consensus; method {self.method!r} "
-                              "has none (use none, exclusion or local)")
-        if self.method == "centralised" and self.label_handling != "none":
-            raise ConfigError("label-handling: the centralised bound trains on every label; use 'none'")
-        if self.resume and self.method in ("local-only", "centralised"):
+        self.noise_groups  # parsed here, once: a bad label-noise is refused now
+        if self.label_policy.uses_consensus and not self.training_method.aggregates:
+            raise ConfigError(f"label-handling: {self.label_handling!r} needs a federation's consensus; method "
+                              f"{self.method!r} has none (use one of "
+                              f"{[n for n, p in LABEL_POLICIES.items() if not p.uses_consensus]})")
+        if self.training_method.pooled and self.label_policy.scores:
+            raise ConfigError(f"label-handling: the {self.method} bound trains on every label; use one that does not "
+                              f"score labels ({[n for n, p in LABEL_POLICIES.items() if not p.scores]})")
+        if self.resume and not self.training_method.resumable:
             raise ConfigError(f"resume: method {self.method!r} cannot resume (its per-client or pooled state is not "
                               "checkpointed); start it again")
         self._check_dataset()
         self._check_robustness()
         self._check_jscc()
+        try:
+            self.job.check(self)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
     def _check_dataset(self) -> None:
         """The dataset keys, and that every client's image encoder can read the dataset."""
@@ -406,11 +422,6 @@ class SemfedConfig:
         if self.flickr30k_concepts < 1:
             raise ConfigError(f"flickr30k-concepts: must be an integer >= 1, got {self.flickr30k_concepts}")
         image_encoders = {p.image_encoder for p in self.client_profiles} - {None}
-        text_encoders = {p.text_encoder for p in self.client_profiles} - {None}
-        if self.task == "retrieval" and not (image_encoders and text_encoders):
-            missing = "image" if not image_encoders else "text"
-            raise ConfigError(f"clients: no client has a {missing} encoder; retrieval matches images with captions, "
-                              "so the federation needs both among its clients")
         scan = self.dataset == "flickr30k" and self.flickr30k_layout == "scan"
         if scan and image_encoders - {PRECOMPUTED_ENCODER}:
             raise ConfigError(f"clients: image encoder(s) {sorted(image_encoders - {PRECOMPUTED_ENCODER})} need images, "
@@ -453,16 +464,16 @@ class SemfedConfig:
             raise ConfigError(f"ledger-dir: must be an absolute path (or start with ~), got {self.ledger_dir!r}")
         if self.fail_mode not in FAIL_MODES:
             raise ConfigError(f"fail-mode: {self.fail_mode!r} is not one of {FAIL_MODES}")
-        parse_poison_kinds(self.poison_kind)
-        parse_client_list("poison-clients", self.poison_clients, n_clients)
+        self.poison_kinds, self.poisoned_clients  # parsed here, once: bad values are refused now
         if not 0 <= self.stop_after_round <= self.num_server_rounds:
             raise ConfigError(f"stop-after-round: must be in 0..{self.num_server_rounds} (0 = never; at most "
                               f"num-server-rounds), got {self.stop_after_round}")
         self._check_judging()
         if self.resume and not self.run_name:
             raise ConfigError("resume: needs a run-name (the run directory to continue)")
-        if self.resume and self.task != "retrieval":
-            raise ConfigError(f"resume: only task='retrieval' runs can resume, not task={self.task!r}")
+        if self.resume and not self.job.resumable:
+            resumable = " or ".join(f"task={name!r}" for name, task in TASKS.items() if task.resumable)
+            raise ConfigError(f"resume: only {resumable} runs can resume, not task={self.task!r}")
 
     def _check_judging(self) -> None:
         """The aggregation and update-judging keys (README "Aggregation and update judging")."""
@@ -480,8 +491,8 @@ class SemfedConfig:
                               f"got {self.update_norm_multiple}")
 
     def _check_jscc(self) -> None:
-        """The D-JSCC keys (task = jscc); cheap checks always, the latent-size check only for jscc runs."""
-        choices = {"task": TASKS, "jscc_framework": JSCC_FRAMEWORKS, "jscc_channel": JSCC_CHANNELS}
+        """The D-JSCC keys, checked for every task (cheap); what only a jscc run needs: semfed.tasks.check_jscc."""
+        choices = {"jscc_framework": JSCC_FRAMEWORKS, "jscc_channel": JSCC_CHANNELS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
@@ -501,25 +512,29 @@ class SemfedConfig:
         parse_decoder_specs(self.jscc_decoders)
         parse_snrs("jscc-snr-set", self.jscc_snr_set)
         parse_snrs("jscc-eval-snrs", self.jscc_eval_snrs)
-        if self.task != "jscc":
-            return
-        if self.jscc_framework == "anchor" and self.jscc_stage1_rounds > self.num_server_rounds:
-            raise ConfigError(f"jscc-stage1-rounds: {self.jscc_stage1_rounds} stage-1 rounds exceed "
-                              f"num-server-rounds = {self.num_server_rounds}")
-        from semfed.jscc.encoder import latent_channels  # imported here: only D-JSCC runs need torch models
 
-        try:
-            latent_channels(self.jscc_bandwidth_ratio)
-        except ValueError as error:
-            raise ConfigError(f"jscc-bandwidth-ratio: {error}") from None
-
-    @property
+    @functools.cached_property
     def client_profiles(self) -> tuple[ClientProfile, ...]:
         return parse_client_profiles(self.clients)
 
-    @property
+    @functools.cached_property
     def noise_groups(self) -> tuple[NoiseGroup, ...]:
         return parse_noise_groups(self.label_noise, len(self.client_profiles))
+
+    @property
+    def job(self) -> Task:
+        """What the task does (semfed.tasks.TASKS entry)."""
+        return TASKS[self.task]
+
+    @property
+    def training_method(self) -> Method:
+        """What the method does (semfed.methods.METHODS entry)."""
+        return METHODS[self.method]
+
+    @property
+    def label_policy(self) -> LabelPolicy:
+        """What the label-handling policy does (semfed.label_policies.LABEL_POLICIES entry)."""
+        return LABEL_POLICIES[self.label_handling]
 
     def noise_rate(self, partition_id: int) -> float:
         """Fraction of this client's labels that are corrupted (0 for clean clients)."""
@@ -535,12 +550,12 @@ class SemfedConfig:
             groups["clean"] = clean
         return {**groups, "all": everyone}
 
-    @property
+    @functools.cached_property
     def poisoned_clients(self) -> tuple[int, ...]:
         """Partition ids that send a poisoned update every round (test-only, poison-clients)."""
         return parse_client_list("poison-clients", self.poison_clients, len(self.client_profiles))
 
-    @property
+    @functools.cached_property
     def tracking_sinks(self) -> tuple[str, ...]:
         """The result sinks asked for (semfed.tracking.SINKS keys)."""
         return parse_tracking(self.tracking)
@@ -552,20 +567,24 @@ class SemfedConfig:
     def poison_kind_in(self, server_round: int) -> str:
         """The attack a poisoned client sends in `server_round` (rounds count from 1): poison-kind's
         items in turn, round r taking item (r - 1) mod their count (test-only)."""
-        kinds = parse_poison_kinds(self.poison_kind)
-        return kinds[(server_round - 1) % len(kinds)]
+        return self.poison_kinds[(server_round - 1) % len(self.poison_kinds)]
 
-    @property
+    @functools.cached_property
+    def poison_kinds(self) -> tuple[str, ...]:
+        """The attacks of poison-kind, in turn (test-only)."""
+        return parse_poison_kinds(self.poison_kind)
+
+    @functools.cached_property
     def decoder_specs(self) -> tuple[DecoderSpec, ...]:
         """One D-JSCC decoder per client (client i holds item i of jscc-decoders)."""
         return parse_decoder_specs(self.jscc_decoders)
 
-    @property
+    @functools.cached_property
     def snr_set(self) -> tuple[float, ...]:
         """Training SNRs in dB (each image draws one per step)."""
         return parse_snrs("jscc-snr-set", self.jscc_snr_set)
 
-    @property
+    @functools.cached_property
     def eval_snrs(self) -> tuple[float, ...]:
         """Evaluation SNRs in dB."""
         return parse_snrs("jscc-eval-snrs", self.jscc_eval_snrs)
@@ -603,35 +622,29 @@ class SemfedConfig:
     @property
     def supernodes(self) -> int:
         """SuperNodes the run needs: one per client profile (retrieval), one per D-JSCC decoder (jscc)."""
-        return len(self.decoder_specs) if self.task == "jscc" else len(self.client_profiles)
+        return len(self.job.per_client(self))
 
     def check_environment(self) -> None:
         """What the values alone cannot tell, checked on this machine once per run (the ServerApp and
         scripts/check_config.py, not every client message): work-dir can be written, device='cuda' finds a
-        GPU, jscc-crop-size fits the D-JSCC images. ConfigError naming the key."""
+        GPU, and what the task checks (semfed.tasks: D-JSCC crops fit the images). ConfigError naming the key."""
         _check_writable("work-dir", self.root)
         if self.device == "cuda":
             import torch  # imported here: only a run that asks for CUDA pays for it
 
             if not torch.cuda.is_available():
                 raise ConfigError("device: 'cuda' but torch finds no GPU on this machine; use 'auto' or 'cpu'")
-        if self.task == "jscc":
-            self._check_crops_fit()
+        try:
+            self.job.check_machine(self)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
-    def _check_crops_fit(self) -> None:
-        """jscc-crop-size fits at least one training and one evaluation image (smaller images are skipped)."""
-        from semfed.data.image_folder import load_images  # imported here: decodes images, imports torch
 
-        for name, folder in {"jscc_images": self.jscc_images, "jscc_eval_images": self.jscc_eval_images}.items():
-            if name == "jscc_eval_images" and folder in ("", self.jscc_images):
-                continue  # the training images, checked above
-            try:
-                largest = max(min(image.shape[:2]) for image in load_images(folder))
-            except ValueError as error:
-                raise ConfigError(f"{_key(name)}: {error}") from None
-            if self.jscc_crop_size > largest:
-                raise ConfigError(f"jscc-crop-size: {self.jscc_crop_size} px crops fit no image of {_key(name)} "
-                                  f"({folder or 'the bundled default'}): the largest shorter side is {largest} px")
+@functools.lru_cache(maxsize=8)
+def _validated(run_config: frozenset, registries: tuple) -> SemfedConfig:
+    """SemfedConfig._validate of a run config's (key, value) pairs, remembered per process for the same
+    registry entries (what the values are checked against)."""
+    return SemfedConfig._validate(dict(run_config))
 
 
 def _key(field_name: str) -> str:

@@ -95,7 +95,7 @@ def recall_columns(per_pair: dict[str, dict[str, float]], client_rsum: dict[int,
     recalls = mean_recalls(per_pair)
     row = {"rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},
            **{f"rsum[{pair}]": r["rsum"] for pair, r in per_pair.items()}}
-    if cfg.label_noise or cfg.label_handling != "none":
+    if cfg.label_noise or cfg.label_policy.scores:
         row.update({f"group_rsum[{name}]": sum(client_rsum[c] for c in clients) / len(clients)
                     for name, clients in cfg.label_groups().items()})
     return row

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from semfed.label_policies import LabelPolicy
+
 HISTOGRAM_BINS = 20
 
 
@@ -179,21 +181,21 @@ class LabelRoundReport:
 
 
 def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, excluded: torch.Tensor,
-                      handling: str, consensus: tuple[float, float] | None, fallback: float,
+                      policy: LabelPolicy, consensus: tuple[float, float] | None, fallback: float,
                       prune_rounds: int) -> LabelRoundReport:
     """Fold one round's per-epoch confidences [E, N] and exclusions [N] into the ledger.
 
-    handling 'exclusion' keeps no ledger (pass None). Otherwise a label is inconsistent when
-    its round confidence (mean over epochs) is under the client's cut (NoiseMixture.cut) of
-    a mixture fitted to its own histogram: with the noise component fitted on its own labels
-    alone for 'local', held at the federation's `consensus` (noise mean, std) for
-    'federated' once one has arrived.
+    A policy without a ledger passes None. Otherwise a label is inconsistent when its round
+    confidence (mean over epochs) is under the client's cut (NoiseMixture.cut) of a mixture
+    fitted to its own histogram: with the noise component fitted on its own labels alone, or,
+    for a policy that uses the consensus, held at the federation's `consensus` (noise mean,
+    std) once one has arrived.
     """
     round_confidence = torch.nanmean(confidence, dim=0).numpy()
     pruned_before = ledger.pruned.copy() if ledger is not None else np.zeros(len(round_confidence), bool)
     statistics = {"confidence-histogram": confidence_histogram(round_confidence[~pruned_before])}
     if ledger is not None:
-        noise = consensus if handling == "federated" else None
+        noise = consensus if policy.uses_consensus else None
         cut = fit_noise_mixture(statistics["confidence-histogram"][None], noise).cut(0, fallback)
         ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds)
     pruned = ledger.pruned.copy() if ledger is not None else pruned_before

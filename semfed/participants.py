@@ -14,7 +14,6 @@ from semfed.data.features import feature_dir, load_dataset, split_features
 from semfed.data.label_noise import corrupt_annotations
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.shards import Shard, build_shard, client_indices
-from semfed.methods import METHODS
 from semfed.skb import SemanticKnowledgeBase, load_skb
 
 
@@ -58,7 +57,7 @@ def build_adapter(cfg: SemfedConfig, encoders: tuple[str, ...], seed: int) -> Gr
     GraphAdapter with their stems, or for single-modal a UniformHead with their modalities' heads
     (input width: the federation's widest encoder of each modality)."""
     _, skb = dataset_and_skb(cfg)
-    method = METHODS[cfg.method]
+    method = cfg.training_method
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if method.model == "uniform":

@@ -19,9 +19,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from semfed.config import SemfedConfig  # noqa: E402
+from semfed.tasks import TASKS  # noqa: E402
 
-METRICS = "metrics.csv"
-GROUPS = "groups.csv"
+METRICS = TASKS["retrieval"].rounds_table
+GROUPS = TASKS["retrieval"].final_table
 CHECKPOINT = "checkpoint.pt"
 PLOT = "rsum.png"
 LOG = "run.log"

@@ -1,169 +1,19 @@
-"""ServerApp: prepares data and features once, federates the adapter, evaluates and records every round
-(task = retrieval); task = jscc federates seed 001's D-JSCC codecs instead (server/jscc.py)."""
+"""ServerApp: validates the run config once, then runs the task's server side (semfed.tasks): the
+retrieval federation (server/retrieval.py) or seed 001's D-JSCC (server/jscc.py)."""
 
 from __future__ import annotations
 
-import copy
-import logging
-import time
-
-import pandas as pd
-import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from semfed import protocol
-from semfed import run_directory as rd
-from semfed.centralised import train_centralised
 from semfed.config import SemfedConfig
-from semfed.data.features import prepare_features
-from semfed.evaluation import client_rsums, evaluate_clients, evaluate_federation, recall_columns
-from semfed.labels import group_label_metrics
-from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders, shard_sizes
-from semfed.tracking import Tracking
-from strategies.keyed_fedavg import KeyedFedAvg, judged_options
-from strategies.label_consensus import LabelConsensusFedAvg
-from strategies.local_only import LocalOnly
-from server.nodes import discover_partitions
-from server.resume import offset_evaluate, resumable, resume_from, resume_state, run_name_of
+from semfed.tasks import load
 
-log = logging.getLogger("semfed.server")
 app = ServerApp()
-ROUND_COUNTS = ("clients_replied", "clients_failed", "updates_rejected", "skipped")  # metrics.csv, per round
-
-
-class RoundRecorder:
-    """Server-side evaluate_fn: RSUM on the test split, one metrics row, plot and checkpoint per round.
-    Local-only runs evaluate every client's own model on the pairs it uses (strategy.client_arrays)."""
-
-    def __init__(self, cfg: SemfedConfig, run_dir, strategy: KeyedFedAvg, skb_version: str, tracking: Tracking):
-        self.cfg, self.run_dir, self.strategy, self.skb_version = cfg, run_dir, strategy, skb_version
-        self.tracking = tracking
-        self.encoders = federation_encoders(cfg)
-        self.model = build_adapter(cfg, self.encoders, seed=cfg.seed).to(cfg.torch_device)
-        self.last_time = time.perf_counter()
-        self.client_rsum: dict[int, float] = {}
-        self.table = None
-
-    def evaluate(self, state: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
-        """Recalls per encoder pair of the global model `state`; sets each client's RSUM."""
-        self.model.load_state_dict(state)
-        if not isinstance(self.strategy, LocalOnly):
-            per_pair = evaluate_federation(self.model, self.cfg, self.encoders)
-            self.client_rsum = client_rsums(per_pair, self.cfg.client_profiles)
-            return per_pair
-        models = {}
-        for pid in range(len(self.cfg.client_profiles)):
-            model = copy.deepcopy(self.model)
-            own = self.strategy.client_arrays.get(pid)
-            if own is not None:
-                model.load_state_dict(own.to_torch_state_dict(), strict=False)
-            models[pid] = model
-        per_pair, self.client_rsum = evaluate_clients(models, self.cfg, self.encoders)
-        return per_pair
-
-    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        stats = self.strategy.round_stats.get(server_round, {})
-        now = time.perf_counter()
-        scored = server_round % self.cfg.eval_every == 0 or server_round == self.cfg.num_server_rounds
-        state = arrays.to_torch_state_dict()  # the round's global model, checkpointed whether scored or not
-        recalls = recall_columns(self.evaluate(state), self.client_rsum, self.cfg) if scored else {"rsum": float("nan")}
-        row = {"round": server_round, **recalls,
-               "train_loss": stats.get("train_loss", float("nan")),
-               "bytes_sent": stats.get("bytes_sent", 0), "bytes_received": stats.get("bytes_received", 0),
-               **{k: stats.get(k, 0) for k in ROUND_COUNTS}}
-        if self.cfg.label_noise or self.cfg.label_handling != "none":
-            row.update(self.label_columns(server_round))
-        row["seconds"] = round(now - self.last_time, 2)
-        self.last_time = now
-        self.table = table = rd.append_metrics(self.run_dir, self.table, row)
-        self.tracking.log(row)
-        rd.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
-                                          f"seed {self.cfg.seed}")
-        rd.save_checkpoint(self.run_dir, state, server_round, self.skb_version, self.cfg,
-                           resume_state(self.strategy, table, self.client_rsum))
-        log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,
-                 self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
-                 row["seconds"])
-        if "pruned[all]" in row:
-            scores = (f" (precision {row['precision[all]']:.2f}, recall {row['recall[all]']:.2f} against the injected "
-                      "noise)" if "precision[all]" in row else "")
-            log.info("labels: excluded %d, tracked %d, pruned %d%s", row["excluded[all]"], row["tracked[all]"],
-                     row["pruned[all]"], scores)
-        return MetricRecord({k: float(v) for k, v in row.items()})
-
-    def label_columns(self, server_round: int) -> dict[str, float]:
-        """Per label-noise group: label counts, pruning P/R/F1 (label-diagnostics on), and the consensus noise mode."""
-        diagnostics = self.strategy.client_diagnostics.get(server_round, {}) if self.cfg.label_diagnostics else None
-        row = group_label_metrics(self.cfg.label_groups(), self.strategy.client_metrics.get(server_round, {}),
-                                  diagnostics)
-        consensus = getattr(self.strategy, "consensus_history", {}).get(server_round)
-        if consensus is not None:
-            row["noise_mean"], row["noise_std"] = consensus
-        return row
-
-
-def write_noise_record(cfg: SemfedConfig, scenes, run_dir) -> int:
-    """label_noise.csv: every corrupted label (client, group, shard row, image, whose annotation it carries)."""
-    group_of = {c: g.name for g in cfg.noise_groups for c in g.clients}
-    rows = []
-    for pid in range(len(cfg.client_profiles)):
-        indices, annotations = client_annotations(cfg, scenes, pid)
-        rows += [{"partition-id": pid, "group": group_of.get(pid, "clean"), "row": r, "image": int(indices[r]),
-                  "annotation_of": int(annotations[r])} for r in (indices != annotations).nonzero()[0]]
-    columns = ["partition-id", "group", "row", "image", "annotation_of"]
-    pd.DataFrame(rows, columns=columns).to_csv(run_dir / "label_noise.csv", index=False)
-    return len(rows)
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = SemfedConfig.from_run_config(context.run_config)
     cfg.check_environment()  # work-dir, GPU, D-JSCC images: once per run, here (clients check only the values)
-    if cfg.task == "jscc":
-        from server.jscc import run_jscc  # imported here: retrieval runs need no D-JSCC models
-
-        return run_jscc(grid, cfg)
-    if cfg.method == "centralised":  # the upper bound trains here, on the pooled shards; the nodes stay idle
-        log.info("centralised run done: %s", train_centralised(cfg))
-        return
-    run_dir = rd.create_run_dir(cfg)
-    handlers = rd.attach_log(run_dir)
-    tracking = Tracking(cfg.tracking_sinks, run_dir, run_name_of(cfg, run_dir), cfg.to_run_config(), cfg.root,
-                        cfg.resume)
-    try:
-        log.info("run directory %s", run_dir)
-        scenes, skb = dataset_and_skb(cfg)
-        prepare_features(cfg, scenes)
-        if cfg.label_noise:
-            log.info("label noise (%s): %d corrupted labels recorded in label_noise.csv", cfg.label_noise,
-                     write_noise_record(cfg, scenes, run_dir))
-        nodes = discover_partitions(grid, len(cfg.client_profiles), cfg.round_timeout_s)
-        # clients drawn from the seed by partition id; a node that disappears costs its update, not the run
-        sampling = dict(nodes=nodes, fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
-                        min_train_nodes=cfg.min_replies, min_replies=cfg.min_replies,
-                        **judged_options(cfg, shard_sizes(cfg, scenes)))
-        if cfg.method == "local-only":
-            strategy = resumable(LocalOnly)(**sampling)
-        elif cfg.label_handling == "federated":
-            strategy = resumable(LabelConsensusFedAvg)(**sampling)
-        else:
-            strategy = resumable(KeyedFedAvg)(**sampling)
-        recorder = RoundRecorder(cfg, run_dir, strategy, skb.version, tracking)
-        initial, done = resume_from(cfg, run_dir, strategy, recorder)
-        if initial is None:
-            initial = ArrayRecord({k: v.cpu() for k, v in recorder.model.state_dict().items()})
-        if done >= cfg.num_server_rounds:
-            log.info("run already finished all %d rounds: only its final tables are written", cfg.num_server_rounds)
-        else:  # 'run-name' (resolved): the clients keep their label ledgers in this run directory
-            train_config = ConfigRecord({protocol.SKB_VERSION: skb.version,
-                                         protocol.RUN_NAME: run_name_of(cfg, run_dir)})
-            strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
-                           timeout=cfg.round_timeout_s, train_config=train_config,
-                           evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
-        groups = rd.write_groups(run_dir, cfg, recorder.client_rsum)
-        log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
-        log.info("done: %s", run_dir)
-    finally:
-        tracking.close()
-        rd.detach_log(handlers)
+    load(cfg.job.server)(grid, cfg)

@@ -9,6 +9,7 @@ from semfed.adapter.model import GraphAdapter
 from semfed.config import ConfigError, load_config, parse_noise_groups
 from semfed.data.label_noise import corrupt_annotations
 from semfed.data.shards import Modality, Shard
+from semfed.label_policies import LABEL_POLICIES
 from semfed.labels import (HISTOGRAM_BINS, LabelLedger, close_label_round, confidence_histogram,
                            fit_noise_mixture, group_label_metrics, noise_overlap, rank_confidence)
 from semfed import training
@@ -153,10 +154,10 @@ def test_consensus_is_aggregated_from_three_clients_statistics():
 def test_label_statistics_hold_no_sample_content():
     confidence = torch.tensor([[0.1, 0.8, 0.95, 0.4, 0.99, 0.7]])
     excluded = confidence[0] < 0.5
-    report = close_label_round(LabelLedger.empty(6), confidence, excluded, "federated", None, 0.5, 2)
+    report = close_label_round(LabelLedger.empty(6), confidence, excluded, LABEL_POLICIES["federated"], None, 0.5, 2)
     perm = torch.tensor([5, 3, 0, 1, 4, 2])
-    permuted = close_label_round(LabelLedger.empty(6), confidence[:, perm], excluded[perm], "federated", None, 0.5, 2)
-    bigger = close_label_round(LabelLedger.empty(12), confidence.repeat(1, 2), excluded.repeat(2), "federated", None,
+    permuted = close_label_round(LabelLedger.empty(6), confidence[:, perm], excluded[perm], LABEL_POLICIES["federated"], None, 0.5, 2)
+    bigger = close_label_round(LabelLedger.empty(12), confidence.repeat(1, 2), excluded.repeat(2), LABEL_POLICIES["federated"], None,
                                0.5, 2)
     assert set(report.statistics) == {"confidence-histogram"}
     histogram = report.statistics["confidence-histogram"]

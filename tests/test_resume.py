@@ -17,7 +17,7 @@ from semfed.labels import LabelLedger
 from semfed.ledger_files import discard_after, ledger_folder, ledger_rounds, load_ledger, save_ledger
 from semfed.resume import restore_rng, table_from_state, table_state
 from semfed.tracking import Tracking
-from server.app import RoundRecorder
+from server.retrieval import RoundRecorder
 from server.resume import resumable, resume_state
 from strategies.keyed_fedavg import KeyedFedAvg
 

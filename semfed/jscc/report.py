@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-METRICS = "jscc_metrics.csv"
-TABLE = "jscc_table.csv"
+from semfed.tasks import TASKS  # noqa: E402
+
+METRICS = TASKS["jscc"].rounds_table
+TABLE = TASKS["jscc"].final_table
 PLOT = "jscc_psnr.png"
 CHECKPOINT = "jscc_checkpoint.pt"
 METRIC_NAMES = {"psnr": "PSNR", "ms_ssim": "MS-SSIM"}

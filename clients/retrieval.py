@@ -1,0 +1,76 @@
+"""ClientApp side of retrieval (task = retrieval): one user trains the global adapter on its shard through
+its own frozen encoders, with its label policy (semfed.label_policies)."""
+
+from __future__ import annotations
+
+import torch
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+
+from semfed import protocol
+from semfed.config import SemfedConfig
+from semfed.fault_injection import poison_metrics, poison_statistics, poison_update
+from semfed.labels import close_label_round, noise_overlap
+from semfed.ledger_files import ledger_folder, load_ledger, save_ledger
+from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
+from semfed.training import train_local
+
+
+def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
+    """Load the global arrays this client holds keys for, train locally, reply with them
+    (plus its label statistics under 'label-stats' when labelling is federated, and with
+    label-diagnostics on, its labels' overlap with the injected noise under 'label-diagnostics')."""
+    server_round, partition_id = int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]), int(context.node_config[protocol.PARTITION_ID])
+    profiles = cfg.client_profiles
+    if partition_id >= len(profiles):
+        raise ValueError(f"partition-id {partition_id} has no client profile: 'clients' lists {len(profiles)}")
+    profile = profiles[partition_id]
+    config = msg.content["config"]
+    _, skb = dataset_and_skb(cfg)
+    if config[protocol.SKB_VERSION] != skb.version:
+        raise ValueError(f"SKB mismatch: server has {config['skb-version']}, this client {skb.version}")
+
+    model = build_adapter(cfg, profile.encoders, seed=0)
+    global_state = msg.content["arrays"].to_torch_state_dict()
+    model.load_state_dict({key: global_state[key] for key in model.state_dict()})
+    device = cfg.torch_device
+    model.to(device)
+    shard = client_shard(cfg, partition_id)
+    policy = cfg.label_policy
+    scoring = policy.scores and server_round > cfg.label_warmup_rounds
+    keeps_ledger = scoring and policy.keeps_ledger
+    ledger = loaded_round = None
+    if keeps_ledger:  # kept in the run directory (semfed.ledger_files), so that a resumed run continues with it
+        folder = ledger_folder(cfg.run_ledgers(str(config[protocol.RUN_NAME])), partition_id)
+        ledger, loaded_round = load_ledger(folder, server_round, len(shard))
+    local = train_local(model, shard, cfg, profile.local_epochs, client_seed(cfg, server_round, partition_id), device,
+                        score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned))
+
+    metrics = {"train_loss": local.train_loss, "steps": local.steps, "num-examples": len(shard),
+               protocol.PARTITION_ID: partition_id}
+    diagnostics = noise_overlap(shard.noisy)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    poisoned = cfg.poison_kind_in(server_round) if partition_id in cfg.poisoned_clients else None  # test-only (poison-clients)
+    if poisoned:
+        state, metrics = poison_update(state, poisoned), poison_metrics(metrics, poisoned, len(profiles))
+    arrays = ArrayRecord(state)
+    if poisoned == "bytes":  # the first array's data replaced by bytes that are no .npy file
+        first = next(iter(arrays))
+        arrays[first] = Array(dtype=arrays[first].dtype, shape=arrays[first].shape, stype=arrays[first].stype,
+                              data=b"\x00garbage, not an npy file")
+    content = RecordDict({"arrays": arrays})
+    if scoring:
+        consensus = config.get(protocol.LABEL_CONSENSUS)
+        report = close_label_round(ledger, local.confidence, local.excluded, policy,
+                                   None if consensus is None else tuple(consensus), cfg.label_confidence_threshold,
+                                   cfg.label_prune_rounds)
+        metrics.update({f"label-{k}": v for k, v in report.counts.items()})
+        diagnostics = noise_overlap(shard.noisy, local.excluded, report.pruned)
+        if ledger is not None:
+            save_ledger(folder, server_round, ledger, keep=loaded_round)
+        if policy.uses_consensus:
+            statistics = poison_statistics(report.statistics, poisoned) if poisoned else report.statistics
+            content[protocol.LABEL_STATS] = ArrayRecord({k: Array(v) for k, v in statistics.items()})
+    content["metrics"] = MetricRecord(metrics)
+    if cfg.label_diagnostics:  # simulation only; the strategy keeps it out of the averaged metrics and the bytes
+        content[protocol.LABEL_DIAGNOSTICS] = MetricRecord(diagnostics)
+    return Message(content, reply_to=msg)

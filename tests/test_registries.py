@@ -1,0 +1,128 @@
+"""The registries of tasks, methods and label policies: a toy entry of each goes through the config and a
+real code path, and no code outside a registry compares a registered name as a string."""
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import server.app
+from semfed import participants
+from semfed.config import ConfigError, load_config
+from semfed.label_policies import LABEL_POLICIES, LabelPolicy
+from semfed.labels import LabelLedger, close_label_round
+from semfed.methods import METHODS, Method
+from semfed.tasks import TASKS, Task, nothing
+from server.retrieval import strategy_class
+from strategies.keyed_fedavg import KeyedFedAvg
+from strategies.label_consensus import LabelConsensusFedAvg
+from strategies.local_only import LocalOnly
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCEPTS = F.normalize(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+
+def test_a_toy_method_is_a_config_value_and_builds_its_model_and_strategy(monkeypatch):
+    monkeypatch.setitem(METHODS, "solo-flat", Method("graph", concept_edges=False, aggregates=False))
+    monkeypatch.setattr(participants, "dataset_and_skb", lambda cfg: (None, SimpleNamespace(embeddings=CONCEPTS)))
+    monkeypatch.setattr(participants, "encoder_dims", lambda cfg, encoders: {e: 10 for e in encoders})
+    cfg = load_config(method="solo-flat")
+    model = participants.build_adapter(cfg, ("minilm",), seed=0)
+    assert not any("concept" in key for key in model.state_dict())  # concept_edges=False: no SKB edges
+    with_edges = participants.build_adapter(cfg.replace(method="proposed"), ("minilm",), seed=0)
+    assert any("concept" in key for key in with_edges.state_dict())
+    assert strategy_class(cfg) is LocalOnly  # it does not aggregate
+    with pytest.raises(ConfigError, match="label-handling: 'federated' needs a federation's consensus; method "
+                                          "'solo-flat' has none"):
+        cfg.replace(label_handling="federated")
+    with pytest.raises(ConfigError, match="resume: method 'solo-flat' cannot resume"):
+        cfg.replace(resume=True, run_name="x")
+
+
+def test_an_unregistered_method_is_refused_naming_the_registry():
+    with pytest.raises(ConfigError, match=r"method: 'solo-flat' is not one of \('proposed', "):
+        load_config(method="solo-flat")
+
+
+def test_a_toy_label_policy_uses_the_consensus_it_declares(monkeypatch):
+    """'consensus-only' keeps a ledger on the federation's noise mode: the same confidences close to other
+    pruning under a consensus than under its own fit, exactly as 'federated' does and 'local' does not."""
+    monkeypatch.setitem(LABEL_POLICIES, "consensus-only", LabelPolicy(scores=True, keeps_ledger=True,
+                                                                      uses_consensus=True))
+    cfg = load_config(label_handling="consensus-only")
+    assert strategy_class(cfg) is LabelConsensusFedAvg and strategy_class(load_config()) is KeyedFedAvg
+    confidence = torch.cat([torch.full((1, 30), 0.9) + torch.linspace(-0.05, 0.05, 30), torch.full((1, 10), 0.55)], 1)
+    excluded = torch.arange(40) >= 30  # the 0.55 labels sat an epoch out: the ledger watches them
+
+    def pruned(policy: str, consensus) -> int:
+        return int(close_label_round(LabelLedger.empty(40), confidence, excluded, LABEL_POLICIES[policy],
+                                     consensus, 0.5, 1).pruned.sum())
+
+    consensus = (0.3, 0.05)  # the federation's noise mode far below 0.55: under it those labels look clean
+    assert pruned("consensus-only", consensus) == pruned("federated", consensus) == 0
+    assert pruned("local", consensus) == pruned("consensus-only", None) == 10  # a local fit calls them noise
+
+
+def toy_server(grid, cfg):
+    toy_server.calls.append((grid, cfg.task, cfg.supernodes))
+
+
+toy_server.calls = []
+
+
+def test_a_toy_task_is_what_the_server_app_runs(monkeypatch):
+    monkeypatch.setitem(TASKS, "toy", Task(f"{__name__}:toy_server", f"{__name__}:toy_server",
+                                           lambda cfg: cfg.client_profiles[:2], nothing, nothing, resumable=False,
+                                           rounds_table="toy.csv", final_table="toy_final.csv",
+                                           sweep_report=f"{__name__}:toy_server"))
+    context = SimpleNamespace(run_config=load_config(task="toy").to_run_config())
+    server.app.main("the grid", context)
+    assert toy_server.calls == [("the grid", "toy", 2)]
+    with pytest.raises(ConfigError, match="resume: only task='retrieval' runs can resume, not task='toy'"):
+        load_config(task="toy", resume=True, run_name="x")
+
+
+#: the config keys whose values are registry names; a literal compared with one of these is a string branch
+CHOICE_KEYS = ("task", "method", "label_handling", "jscc_framework", "jscc_channel", "channel", "framework", "family")
+
+
+def registered_names() -> set[str]:
+    """Every registered name except 'none', which other keys use as a plain word too."""
+    return (set(TASKS) | set(METHODS) | set(LABEL_POLICIES)) - {"none"}
+
+
+def name_comparisons(source: str, names: set[str]) -> list[str]:
+    """Lines of `source` that compare a value with one of `names` written as a string literal, or a
+    choice key (CHOICE_KEYS) with any literal: ==, !=, in / not in a literal tuple, list or set."""
+    quoted = "|".join(re.escape(n) for n in sorted(names))
+    literal = rf"""["'](?:{quoted})["']"""
+    keys = "|".join(CHOICE_KEYS)
+    pattern = re.compile(rf"""(?:==|!=)\s*{literal}|{literal}\s*(?:==|!=)|\bin\s*[(\[{{][^)\]}}]*{literal}"""
+                         rf"""|\b(?:{keys})\b["'\]]?\s*(?:==|!=|\bin\b|\bnot in\b)\s*[("'\[{{]""")
+    return [line.strip() for line in source.splitlines() if pattern.search(line)]
+
+
+def test_the_comparison_finder_catches_each_form_and_passes_a_lookup():
+    names = {"federated", "jscc"}
+    assert name_comparisons('if cfg.task == "jscc":\n', names) == ['if cfg.task == "jscc":']
+    assert len(name_comparisons("x = 'federated' != y\nif m in ('local', 'federated'): pass\n", names)) == 2
+    assert len(name_comparisons('if cfg.label_handling != "none": pass\nok = cfg.method in ("a", "b")\n', names)) == 2
+    assert name_comparisons('policy = LABEL_POLICIES["federated"]\nif task.resumable: pass\n'
+                            'if cfg.detector_adaptation == "none": pass\n', names) == []
+
+
+REGISTRIES = {"semfed/tasks.py", "semfed/methods.py", "semfed/label_policies.py"}
+
+
+def test_no_code_outside_a_registry_compares_a_registered_name():
+    found = {}
+    for folder in ("semfed", "clients", "server", "strategies", "experiments", "scripts"):
+        for file in sorted((ROOT / folder).rglob("*.py")):
+            if file.relative_to(ROOT).as_posix() not in REGISTRIES:
+                lines = name_comparisons(file.read_text(), registered_names())
+                if lines:
+                    found[file.relative_to(ROOT).as_posix()] = lines
+    assert found == {}
