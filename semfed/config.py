@@ -394,7 +394,7 @@ class SemfedConfig:
             raise ConfigError(f"label-warmup-rounds: must be >= 0, got {self.label_warmup_rounds}")
         if self.label_prune_rounds < 1:
             raise ConfigError(f"label-prune-rounds: must be >= 1, got {self.label_prune_rounds}")
-        self.noise_groups  # parsed here, once: a bad label-noise is refused now
+        _ = self.noise_groups  # parsed here, once: a bad label-noise is refused now
         if self.label_policy.uses_consensus and not self.training_method.aggregates:
             raise ConfigError(f"label-handling: {self.label_handling!r} needs a federation's consensus; method "
                               f"{self.method!r} has none (use one of "
@@ -464,7 +464,7 @@ class SemfedConfig:
             raise ConfigError(f"ledger-dir: must be an absolute path (or start with ~), got {self.ledger_dir!r}")
         if self.fail_mode not in FAIL_MODES:
             raise ConfigError(f"fail-mode: {self.fail_mode!r} is not one of {FAIL_MODES}")
-        self.poison_kinds, self.poisoned_clients  # parsed here, once: bad values are refused now
+        _ = self.poison_kinds, self.poisoned_clients  # parsed here, once: bad values are refused now
         if not 0 <= self.stop_after_round <= self.num_server_rounds:
             raise ConfigError(f"stop-after-round: must be in 0..{self.num_server_rounds} (0 = never; at most "
                               f"num-server-rounds), got {self.stop_after_round}")
