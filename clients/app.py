@@ -3,6 +3,8 @@ seed 001's D-JSCC (clients/jscc.py); and the node's identity for the server's ha
 
 from __future__ import annotations
 
+import functools
+
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -14,10 +16,16 @@ from semfed.tasks import load
 app = ClientApp()
 
 
+@functools.lru_cache(maxsize=4)
+def run_config(items: frozenset) -> SemfedConfig:
+    """The run's config, validated once per process (the run config is the same in every message)."""
+    return SemfedConfig.from_run_config(dict(items))
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Train this client's part of the task's model and reply with it."""
-    cfg = SemfedConfig.from_run_config(context.run_config)
+    cfg = run_config(frozenset(context.run_config.items()))
     server_round, partition_id = int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]), int(context.node_config[protocol.PARTITION_ID])
     if partition_id in failing_clients(cfg.seed, server_round, len(cfg.client_profiles), cfg.fail_fraction):
         inject_failure(cfg.fail_mode, server_round, partition_id, cfg.round_timeout_s)  # test-only (fail-fraction)

@@ -323,16 +323,7 @@ class SemfedConfig:
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
-        """Validate a flat run config (keys with '-') into a SemfedConfig: once per process for the same
-        values (clients call this on every message; the object is immutable)."""
-        registries = tuple(tuple(registry.items()) for registry in (TASKS, METHODS, LABEL_POLICIES, AGGREGATIONS))
-        try:
-            return _validated(frozenset(run_config.items()), registries)
-        except TypeError:  # an unhashable value: validate it the long way, which names the key
-            return cls._validate(run_config)
-
-    @classmethod
-    def _validate(cls, run_config: Mapping[str, Any]) -> "SemfedConfig":
+        """Validate a flat run config (keys with '-') into a SemfedConfig."""
         known = {f.name.replace("_", "-"): f for f in fields(cls)}
         for key in run_config:
             if key not in known:
@@ -638,13 +629,6 @@ class SemfedConfig:
             self.job.check_machine(self)
         except ValueError as error:
             raise ConfigError(str(error)) from None
-
-
-@functools.lru_cache(maxsize=8)
-def _validated(run_config: frozenset, registries: tuple) -> SemfedConfig:
-    """SemfedConfig._validate of a run config's (key, value) pairs, remembered per process for the same
-    registry entries (what the values are checked against)."""
-    return SemfedConfig._validate(dict(run_config))
 
 
 def _key(field_name: str) -> str:
