@@ -116,10 +116,6 @@ POISON_KINDS = ("nan", "inf", "shape", "key", "inflate", "huge", "dtype", "forge
 
 TASKS = ("retrieval", "jscc")
 METHODS = ("proposed", "single-modal", "fedgnn", "local-only", "centralised")  # semfed.methods
-JSCC_FRAMEWORKS = ("anchor", "iterative", "simultaneous")
-JSCC_CHANNELS = ("awgn", "rayleigh")
-#: D-JSCC decoder families (semfed.jscc.DECODERS) and the fewest blocks each accepts.
-JSCC_DECODER_MIN_BLOCKS = {"attention": 2, "conv": 2, "resnet": 1, "vgg": 2}
 JSCC_MIN_CROP = 36  # crops are multiples of 4 (the encoder downsamples by 4); MS-SSIM needs > 32 px
 #: Largest seed: every seed derived from it (semfed.participants.client_seed: seed * 1_000_003 + ...) stays
 #: far below torch.manual_seed's 2**64 - 1, and the seed itself within numpy's legacy 2**32 - 1.
@@ -143,12 +139,13 @@ class DecoderSpec:
 
 
 def parse_decoder_specs(spec: str) -> tuple[DecoderSpec, ...]:
-    """Parse 'family[:width[:blocks]];...' (one decoder per client, client i holds item i)."""
-    allowed = f"'family[:width[:blocks]]' items separated by ';' with families {tuple(JSCC_DECODER_MIN_BLOCKS)}"
+    """Parse 'family[:width[:blocks]];...' (one decoder per client, client i holds item i). The syntax
+    only: check_decoder_families checks the families and their fewest blocks (D-JSCC runs)."""
+    allowed = "'family[:width[:blocks]]' items separated by ';' (families: semfed.jscc.decoders.DECODERS)"
     specs = []
     for item in [s.strip() for s in spec.split(";") if s.strip()]:
         family, *sizes = [p.strip() for p in item.split(":")]
-        if family not in JSCC_DECODER_MIN_BLOCKS or len(sizes) > 2:
+        if not family or len(sizes) > 2:
             raise ConfigError(f"jscc-decoders: bad decoder {item!r}; expected {allowed}")
         try:
             width, blocks = [int(s) for s in sizes] + [None] * (2 - len(sizes))
@@ -156,13 +153,30 @@ def parse_decoder_specs(spec: str) -> tuple[DecoderSpec, ...]:
             raise ConfigError(f"jscc-decoders: width and blocks must be integers in {item!r}") from None
         if width is not None and width < 1:
             raise ConfigError(f"jscc-decoders: width must be >= 1 in {item!r}")
-        if blocks is not None and blocks < JSCC_DECODER_MIN_BLOCKS[family]:
-            raise ConfigError(f"jscc-decoders: a {family} decoder needs >= {JSCC_DECODER_MIN_BLOCKS[family]} "
-                              f"blocks, got {blocks} in {item!r}")
         specs.append(DecoderSpec(family, width, blocks))
     if not specs:
         raise ConfigError(f"jscc-decoders: no decoders given; expected {allowed}")
     return tuple(specs)
+
+
+def check_decoder_families(specs: tuple[DecoderSpec, ...]) -> None:
+    """ConfigError naming jscc-decoders unless every family is registered (semfed.jscc.decoders.DECODERS)
+    and has at least its family's min_blocks blocks. Imports torch (the registry holds the classes)."""
+    from semfed.jscc.decoders import DECODERS
+
+    for spec in specs:
+        if spec.family not in DECODERS:
+            raise ConfigError(f"jscc-decoders: bad decoder {spec.family!r}; expected a family in {tuple(DECODERS)}")
+        minimum = DECODERS[spec.family].min_blocks
+        if spec.num_blocks is not None and spec.num_blocks < minimum:
+            raise ConfigError(f"jscc-decoders: a {spec.family} decoder needs >= {minimum} blocks, "
+                              f"got {spec.num_blocks}")
+
+
+def _check_registered(key: str, value: str, registry: Mapping[str, Any]) -> None:
+    """ConfigError naming `key` and the registry's names unless `value` is one of them."""
+    if value not in registry:
+        raise ConfigError(f"{key}: {value!r} is not one of {tuple(registry)}")
 
 
 def parse_snrs(key: str, text: str) -> tuple[float, ...]:
@@ -480,8 +494,9 @@ class SemfedConfig:
                               f"got {self.update_norm_multiple}")
 
     def _check_jscc(self) -> None:
-        """The D-JSCC keys (task = jscc); cheap checks always, the latent-size check only for jscc runs."""
-        choices = {"task": TASKS, "jscc_framework": JSCC_FRAMEWORKS, "jscc_channel": JSCC_CHANNELS}
+        """The D-JSCC keys (task = jscc); cheap checks always; the names against their registries and the
+        latent size only for jscc runs (those import torch)."""
+        choices = {"task": TASKS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
@@ -503,10 +518,17 @@ class SemfedConfig:
         parse_snrs("jscc-eval-snrs", self.jscc_eval_snrs)
         if self.task != "jscc":
             return
-        if self.jscc_framework == "anchor" and self.jscc_stage1_rounds > self.num_server_rounds:
+        # imported here: the registries and models import torch, which only D-JSCC runs need
+        from semfed.channels import CHANNELS
+        from semfed.jscc.encoder import latent_channels
+        from semfed.jscc.framework_registry import FRAMEWORKS
+
+        _check_registered("jscc-channel", self.jscc_channel, CHANNELS)
+        _check_registered("jscc-framework", self.jscc_framework, FRAMEWORKS)
+        check_decoder_families(self.decoder_specs)
+        if FRAMEWORKS[self.jscc_framework].two_stage and self.jscc_stage1_rounds > self.num_server_rounds:
             raise ConfigError(f"jscc-stage1-rounds: {self.jscc_stage1_rounds} stage-1 rounds exceed "
                               f"num-server-rounds = {self.num_server_rounds}")
-        from semfed.jscc.encoder import latent_channels  # imported here: only D-JSCC runs need torch models
 
         try:
             latent_channels(self.jscc_bandwidth_ratio)
