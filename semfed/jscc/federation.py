@@ -18,7 +18,7 @@ from torch import nn
 from semfed.channels import CHANNELS
 from semfed.config import SemfedConfig
 from semfed.data.image_folder import random_crops
-from semfed.jscc.decoders import JSCCDecoder, build_decoder
+from semfed.jscc.decoders import DECODERS, JSCCDecoder, build_decoder
 from semfed.jscc.encoder import AttentionEncoder, latent_channels
 from semfed.jscc.frameworks import (
     evaluate_decoder,
@@ -49,9 +49,10 @@ def unprefixed(state: dict, prefix: str) -> dict:
 
 
 def anchor_partition(cfg: SemfedConfig) -> int:
-    """The client that runs the anchor's stage 1: the first with an 'attention' decoder (the encoder's
-    symmetric decoder), else client 0 (then stage 1 pairs the encoder with a non-symmetric decoder)."""
-    return next((i for i, spec in enumerate(cfg.decoder_specs) if spec.family == "attention"), 0)
+    """The client that runs the anchor's stage 1: the first whose decoder family is the encoder's
+    symmetric decoder (DECODERS[family].symmetric), else client 0 (then stage 1 pairs the encoder
+    with a non-symmetric decoder)."""
+    return next((i for i, spec in enumerate(cfg.decoder_specs) if DECODERS[spec.family].symmetric), 0)
 
 
 def build_encoder(cfg: SemfedConfig) -> AttentionEncoder:
@@ -121,7 +122,7 @@ def train_role(role: str, cfg: SemfedConfig, encoder: nn.Module, decoder: nn.Mod
 
 def evaluate_decoders(cfg: SemfedConfig, encoder: nn.Module, decoders: Sequence[nn.Module],
                       images: torch.Tensor) -> list[dict]:
-    """PSNR and MS-SSIM of every decoder at every jscc-eval-snrs SNR on AWGN and Rayleigh.
+    """PSNR and MS-SSIM of every decoder at every jscc-eval-snrs SNR on every registered channel (CHANNELS).
 
     images: [N, 3, S, S] evaluation crops on the models' device. Every (channel, SNR) draws its
     noise from a generator seeded by cfg.seed, the same for every decoder and round.
