@@ -7,7 +7,8 @@
 
 --run-dir: a D-JSCC run's directory (task='jscc'); its jscc_checkpoint.pt gives the encoder, every
 client's decoder and the bandwidth ratio. Without it, the script trains a small encoder and its
-symmetric (attention) decoder itself (stage 1, --steps random crops of the images at 1..13 dB).
+symmetric decoder (semfed.jscc.symmetric_family(): attention) itself (stage 1, --steps random crops
+of the images at 1..13 dB). --channels: names from semfed.channels.CHANNELS (default: all of them).
 Evaluation: the centre --eval-crop px crops of the images (default: the run's images, else the
 embedded default), every SNR of the grid (start:stop:step dB, inclusive, or a comma list).
 Writes cliff.csv (method, channel, snr, psnr, ms_ssim; for JPEG also the mean quality and the
@@ -27,13 +28,21 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from semfed.channels import CHANNELS  # noqa: E402
 from semfed.config import SemfedConfig, default_run_config  # noqa: E402
 from semfed.data.image_folder import center_crops, load_images, random_crops  # noqa: E402
-from semfed.jscc import AttentionEncoder, build_decoder, latent_channels  # noqa: E402
+from semfed.jscc import (  # noqa: E402
+    AttentionEncoder,
+    build_decoder,
+    latent_channels,
+    symmetric_family,
+)
 from semfed.jscc.cliff import SEPARATION, cliff_curve  # noqa: E402
 from semfed.jscc.federation import build_encoder, build_user_decoder  # noqa: E402
 from semfed.jscc.frameworks import train_stage1  # noqa: E402
 from semfed.jscc.report import load_checkpoint  # noqa: E402
+
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def snr_grid(text: str) -> list[float]:
@@ -62,20 +71,23 @@ def train_small(images: list, args: argparse.Namespace) -> tuple[torch.nn.Module
     generator = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
     encoder = AttentionEncoder(args.ratio, width=args.width)
-    decoder = build_decoder("attention", latent_channels=latent_channels(args.ratio), width=args.width)
+    family = symmetric_family()
+    decoder = build_decoder(family, latent_channels=latent_channels(args.ratio), width=args.width)
     batches = random_crops(images, args.steps * args.batch, args.crop, generator).split(args.batch)
     losses = train_stage1(encoder, decoder, batches, generator=generator, lr=args.lr)
     print(f"trained {args.steps} steps: MSE {losses[0]:.4f} -> {np.mean(losses[-10:]):.4f}")
-    return encoder, {"attention": decoder}
+    return encoder, {family: decoder}
 
 
 def plot(table: pd.DataFrame, file: Path, title: str) -> None:
-    """PSNR against SNR: one line per D-JSCC decoder and channel, the separation baseline in black."""
+    """PSNR against SNR: one line per D-JSCC decoder and channel (a line style per channel, in
+    CHANNELS order: AWGN solid, Rayleigh dashed), the separation baseline in black."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    channels = list(CHANNELS)
     for (method, channel), rows in table.groupby(["method", "channel"]):
         separation = method == SEPARATION
         ax.plot(rows["snr"], rows["psnr"], marker="s" if separation else "o", ms=3,
-                color="black" if separation else None, ls="-" if channel == "awgn" else "--",
+                color="black" if separation else None, ls=LINE_STYLES[channels.index(channel) % len(LINE_STYLES)],
                 label=f"{method} (AWGN capacity)" if separation else f"{method}, {channel}")
     ax.set(xlabel="SNR (dB)", ylabel="PSNR (dB)", title=title)
     ax.grid(alpha=0.3)
@@ -90,7 +102,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--snrs", default="-2:20:1")
-    parser.add_argument("--channels", default="awgn,rayleigh")
+    parser.add_argument("--channels", default=",".join(CHANNELS), help="channels from semfed.channels.CHANNELS")
     parser.add_argument("--eval-crop", type=int, default=128)
     parser.add_argument("--images", default=None, help="evaluation (and training) images ('' = embedded default)")
     parser.add_argument("--steps", type=int, default=150)
@@ -115,8 +127,9 @@ def main() -> None:
                         args.channels.split(","), args.seed)
     table.to_csv(out / "cliff.csv", index=False)
     plot(table, out / "cliff.png", title)
-    print(table[table["channel"] == "awgn"].pivot_table(index="snr", columns="method", values="psnr").round(2)
-          .to_string())
+    for channel, rows in table.groupby("channel", sort=False):
+        print(f"PSNR (dB), {channel}:\n" + rows.pivot_table(index="snr", columns="method", values="psnr").round(2)
+              .to_string())
     print(f"{out / 'cliff.csv'}, {out / 'cliff.png'}")
 
 

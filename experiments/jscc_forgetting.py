@@ -5,6 +5,8 @@ users (iterative framework) against the anchor framework's frozen encoder (semfe
         [--others conv,resnet,vgg] [--steps 60] [--crop 48] [--batch 8] [--width 16]
         [--ratio 0.1666666667] [--eval-snrs 1,7,13] [--channel awgn] [--images FOLDER] [--seed 0]
 
+--target defaults to the encoder's symmetric decoder family, --others to every other registered
+family (semfed.jscc.decoders.DECODERS), --channel to awgn (any of semfed.channels.CHANNELS).
 Images: --images folder, or scikit-image's bundled photos (the embedded default): --steps random
 --crop px crops per stage (--batch a step) for training, the centre crops for evaluation. The
 defaults are CPU-sized (a few minutes on one core). Writes forgetting.csv (framework, stage,
@@ -25,9 +27,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from semfed.channels import CHANNELS  # noqa: E402
 from semfed.data.image_folder import center_crops, load_images, random_crops  # noqa: E402
-from semfed.jscc import AttentionEncoder, build_decoder, latent_channels  # noqa: E402
+from semfed.jscc import (  # noqa: E402
+    DECODERS,
+    AttentionEncoder,
+    build_decoder,
+    latent_channels,
+    symmetric_family,
+)
 from semfed.jscc.forgetting import forgetting_curve  # noqa: E402
+from semfed.jscc.framework_registry import FRAMEWORKS  # noqa: E402
 from semfed.jscc.report import METRIC_NAMES  # noqa: E402
 
 
@@ -39,7 +49,7 @@ def plot(table: pd.DataFrame, file: Path, target: str) -> None:
     for (framework, snr), rows in table.groupby(["framework", "snr"]):
         rows = rows.sort_values("stage")
         for ax, metric in zip(axes, METRIC_NAMES):
-            ax.plot(rows["stage"], rows[metric], marker="o", ls="-" if framework == "iterative" else "--",
+            ax.plot(rows["stage"], rows[metric], marker="o", ls="--" if FRAMEWORKS[framework].two_stage else "-",
                     label=f"{framework}, {snr:g} dB")
     for ax, metric in zip(axes, METRIC_NAMES):
         ax.set_xticks(stages["stage"], labels)
@@ -55,15 +65,16 @@ def plot(table: pd.DataFrame, file: Path, target: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("work/jscc_forgetting"))
-    parser.add_argument("--target", default="attention")
-    parser.add_argument("--others", default="conv,resnet,vgg")
+    target = symmetric_family()
+    parser.add_argument("--target", default=target, choices=list(DECODERS))
+    parser.add_argument("--others", default=",".join(name for name in DECODERS if name != target))
     parser.add_argument("--steps", type=int, default=60, help="training steps per stage")
     parser.add_argument("--crop", type=int, default=48)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--width", type=int, default=16, help="channels of the encoder and every decoder")
     parser.add_argument("--ratio", type=float, default=1 / 6, help="bandwidth ratio k/n")
     parser.add_argument("--eval-snrs", default="1,7,13")
-    parser.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"])
+    parser.add_argument("--channel", default="awgn", choices=list(CHANNELS))
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--images", default="", help="image folder ('' = the embedded default)")
     parser.add_argument("--seed", type=int, default=0)

@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from semfed import run_directory as rd  # noqa: E402
+from semfed.channels import CHANNELS  # noqa: E402
 from semfed.config import IMAGE_ENCODERS, SemfedConfig, default_run_config  # noqa: E402
 from semfed.evaluation import evaluate_federation, mean_recalls  # noqa: E402
 from semfed.participants import build_adapter, federation_encoders  # noqa: E402
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--send", choices=SIDES, default="images")
     parser.add_argument("--snrs", default="-5,0,5,10,15,20", help="comma-separated SNRs in dB")
-    parser.add_argument("--channels", default="awgn,rayleigh")
+    parser.add_argument("--channels", default=",".join(CHANNELS), help="channels from semfed.channels.CHANNELS")
     parser.add_argument("--out", type=Path, help="output folder (default: the run directory)")
     args = parser.parse_args()
     out = args.out or args.run_dir

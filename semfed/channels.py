@@ -9,16 +9,18 @@ received signal back to ``x``) and runs on ``x.device``. SNR is in dB and is def
 against unit average signal power per complex symbol, so pass ``normalize_power(x)``
 (or any unit-power signal) for the nominal SNR to hold. All randomness comes from an
 optional ``torch.Generator``: the same generator seed gives the same output.
+
+CHANNELS is the registry of channel models: name -> function (x, snr_db, generator, **options)
+-> y. Its keys are the allowed values of the config key jscc-channel, the channels every D-JSCC
+decoder is evaluated on, and what apply_channel dispatches on; a new model is one entry.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
-
-CHANNELS = ("awgn", "rayleigh")
 
 SnrDb = float | torch.Tensor
 
@@ -136,16 +138,17 @@ def rayleigh(x: torch.Tensor, snr_db: SnrDb, generator: torch.Generator | None =
     return to_real(y)
 
 
+Channel = Callable[..., torch.Tensor]
+#: Channel models by name: (x [B, ..., 2k], snr_db float or [B] dB, generator, **options) -> y [B, ..., 2k].
+CHANNELS: dict[str, Channel] = {"awgn": awgn, "rayleigh": rayleigh}
+
+
 def apply_channel(x: torch.Tensor, channel: str, snr_db: SnrDb,
                   generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
-    """Dispatch by name: channel in CHANNELS ("awgn", "rayleigh"); kwargs go to the channel."""
-    if channel == "awgn":
-        if kwargs:
-            raise ValueError(f"awgn channel takes no options, got {sorted(kwargs)}")
-        return awgn(x, snr_db, generator)
-    if channel == "rayleigh":
-        return rayleigh(x, snr_db, generator, **kwargs)
-    raise ValueError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
+    """CHANNELS[channel](x, snr_db, generator, **kwargs): y with x's shape [B, ..., 2k]."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}; expected one of {tuple(CHANNELS)}")
+    return CHANNELS[channel](x, snr_db, generator, **kwargs)
 
 
 def sample_snr(batch: int, snr_set_db: Sequence[float], generator: torch.Generator | None = None,

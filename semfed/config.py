@@ -117,10 +117,6 @@ RESERVED_GROUPS = ("all", "clean")
 FAIL_MODES = ("raise", "hang")  # test-only failure injection (semfed.fault_injection)
 POISON_KINDS = ("nan", "inf", "shape", "key", "inflate", "huge", "dtype", "forge-id", "bytes", "histogram")
 
-JSCC_FRAMEWORKS = ("anchor", "iterative", "simultaneous")
-JSCC_CHANNELS = ("awgn", "rayleigh")
-#: D-JSCC decoder families (semfed.jscc.DECODERS) and the fewest blocks each accepts.
-JSCC_DECODER_MIN_BLOCKS = {"attention": 2, "conv": 2, "resnet": 1, "vgg": 2}
 JSCC_MIN_CROP = 36  # crops are multiples of 4 (the encoder downsamples by 4); MS-SSIM needs > 32 px
 #: Largest seed: every seed derived from it (semfed.participants.client_seed: seed * 1_000_003 + ...) stays
 #: far below torch.manual_seed's 2**64 - 1, and the seed itself within numpy's legacy 2**32 - 1.
@@ -144,12 +140,13 @@ class DecoderSpec:
 
 
 def parse_decoder_specs(spec: str) -> tuple[DecoderSpec, ...]:
-    """Parse 'family[:width[:blocks]];...' (one decoder per client, client i holds item i)."""
-    allowed = f"'family[:width[:blocks]]' items separated by ';' with families {tuple(JSCC_DECODER_MIN_BLOCKS)}"
+    """Parse 'family[:width[:blocks]];...' (one decoder per client, client i holds item i). The syntax
+    only: semfed.jscc.decoders.check_decoder_specs checks the families and their fewest blocks (D-JSCC runs)."""
+    allowed = "'family[:width[:blocks]]' items separated by ';' (families: semfed.jscc.decoders.DECODERS)"
     specs = []
     for item in [s.strip() for s in spec.split(";") if s.strip()]:
         family, *sizes = [p.strip() for p in item.split(":")]
-        if family not in JSCC_DECODER_MIN_BLOCKS or len(sizes) > 2:
+        if not family or len(sizes) > 2:
             raise ConfigError(f"jscc-decoders: bad decoder {item!r}; expected {allowed}")
         try:
             width, blocks = [int(s) for s in sizes] + [None] * (2 - len(sizes))
@@ -157,9 +154,6 @@ def parse_decoder_specs(spec: str) -> tuple[DecoderSpec, ...]:
             raise ConfigError(f"jscc-decoders: width and blocks must be integers in {item!r}") from None
         if width is not None and width < 1:
             raise ConfigError(f"jscc-decoders: width must be >= 1 in {item!r}")
-        if blocks is not None and blocks < JSCC_DECODER_MIN_BLOCKS[family]:
-            raise ConfigError(f"jscc-decoders: a {family} decoder needs >= {JSCC_DECODER_MIN_BLOCKS[family]} "
-                              f"blocks, got {blocks} in {item!r}")
         specs.append(DecoderSpec(family, width, blocks))
     if not specs:
         raise ConfigError(f"jscc-decoders: no decoders given; expected {allowed}")
@@ -483,10 +477,6 @@ class SemfedConfig:
 
     def _check_jscc(self) -> None:
         """The D-JSCC keys, checked for every task (cheap); what only a jscc run needs: semfed.tasks.check_jscc."""
-        choices = {"jscc_framework": JSCC_FRAMEWORKS, "jscc_channel": JSCC_CHANNELS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
         for name in ["jscc_batch_size", "jscc_steps_per_round", "jscc_stage1_rounds", "jscc_encoder_width"]:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_key(name)}: must be an integer >= 1, got {getattr(self, name)}")
@@ -500,9 +490,7 @@ class SemfedConfig:
             if folder and not (Path(folder).expanduser().is_absolute() and Path(folder).expanduser().is_dir()):
                 raise ConfigError(f"{_key(name)}: {folder!r} is not an absolute path to an existing folder "
                                   "('' = scikit-image's bundled images)")
-        parse_decoder_specs(self.jscc_decoders)
-        parse_snrs("jscc-snr-set", self.jscc_snr_set)
-        parse_snrs("jscc-eval-snrs", self.jscc_eval_snrs)
+        _ = self.decoder_specs, self.snr_set, self.eval_snrs  # parsed here, once: bad values are refused now
 
     @functools.cached_property
     def client_profiles(self) -> tuple[ClientProfile, ...]:

@@ -52,11 +52,22 @@ def check_retrieval(cfg: Any) -> None:
 
 
 def check_jscc(cfg: Any) -> None:
-    """An anchor run needs its stage-1 rounds; the bandwidth ratio must give whole latent channels."""
-    if cfg.jscc_framework == "anchor" and cfg.jscc_stage1_rounds > cfg.num_server_rounds:
+    """The channel, framework and decoder families are registered; a two-stage framework has its stage-1
+    rounds; the bandwidth ratio gives whole latent channels."""
+    # imported here: the registries and models import torch, which only D-JSCC runs need
+    from semfed.channels import CHANNELS
+    from semfed.jscc.decoders import check_decoder_specs
+    from semfed.jscc.encoder import latent_channels
+    from semfed.jscc.framework_registry import FRAMEWORKS
+
+    for key, value, registry in (("jscc-channel", cfg.jscc_channel, CHANNELS),
+                                 ("jscc-framework", cfg.jscc_framework, FRAMEWORKS)):
+        if value not in registry:
+            raise ValueError(f"{key}: {value!r} is not one of {tuple(registry)}")
+    check_decoder_specs(cfg.decoder_specs)
+    if FRAMEWORKS[cfg.jscc_framework].two_stage and cfg.jscc_stage1_rounds > cfg.num_server_rounds:
         raise ValueError(f"jscc-stage1-rounds: {cfg.jscc_stage1_rounds} stage-1 rounds exceed "
                          f"num-server-rounds = {cfg.num_server_rounds}")
-    from semfed.jscc.encoder import latent_channels  # imported here: only D-JSCC runs need torch models
 
     try:
         latent_channels(cfg.jscc_bandwidth_ratio)

@@ -38,8 +38,8 @@ def send_tokens(tokens: torch.Tensor, mask: torch.Tensor, channel: str, snr_db: 
                 generator: torch.Generator | None = None, **channel_options) -> torch.Tensor:
     """Tokens [B, N, d] (mask [B, N] bool) as received after the channel: [B, N, d], zero at padding.
 
-    snr_db: float or [B] dB; channel: 'awgn' or 'rayleigh' (channel_options go to it, e.g.
-    block=False for per-symbol fading). Rayleigh fades one block per sample by default.
+    snr_db: float or [B] dB; channel: a semfed.channels.CHANNELS name (channel_options go to it, e.g.
+    block=False for Rayleigh's per-symbol fading). Rayleigh fades one block per sample by default.
     """
     x, _ = _symbols(tokens, mask)
     scale = unit_power_scale(tokens, mask)

@@ -3,6 +3,7 @@ strategy, evaluates every decoder after every round and writes the run's tables,
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 
@@ -24,23 +25,29 @@ from semfed.jscc.federation import (
     state_digest,
     unprefixed,
 )
+from semfed.jscc.framework_registry import FRAMEWORKS, Framework
 from semfed.tracking import Tracking
 from server.nodes import discover_partitions
-from strategies.jscc_anchor import AnchorFedAvg
 from strategies.jscc_fedavg import JSCCFedAvg
-from strategies.jscc_iterative import IterativeFedAvg
-from strategies.jscc_simultaneous import SimultaneousFedAvg
 from strategies.keyed_fedavg import judged_options
 
 log = logging.getLogger("semfed.server")
 
 
+def strategy_class(framework: Framework) -> type[JSCCFedAvg]:
+    """The framework's strategy class, imported from its "module:Class" name."""
+    module, _, name = framework.strategy.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def build_strategy(cfg: SemfedConfig, nodes: dict[int, int]) -> JSCCFedAvg:
-    """The strategy of cfg.jscc_framework; a client's num-examples is capped at the crops it trains on."""
+    """The strategy of cfg.jscc_framework (FRAMEWORKS); a two-stage one also gets the stage-1 rounds and
+    the anchor client. A client's num-examples is capped at the crops it trains on."""
+    framework = FRAMEWORKS[cfg.jscc_framework]
     options = judged_options(cfg, {pid: cfg.jscc_steps_per_round * cfg.jscc_batch_size for pid in nodes})
-    if cfg.jscc_framework == "anchor":
-        return AnchorFedAvg(nodes, stage1_rounds=cfg.jscc_stage1_rounds, anchor=anchor_partition(cfg), **options)
-    return {"iterative": IterativeFedAvg, "simultaneous": SimultaneousFedAvg}[cfg.jscc_framework](nodes, **options)
+    if framework.two_stage:
+        options.update(stage1_rounds=cfg.jscc_stage1_rounds, anchor=anchor_partition(cfg))
+    return strategy_class(framework)(nodes, **options)
 
 
 class JSCCRecorder:
@@ -88,12 +95,12 @@ class JSCCRecorder:
         tasks = self.strategy.assignments.get(server_round, [])
         trained = ", ".join(f"{t.partition}:{t.role}" for t in tasks) or "-"
         stats = self.strategy.round_stats.get(server_round, {})
-        top = max(self.cfg.eval_snrs)
+        top, channel = max(self.cfg.eval_snrs), self.cfg.jscc_channel
         scores = "  ".join(f"{r['decoder']}:{r['family']} {r['psnr']:.2f} dB/{r['ms_ssim']:.3f}"
-                           for r in rows if r["channel"] == "awgn" and r["snr"] == top)
-        log.info("round %d/%d  trained [%s]  bytes %d sent, %d received  AWGN %g dB PSNR/MS-SSIM: %s  %.1f s",
+                           for r in rows if r["channel"] == channel and r["snr"] == top)
+        log.info("round %d/%d  trained [%s]  bytes %d sent, %d received  %s %g dB PSNR/MS-SSIM: %s  %.1f s",
                  server_round, self.cfg.num_server_rounds, trained, stats.get("bytes_sent", 0),
-                 stats.get("bytes_received", 0), top, scores, seconds)
+                 stats.get("bytes_received", 0), channel, top, scores, seconds)
 
 
 def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:

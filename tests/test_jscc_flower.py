@@ -9,7 +9,7 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
-from semfed.config import JSCC_DECODER_MIN_BLOCKS, ConfigError, DecoderSpec, default_run_config, load_config
+from semfed.config import ConfigError, DecoderSpec, default_run_config, load_config
 from semfed.jscc import DECODERS, build_decoder
 from semfed.jscc.federation import (
     ENCODER,
@@ -52,10 +52,10 @@ def test_jscc_defaults_validate_and_parse():
 
 @pytest.mark.parametrize("override, message", [
     ({"task": "jsc"}, "task: 'jsc' is not one of"),
-    ({"jscc-framework": "joint"}, "jscc-framework: 'joint' is not one of"),
-    ({"jscc-decoders": "transformer"}, "jscc-decoders: bad decoder 'transformer'"),
+    ({"task": "jscc", "jscc-framework": "joint"}, "jscc-framework: 'joint' is not one of"),
+    ({"task": "jscc", "jscc-decoders": "transformer"}, "jscc-decoders: bad decoder 'transformer'"),
     ({"jscc-decoders": "conv:x"}, "jscc-decoders: width and blocks must be integers"),
-    ({"jscc-decoders": "vgg:8:1"}, "jscc-decoders: a vgg decoder needs >= 2 blocks"),
+    ({"task": "jscc", "jscc-decoders": "vgg:8:1"}, "jscc-decoders: a vgg decoder needs >= 2 blocks"),
     ({"jscc-decoders": " ; "}, "jscc-decoders: no decoders given"),
     ({"jscc-snr-set": "1,a"}, "jscc-snr-set: '1,a' is not a comma-separated list"),
     ({"jscc-eval-snrs": ""}, "jscc-eval-snrs: no SNRs given"),
@@ -63,7 +63,7 @@ def test_jscc_defaults_validate_and_parse():
     ({"jscc-crop-size": 50}, "jscc-crop-size: must be a multiple of 4"),
     ({"jscc-images": "relative/dir"}, "jscc-images: 'relative/dir' is not an absolute path"),
     ({"jscc-eval-images": "/nonexistent/dir"}, "jscc-eval-images: '/nonexistent/dir' is not an absolute path"),
-    ({"jscc-channel": "rician"}, "jscc-channel: 'rician' is not one of"),
+    ({"task": "jscc", "jscc-channel": "rician"}, "jscc-channel: 'rician' is not one of"),
     ({"jscc-steps-per-round": 0}, "jscc-steps-per-round: must be an integer >= 1"),
     ({"jscc-learning-rate": 0.0}, "jscc-learning-rate: must be > 0"),
     ({"task": "jscc", "jscc-bandwidth-ratio": 0.1}, "jscc-bandwidth-ratio: bandwidth ratio 0.1 gives 9.6 latent"),
@@ -77,8 +77,8 @@ def test_bad_jscc_config_fails_naming_the_key(override, message):
 
 
 def test_min_blocks_table_matches_the_decoder_classes():
-    assert set(JSCC_DECODER_MIN_BLOCKS) == set(DECODERS)
-    for family, minimum in JSCC_DECODER_MIN_BLOCKS.items():
+    for family, decoder_class in DECODERS.items():
+        minimum = decoder_class.min_blocks
         build_decoder(family, latent_channels=4, width=4, num_blocks=minimum)
         with pytest.raises(ValueError, match="num_blocks"):
             build_decoder(family, latent_channels=4, width=4, num_blocks=minimum - 1)

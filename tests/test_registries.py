@@ -1,5 +1,6 @@
 """The registries of tasks, methods and label policies: a toy entry of each goes through the config and a
-real code path, and no code outside a registry compares a registered name as a string."""
+real code path (the D-JSCC registries: test_registries_jscc.py); and no code outside a registry compares a
+registered name of any registry as a string."""
 
 import re
 from pathlib import Path
@@ -11,7 +12,10 @@ import torch.nn.functional as F
 
 import server.app
 from semfed import participants
+from semfed.channels import CHANNELS
 from semfed.config import ConfigError, load_config
+from semfed.jscc.decoders import DECODERS
+from semfed.jscc.framework_registry import FRAMEWORKS
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.labels import LabelLedger, close_label_round
 from semfed.methods import METHODS, Method
@@ -91,7 +95,8 @@ CHOICE_KEYS = ("task", "method", "label_handling", "jscc_framework", "jscc_chann
 
 def registered_names() -> set[str]:
     """Every registered name except 'none', which other keys use as a plain word too."""
-    return (set(TASKS) | set(METHODS) | set(LABEL_POLICIES)) - {"none"}
+    return (set(TASKS) | set(METHODS) | set(LABEL_POLICIES) | set(CHANNELS) | set(DECODERS)
+            | set(FRAMEWORKS)) - {"none"}
 
 
 def name_comparisons(source: str, names: set[str]) -> list[str]:
@@ -114,7 +119,7 @@ def test_the_comparison_finder_catches_each_form_and_passes_a_lookup():
                             'if cfg.detector_adaptation == "none": pass\n', names) == []
 
 
-REGISTRIES = {"semfed/tasks.py", "semfed/methods.py", "semfed/label_policies.py"}
+REGISTRIES = {"semfed/tasks.py", "semfed/methods.py", "semfed/label_policies.py", "semfed/jscc/framework_registry.py"}
 
 
 def test_no_code_outside_a_registry_compares_a_registered_name():

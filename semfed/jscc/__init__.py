@@ -1,4 +1,5 @@
-"""D-JSCC models of seed 001: the BS's attention encoder, four user decoder families, image metrics."""
+"""D-JSCC models of seed 001: the BS's attention encoder, the user decoder families (the registry
+DECODERS: name -> JSCCDecoder subclass, semfed.jscc.decoders), image metrics."""
 
 from semfed.jscc.decoders import (
     DECODERS,
@@ -8,6 +9,7 @@ from semfed.jscc.decoders import (
     ResNetDecoder,
     VGGDecoder,
     build_decoder,
+    symmetric_family,
 )
 from semfed.jscc.encoder import DOWNSAMPLE, AttentionEncoder, latent_channels, symbols_to_latent
 from semfed.jscc.image_metrics import ms_ssim, msssim_win_size, psnr
@@ -15,5 +17,5 @@ from semfed.jscc.image_metrics import ms_ssim, msssim_win_size, psnr
 __all__ = [
     "DECODERS", "DOWNSAMPLE", "AttentionDecoder", "AttentionEncoder", "ConvDecoder", "JSCCDecoder",
     "ResNetDecoder", "VGGDecoder", "build_decoder", "latent_channels", "ms_ssim", "msssim_win_size",
-    "psnr", "symbols_to_latent",
+    "psnr", "symbols_to_latent", "symmetric_family",
 ]

@@ -3,9 +3,16 @@
 Every decoder maps received symbols (real pairs [B, 2k] with image_size=(H, W), or the
 latent map [B, C, H/4, W/4]) and the SNR in dB to images [B, 3, H, W] in [0, 1] (sigmoid
 output). `width` (channels) and `num_blocks` (depth) set a device's strength inside a family.
+
+DECODERS is the registry: family name -> JSCCDecoder subclass. The class is the entry: it says
+its fewest blocks (`min_blocks`, checked by JSCCDecoder.__init__) and whether it is the BS
+encoder's symmetric decoder (`symmetric`, the one the anchor's stage 1 trains with). Its keys are
+the families jscc-decoders accepts; a new family is one subclass and one entry.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -25,11 +32,16 @@ def _strides(num_blocks: int) -> list[int]:
 
 
 class JSCCDecoder(nn.Module):
-    """Base class: shape handling and SNR; a family implements decode(latent, snr [B, 1])."""
+    """Base class: shape handling and SNR; a family implements decode(latent, snr [B, 1]) and sets
+    min_blocks (the fewest num_blocks it builds with) and, for the encoder's mirror, symmetric."""
 
-    def __init__(self, latent_channels: int):
+    min_blocks: ClassVar[int]
+    symmetric: ClassVar[bool] = False
+
+    def __init__(self, latent_channels: int, num_blocks: int):
         super().__init__()
         _check_min("latent_channels", latent_channels, 1)
+        _check_min("num_blocks", num_blocks, self.min_blocks)
         self.latent_channels = latent_channels
 
     def forward(self, y: torch.Tensor, snr_db: SnrDb, image_size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -66,9 +78,11 @@ class AttentionDecoder(_SNRChain):
     one stride-2 block, and a stride-2 TConv to RGB (mirror of the first encoder block).
     """
 
+    min_blocks = 2
+    symmetric = True
+
     def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 4, kernel_size: int = 5):
-        super().__init__(latent_channels)
-        _check_min("num_blocks", num_blocks, 2)
+        super().__init__(latent_channels, num_blocks)
         strides = [1] * (num_blocks - 1) + [2]
         self.blocks = nn.ModuleList(
             SNRConditioned(TConvGDNPReLU(latent_channels if i == 0 else width, width, kernel_size, s, inverse=True),
@@ -81,9 +95,10 @@ class AttentionDecoder(_SNRChain):
 class ConvDecoder(_SNRChain):
     """num_blocks (>= 2) blocks of TConv + GDN + PReLU, each scaled by an FC of the SNR; sigmoid output."""
 
+    min_blocks = 2
+
     def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 3, kernel_size: int = 5):
-        super().__init__(latent_channels)
-        _check_min("num_blocks", num_blocks, 2)
+        super().__init__(latent_channels, num_blocks)
         self.blocks = nn.ModuleList(
             SNRConditioned(TConvGDNPReLU(latent_channels if i == 0 else width, width, kernel_size, s, inverse=False),
                            SNRFusion(width))
@@ -117,9 +132,10 @@ class ResNetDecoder(_SNRChain):
     """Stem TConv (C -> width), num_blocks residual blocks (paper: 5) at latent resolution, then
     two stride-2 TConv + BN + PReLU upsampling blocks; SNR fused by FC after every block."""
 
+    min_blocks = 1
+
     def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 5, kernel_size: int = 3):
-        super().__init__(latent_channels)
-        _check_min("num_blocks", num_blocks, 1)
+        super().__init__(latent_channels, num_blocks)
         residual = [ResidualBlock(width, kernel_size) for _ in range(num_blocks)]
         upsample = [_tconv_bn_prelu(width, width, kernel_size, 2) for _ in range(2)]
         stem = _tconv_bn_prelu(latent_channels, width, kernel_size, 1)
@@ -143,9 +159,10 @@ class VGGDecoder(_SNRChain):
     """num_blocks (>= 2) VGG blocks (double TConv + avg-pool + PReLU), SNR fused by FC after each,
     then a TConv to RGB and a sigmoid."""
 
+    min_blocks = 2
+
     def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 3, kernel_size: int = 3):
-        super().__init__(latent_channels)
-        _check_min("num_blocks", num_blocks, 2)
+        super().__init__(latent_channels, num_blocks)
         self.blocks = nn.ModuleList(
             SNRConditioned(VGGBlock(latent_channels if i == 0 else width, width, kernel_size, s), SNRFusion(width))
             for i, s in enumerate(_strides(num_blocks))
@@ -153,6 +170,7 @@ class VGGDecoder(_SNRChain):
         self.head = nn.Sequential(tconv(width, IMAGE_CHANNELS, kernel_size), nn.Sigmoid())
 
 
+#: Decoder families by name (the jscc-decoders key's family names).
 DECODERS: dict[str, type[JSCCDecoder]] = {
     "attention": AttentionDecoder,
     "conv": ConvDecoder,
@@ -166,3 +184,22 @@ def build_decoder(name: str, **sizes) -> JSCCDecoder:
     if name not in DECODERS:
         raise ValueError(f"unknown decoder family {name!r}; expected one of {sorted(DECODERS)}")
     return DECODERS[name](**sizes)
+
+
+def check_decoder_specs(specs) -> None:
+    """ValueError naming jscc-decoders unless every spec's family is registered and has at least its
+    family's min_blocks blocks. specs: semfed.config.DecoderSpec items."""
+    for spec in specs:
+        if spec.family not in DECODERS:
+            raise ValueError(f"jscc-decoders: bad decoder {spec.family!r}; expected one of the families {tuple(DECODERS)}")
+        minimum = DECODERS[spec.family].min_blocks
+        if spec.num_blocks is not None and spec.num_blocks < minimum:
+            raise ValueError(f"jscc-decoders: a {spec.family} decoder needs >= {minimum} blocks, got {spec.num_blocks}")
+
+
+def symmetric_family() -> str:
+    """The name of the first registered family that mirrors the BS encoder (its symmetric decoder)."""
+    for name, family in DECODERS.items():
+        if family.symmetric:
+            return name
+    raise ValueError(f"no registered decoder family is symmetric; families: {tuple(DECODERS)}")

@@ -9,7 +9,7 @@ returns what its role trains: ENCODER_ROLES train both, 'stage2' (anchor) only t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torch import nn
 from semfed.channels import CHANNELS
 from semfed.config import SemfedConfig
 from semfed.data.image_folder import random_crops
-from semfed.jscc.decoders import JSCCDecoder, build_decoder
+from semfed.jscc.decoders import DECODERS, JSCCDecoder, build_decoder
 from semfed.jscc.encoder import AttentionEncoder, latent_channels
 from semfed.jscc.frameworks import (
     evaluate_decoder,
@@ -29,8 +29,20 @@ from semfed.jscc.frameworks import (
 )
 
 ENCODER = "encoder."
-#: Roles a client can be given; those in ENCODER_ROLES train (and return) the encoder as well.
-ROLES = ("stage1", "stage2", "iterative", "simultaneous")
+#: Role a client can be given -> its local round, (encoder, decoder, batches, *, generator, snr_set_db,
+#: channel, lr) -> MSE per step. stage1: encoder + symmetric decoder; stage2: the decoder against the
+#: frozen anchor encoder; iterative / simultaneous: encoder + this client's decoder on this client's
+#: loss. With one decoder on the client the last three are the same local loop: the frameworks differ
+#: in which clients the strategy trains and how the server combines their encoders (strategies/jscc_*.py).
+ROLES: dict[str, Callable[..., list[float]]] = {
+    "stage1": train_stage1,
+    "stage2": train_decoder_against_anchor,
+    "iterative": lambda encoder, decoder, batches, **common: train_iterative(
+        encoder, [decoder], batches, steps_per_round=len(batches), **common),
+    "simultaneous": lambda encoder, decoder, batches, **common: train_simultaneous(
+        encoder, [decoder], batches, **common),
+}
+#: The roles that train (and return) the encoder as well as the decoder.
 ENCODER_ROLES = ("stage1", "iterative", "simultaneous")
 
 
@@ -49,9 +61,10 @@ def unprefixed(state: dict, prefix: str) -> dict:
 
 
 def anchor_partition(cfg: SemfedConfig) -> int:
-    """The client that runs the anchor's stage 1: the first with an 'attention' decoder (the encoder's
-    symmetric decoder), else client 0 (then stage 1 pairs the encoder with a non-symmetric decoder)."""
-    return next((i for i, spec in enumerate(cfg.decoder_specs) if spec.family == "attention"), 0)
+    """The client that runs the anchor's stage 1: the first whose decoder family is the encoder's
+    symmetric decoder (DECODERS[family].symmetric), else client 0 (then stage 1 pairs the encoder
+    with a non-symmetric decoder)."""
+    return next((i for i, spec in enumerate(cfg.decoder_specs) if DECODERS[spec.family].symmetric), 0)
 
 
 def build_encoder(cfg: SemfedConfig) -> AttentionEncoder:
@@ -99,29 +112,17 @@ def training_batches(cfg: SemfedConfig, images: list[np.ndarray], generator: tor
 
 def train_role(role: str, cfg: SemfedConfig, encoder: nn.Module, decoder: nn.Module,
                batches: Sequence[torch.Tensor], generator: torch.Generator) -> list[float]:
-    """One client's local training in one round; returns the MSE per step.
-
-    stage1: encoder + symmetric decoder (train_stage1); stage2: the decoder against the frozen
-    anchor encoder (train_decoder_against_anchor); iterative / simultaneous: encoder + this
-    client's decoder on this client's loss. With one decoder on the client the last three are
-    the same local loop: the frameworks differ in which clients the strategy trains and how the
-    server combines their encoders (strategies/jscc_*.py).
-    """
-    common = dict(generator=generator, snr_set_db=cfg.snr_set, channel=cfg.jscc_channel, lr=cfg.jscc_learning_rate)
-    if role == "stage1":
-        return train_stage1(encoder, decoder, batches, **common)
-    if role == "stage2":
-        return train_decoder_against_anchor(encoder, decoder, batches, **common)
-    if role == "iterative":
-        return train_iterative(encoder, [decoder], batches, steps_per_round=len(batches), **common)
-    if role == "simultaneous":
-        return train_simultaneous(encoder, [decoder], batches, **common)
-    raise ValueError(f"unknown D-JSCC role {role!r}; expected one of {ROLES}")
+    """One client's local training in one round, ROLES[role] with cfg's SNR set, channel and
+    learning rate; returns the MSE per step."""
+    if role not in ROLES:
+        raise ValueError(f"unknown D-JSCC role {role!r}; expected one of {tuple(ROLES)}")
+    return ROLES[role](encoder, decoder, batches, generator=generator, snr_set_db=cfg.snr_set,
+                       channel=cfg.jscc_channel, lr=cfg.jscc_learning_rate)
 
 
 def evaluate_decoders(cfg: SemfedConfig, encoder: nn.Module, decoders: Sequence[nn.Module],
                       images: torch.Tensor) -> list[dict]:
-    """PSNR and MS-SSIM of every decoder at every jscc-eval-snrs SNR on AWGN and Rayleigh.
+    """PSNR and MS-SSIM of every decoder at every jscc-eval-snrs SNR on every registered channel (CHANNELS).
 
     images: [N, 3, S, S] evaluation crops on the models' device. Every (channel, SNR) draws its
     noise from a generator seeded by cfg.seed, the same for every decoder and round.
