@@ -65,11 +65,18 @@ def detach_log(handlers: list[logging.Handler]) -> None:
         handler.close()
 
 
+def append_rows(file: Path, table: pd.DataFrame | None, rows: list[dict]) -> pd.DataFrame:
+    """A run's table so far (None before the first rows) plus `rows`, written to `file` (CSV): the one
+    table writer of both tasks (metrics.csv, jscc_metrics.csv)."""
+    new = pd.DataFrame(rows)
+    table = new if table is None else pd.concat([table, new], ignore_index=True)
+    table.to_csv(file, index=False)
+    return table
+
+
 def append_metrics(path: Path, table: pd.DataFrame | None, row: dict) -> pd.DataFrame:
     """The metrics table so far (None before the first row) plus `row`, written to metrics.csv."""
-    table = pd.DataFrame([row]) if table is None else pd.concat([table, pd.DataFrame([row])], ignore_index=True)
-    table.to_csv(path / METRICS, index=False)
-    return table
+    return append_rows(path / METRICS, table, [row])
 
 
 def write_groups(path: Path, cfg: SemfedConfig, client_rsum: dict[int, float]) -> pd.DataFrame:
@@ -102,19 +109,27 @@ def save_checkpoint(path: Path, state: dict[str, torch.Tensor], server_round: in
     """Atomically write checkpoint.pt: adapter state, round, SKB version and config, plus what a
     resumed run needs (`resume_state`: strategy state, RNG states, metrics so far), all tensors and
     plain containers (load_checkpoint reads it with weights_only=True)."""
-    fd, tmp = tempfile.mkstemp(dir=path, prefix=".checkpoint.", suffix=".tmp")
+    write_checkpoint(path / CHECKPOINT, {"adapter": state, "round": server_round, "skb_version": skb_version,
+                                         "config": cfg.to_run_config(), **(resume_state or {})})
+
+
+def write_checkpoint(file: Path, payload: dict) -> None:
+    """torch.save `payload` (tensors and plain containers) to `file` atomically: a temporary file in the
+    same folder, fsynced, then renamed over `file`, so a crash leaves the old checkpoint or the new one.
+    The one checkpoint writer of both tasks."""
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
-        torch.save({"adapter": state, "round": server_round, "skb_version": skb_version,
-                    "config": cfg.to_run_config(), **(resume_state or {})}, f)
+        torch.save(payload, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path / CHECKPOINT)
+    os.replace(tmp, file)
 
 
-def load_checkpoint(file: Path) -> dict:
-    """A checkpoint written by save_checkpoint; CheckpointError naming the file if it is truncated,
-    corrupt, holds anything but tensors and plain containers (torch.load weights_only=True: a file in
-    the work dir is never unpickled as code) or lacks a checkpoint's keys (never a half-read state)."""
+def load_checkpoint(file: Path, keys: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
+    """A checkpoint written by write_checkpoint (of a retrieval run unless `keys` says what it must hold);
+    CheckpointError naming the file if it is truncated, corrupt, holds anything but tensors and plain
+    containers (torch.load weights_only=True: a file in the work dir is never unpickled as code) or lacks
+    one of `keys` (never a half-read state)."""
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... for damaged files
@@ -125,7 +140,7 @@ def load_checkpoint(file: Path) -> dict:
                                   "weights_only=True: a file in the work dir is never run as code)") from None
         raise CheckpointError(f"checkpoint {file} is truncated or corrupt and was not loaded "
                               f"({type(error).__name__}: {error})") from None
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
+    missing = [k for k in keys if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
         raise CheckpointError(f"checkpoint {file} is not a semfed checkpoint: it lacks {missing}")
     return checkpoint

@@ -3,8 +3,6 @@ table (seed 001's Tables III / IV), the PSNR-vs-SNR plot and the checkpoint."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -14,21 +12,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from semfed import run_directory as rd  # noqa: E402
 from semfed.tasks import TASKS  # noqa: E402
 
 METRICS = TASKS["jscc"].rounds_table
 TABLE = TASKS["jscc"].final_table
 PLOT = "jscc_psnr.png"
 CHECKPOINT = "jscc_checkpoint.pt"
+CHECKPOINT_KEYS = ("encoder", "decoders", "families", "round", "config")
 METRIC_NAMES = {"psnr": "PSNR", "ms_ssim": "MS-SSIM"}
 
 
 def append_rows(path: Path, table: pd.DataFrame | None, rows: list[dict]) -> pd.DataFrame:
     """The long table so far (None before the first rows) plus rows, written to jscc_metrics.csv."""
-    new = pd.DataFrame(rows)
-    table = new if table is None else pd.concat([table, new], ignore_index=True)
-    table.to_csv(path / METRICS, index=False)
-    return table
+    return rd.append_rows(path / METRICS, table, rows)
 
 
 def paper_table(table: pd.DataFrame, framework: str) -> pd.DataFrame:
@@ -69,15 +66,10 @@ def plot_psnr(path: Path, table: pd.DataFrame, title: str) -> None:
 def save_checkpoint(path: Path, encoder: dict[str, torch.Tensor], decoders: dict[int, dict[str, torch.Tensor]],
                     families: list[str], server_round: int, config: dict) -> None:
     """Atomically write jscc_checkpoint.pt: encoder and per-client decoder states, families, round, config."""
-    fd, tmp = tempfile.mkstemp(dir=path, prefix=".jscc_checkpoint.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        torch.save({"encoder": encoder, "decoders": decoders, "families": families, "round": server_round,
-                    "config": config}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path / CHECKPOINT)
+    rd.write_checkpoint(path / CHECKPOINT, {"encoder": encoder, "decoders": decoders, "families": families,
+                                            "round": server_round, "config": config})
 
 
 def load_checkpoint(run_dir: Path) -> dict:
-    """jscc_checkpoint.pt of `run_dir`, loaded with weights_only=True (tensors and plain containers only)."""
-    return torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    """jscc_checkpoint.pt of `run_dir` (semfed.run_directory.load_checkpoint: tensors and plain containers only)."""
+    return rd.load_checkpoint(run_dir / CHECKPOINT, CHECKPOINT_KEYS)
