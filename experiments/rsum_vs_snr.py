@@ -27,7 +27,8 @@ import torch  # noqa: E402
 
 from semfed import run_directory as rd  # noqa: E402
 from semfed.channels import CHANNELS  # noqa: E402
-from semfed.config import IMAGE_ENCODERS, SemfedConfig, default_run_config  # noqa: E402
+from semfed.config import SemfedConfig, default_run_config  # noqa: E402
+from semfed.config_values import IMAGE_ENCODERS  # noqa: E402
 from semfed.evaluation import evaluate_federation, mean_recalls  # noqa: E402
 from semfed.participants import build_adapter, federation_encoders  # noqa: E402
 from semfed.token_channel import token_receiver  # noqa: E402

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import torch
 
 from semfed.adapter.model import GraphAdapter
-from semfed.config import IMAGE_ENCODERS, ClientProfile, SemfedConfig
+from semfed.config import SemfedConfig
+from semfed.config_values import IMAGE_ENCODERS, ClientProfile
 from semfed.data.features import split_features
 from semfed.metrics import RECALL_NAMES, retrieval_recalls
 from semfed.participants import dataset_and_skb

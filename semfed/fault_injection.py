@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from semfed.config import POISON_KINDS
+from semfed.config_values import POISON_KINDS
 HANG_MARGIN_S = 5.0  # a hanging client sleeps this long past the round timeout, then gives up
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semfed.config import is_text_encoder
+from semfed.config_values import is_text_encoder
 
 
 def modality(encoder: str) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from semfed.config import IMAGE_ENCODERS, PRECOMPUTED_ENCODER, SemfedConfig
+from semfed.config import SemfedConfig
+from semfed.config_values import IMAGE_ENCODERS, PRECOMPUTED_ENCODER
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.flickr30k import load_flickr30k
 from semfed.data.scenes import SceneSpec, load_scenes

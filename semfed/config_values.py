@@ -1,0 +1,204 @@
+"""The structured string values of a run config (client profiles, noise groups, decoder specs, SNR
+lists, client lists, attacks) parsed into typed values; ConfigError naming the key for a bad one.
+Torch-free: semfed.config parses with these once per config object."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+PRECOMPUTED_ENCODER = "bottom-up"  # precomputed region features (Flickr30K's scan layout): no detector runs
+IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3", PRECOMPUTED_ENCODER)
+TEXT_ENCODERS = ("minilm",)  # plus "hf@/absolute/dir" for any local BERT-family model
+
+
+class ConfigError(ValueError):
+    """A run-config key is unknown or its value is not allowed."""
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    """One user: its frozen encoders (at most one image, one text) and local epochs."""
+
+    image_encoder: str | None
+    text_encoder: str | None
+    local_epochs: int
+
+    @property
+    def encoders(self) -> tuple[str, ...]:
+        return tuple(e for e in (self.image_encoder, self.text_encoder) if e)
+
+    @property
+    def group(self) -> str:
+        """Client group name: its encoders joined by '+'."""
+        return "+".join(self.encoders)
+
+
+def is_text_encoder(name: str) -> bool:
+    return name in TEXT_ENCODERS or name.startswith("hf@")
+
+
+def check_text_encoder(key: str, name: str) -> None:
+    """ConfigError naming `key` unless `name` is a built-in text encoder or hf@ an absolute, existing
+    model folder (one stat: cheap enough for every message)."""
+    if not is_text_encoder(name):
+        raise ConfigError(f"{key}: {name!r} is not a text encoder ({TEXT_ENCODERS} or hf@/abs/dir)")
+    if name.startswith("hf@"):
+        folder = Path(name[3:])
+        if not folder.is_absolute():
+            raise ConfigError(f"{key}: {name!r} must name an absolute directory after 'hf@'")
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"{key}: {name!r} is not a local model folder (no {folder / 'config.json'})")
+
+
+def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
+    """Parse 'enc[+enc][:epochs];...' into profiles; raise ConfigError on bad input."""
+    allowed = f"'enc[+enc][:epochs]' items separated by ';' with image encoders {IMAGE_ENCODERS} and text encoders {TEXT_ENCODERS} or hf@/abs/dir"
+    profiles = []
+    for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        encoders, _, epochs = item.partition(":")
+        try:
+            local_epochs = int(epochs) if epochs else 1
+        except ValueError:
+            raise ConfigError(f"clients: bad epochs in {item!r}; expected {allowed}") from None
+        if local_epochs < 1:
+            raise ConfigError(f"clients: epochs must be >= 1 in {item!r}")
+        image, text = None, None
+        for name in [e.strip() for e in encoders.split("+")]:
+            if name in IMAGE_ENCODERS and image is None:
+                image = name
+            elif is_text_encoder(name) and text is None:
+                if name.startswith("hf@") and not Path(name[3:]).is_absolute():
+                    raise ConfigError(f"clients: {name!r} must name an absolute directory after 'hf@'")
+                text = name
+            else:
+                raise ConfigError(f"clients: unknown or repeated encoder {name!r} in {item!r}; expected {allowed}")
+        profiles.append(ClientProfile(image, text, local_epochs))
+    if not profiles:
+        raise ConfigError(f"clients: no client profiles given; expected {allowed}")
+    return tuple(profiles)
+
+
+@dataclass(frozen=True)
+class NoiseGroup:
+    """Clients whose labels are corrupted at the same rate (the paper's mild / severe users)."""
+
+    name: str
+    rate: float
+    clients: tuple[int, ...]
+
+
+NOISE_KINDS = ("swap", "foreign")
+RESERVED_GROUPS = ("all", "clean")
+
+POISON_KINDS = ("nan", "inf", "shape", "key", "inflate", "huge", "dtype", "forge-id", "bytes", "histogram")
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """One D-JSCC user's decoder: family, width (None = jscc-encoder-width), blocks (None = family default)."""
+
+    family: str
+    width: int | None
+    num_blocks: int | None
+
+    def sizes(self, default_width: int) -> dict[str, int]:
+        """Keyword sizes for semfed.jscc.build_decoder (without latent_channels)."""
+        sizes = {"width": self.width or default_width}
+        if self.num_blocks is not None:
+            sizes["num_blocks"] = self.num_blocks
+        return sizes
+
+
+def parse_decoder_specs(spec: str) -> tuple[DecoderSpec, ...]:
+    """Parse 'family[:width[:blocks]];...' (one decoder per client, client i holds item i). The syntax
+    only: semfed.jscc.decoders.check_decoder_specs checks the families and their fewest blocks (D-JSCC runs)."""
+    allowed = "'family[:width[:blocks]]' items separated by ';' (families: semfed.jscc.decoders.DECODERS)"
+    specs = []
+    for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        family, *sizes = [p.strip() for p in item.split(":")]
+        if not family or len(sizes) > 2:
+            raise ConfigError(f"jscc-decoders: bad decoder {item!r}; expected {allowed}")
+        try:
+            width, blocks = [int(s) for s in sizes] + [None] * (2 - len(sizes))
+        except ValueError:
+            raise ConfigError(f"jscc-decoders: width and blocks must be integers in {item!r}") from None
+        if width is not None and width < 1:
+            raise ConfigError(f"jscc-decoders: width must be >= 1 in {item!r}")
+        specs.append(DecoderSpec(family, width, blocks))
+    if not specs:
+        raise ConfigError(f"jscc-decoders: no decoders given; expected {allowed}")
+    return tuple(specs)
+
+
+def parse_snrs(key: str, text: str) -> tuple[float, ...]:
+    """'1,4,7' -> (1.0, 4.0, 7.0) SNRs in dB; ConfigError naming `key` if empty or not numbers."""
+    try:
+        snrs = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a comma-separated list of SNRs in dB (e.g. '1,4,7,10,13')") from None
+    if not all(math.isfinite(snr) for snr in snrs):
+        raise ConfigError(f"{key}: SNRs must be finite numbers in dB, got {text!r}")
+    if not snrs:
+        raise ConfigError(f"{key}: no SNRs given; expected e.g. '1,4,7,10,13'")
+    return snrs
+
+
+def _client_ids(item: str, text: str, key: str = "label-noise") -> tuple[int, ...]:
+    """'0-4,7' -> (0, 1, 2, 3, 4, 7); ConfigError naming `key` if malformed."""
+    ids = []
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        low, _, high = part.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise ConfigError(f"{key}: bad client list {text!r} in {item!r}; expected e.g. '0-4' or '0,2,5'") from None
+        if last < first:
+            raise ConfigError(f"{key}: range {part!r} in {item!r} runs backwards; write it low-high, e.g. "
+                              f"'{last}-{first}'")
+        ids += range(first, last + 1)
+    return tuple(ids)
+
+
+def parse_poison_kinds(text: str) -> tuple[str, ...]:
+    """'inflate,bytes' -> ('inflate', 'bytes'); ConfigError naming poison-kind if empty or unknown."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not kinds or any(k not in POISON_KINDS for k in kinds):
+        raise ConfigError(f"poison-kind: {text!r} is not a comma-separated list of {POISON_KINDS}")
+    return kinds
+
+
+def parse_client_list(key: str, text: str, n_clients: int) -> tuple[int, ...]:
+    """Partition ids like '0-2,5' ('' = none), each in 0..n_clients-1; ConfigError naming `key` otherwise."""
+    ids = _client_ids(text, text, key)
+    bad = [i for i in ids if not 0 <= i < n_clients]
+    if bad:
+        raise ConfigError(f"{key}: clients {bad} are out of range 0..{n_clients - 1}")
+    return ids
+
+
+def parse_noise_groups(spec: str, n_clients: int) -> tuple[NoiseGroup, ...]:
+    """Parse 'name:rate:clients;...' (clients like '0-4' or '0,2,5'); '' means clean labels."""
+    groups, seen = [], set()
+    for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        parts = item.split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"label-noise: {item!r} is not 'name:rate:clients' (e.g. 'mild:0.2:0-4')")
+        name, rate_text, ids_text = (p.strip() for p in parts)
+        if not name or name in RESERVED_GROUPS or name in {g.name for g in groups}:
+            raise ConfigError(f"label-noise: group name {name!r} is empty, repeated or reserved {RESERVED_GROUPS}")
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            raise ConfigError(f"label-noise: rate {rate_text!r} in {item!r} is not a number") from None
+        if not 0 <= rate < 1:
+            raise ConfigError(f"label-noise: rate must be in [0, 1), got {rate} in {item!r}")
+        ids = _client_ids(item, ids_text)
+        bad = [i for i in ids if not 0 <= i < n_clients or i in seen]
+        if not ids or bad:
+            raise ConfigError(f"label-noise: clients {bad or ids_text!r} in {item!r} are out of range "
+                              f"0..{n_clients - 1} or already in another group")
+        seen.update(ids)
+        groups.append(NoiseGroup(name, rate, ids))
+    return tuple(groups)
