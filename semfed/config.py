@@ -40,7 +40,7 @@ from semfed.config_values import (
 )
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.methods import METHODS, Method
-from semfed.tasks import TASKS, Task
+from semfed.tasks import TASKS, Task, load
 from semfed.tracking import parse_tracking
 
 DATASETS = ("scenes", "flickr30k")
@@ -215,7 +215,8 @@ class SemfedConfig:
         self._check_robustness()
         self._check_jscc()
         try:
-            self.job.check(self)
+            if self.job.check:
+                load(self.job.check)(self)
         except ValueError as error:
             raise ConfigError(str(error)) from None
 
@@ -435,7 +436,8 @@ class SemfedConfig:
             if not torch.cuda.is_available():
                 raise ConfigError("device: 'cuda' but torch finds no GPU on this machine; use 'auto' or 'cpu'")
         try:
-            self.job.check_machine(self)
+            if self.job.check_machine:
+                load(self.job.check_machine)(self)
         except ValueError as error:
             raise ConfigError(str(error)) from None
 

@@ -17,8 +17,8 @@ class Task:
     """server: 'module:function', called as function(grid, cfg) by server.app (the whole run).
     client: 'module:function', called as function(msg, context, cfg) -> Message by clients.app's train.
     per_client: cfg -> the parsed per-client items (one SuperNode each).
-    check: cfg -> None, raises ValueError naming the key for values only this task cannot run with.
-    check_machine: cfg -> None, the same for what only this machine can tell (once per run).
+    check: 'module:function', function(cfg) raises ValueError naming the key for values only this task
+    cannot run with ('' = none). check_machine: the same for what only this machine can tell (once per run).
     resumable: a run can continue from its checkpoint (resume = true).
     rounds_table, final_table: the run directory's per-round table (a row per round at least) and the
     table written when the run ends (a sweep counts a point finished when both are complete).
@@ -28,8 +28,8 @@ class Task:
     server: str
     client: str
     per_client: Callable[[Any], tuple]
-    check: Callable[[Any], None]
-    check_machine: Callable[[Any], None]
+    check: str
+    check_machine: str
     resumable: bool
     rounds_table: str
     final_table: str
@@ -51,57 +51,15 @@ def check_retrieval(cfg: Any) -> None:
                          "images with captions, so the federation needs both among its clients")
 
 
-def check_jscc(cfg: Any) -> None:
-    """The channel, framework and decoder families are registered; a two-stage framework has its stage-1
-    rounds; the bandwidth ratio gives whole latent channels."""
-    # imported here: the registries and models import torch, which only D-JSCC runs need
-    from semfed.channels import CHANNELS
-    from semfed.jscc.decoders import check_decoder_specs
-    from semfed.jscc.encoder import latent_channels
-    from semfed.jscc.framework_registry import FRAMEWORKS
-
-    for key, value, registry in (("jscc-channel", cfg.jscc_channel, CHANNELS),
-                                 ("jscc-framework", cfg.jscc_framework, FRAMEWORKS)):
-        if value not in registry:
-            raise ValueError(f"{key}: {value!r} is not one of {tuple(registry)}")
-    check_decoder_specs(cfg.decoder_specs)
-    if FRAMEWORKS[cfg.jscc_framework].two_stage and cfg.jscc_stage1_rounds > cfg.num_server_rounds:
-        raise ValueError(f"jscc-stage1-rounds: {cfg.jscc_stage1_rounds} stage-1 rounds exceed "
-                         f"num-server-rounds = {cfg.num_server_rounds}")
-
-    try:
-        latent_channels(cfg.jscc_bandwidth_ratio)
-    except ValueError as error:
-        raise ValueError(f"jscc-bandwidth-ratio: {error}") from None
-
-
-def check_jscc_images(cfg: Any) -> None:
-    """jscc-crop-size fits at least one training and one evaluation image (smaller images are skipped)."""
-    from semfed.data.image_folder import load_images  # imported here: decodes images, imports torch
-
-    for key, folder in {"jscc-images": cfg.jscc_images, "jscc-eval-images": cfg.jscc_eval_images}.items():
-        if key == "jscc-eval-images" and folder in ("", cfg.jscc_images):
-            continue  # the training images, checked above
-        try:
-            largest = max(min(image.shape[:2]) for image in load_images(folder))
-        except ValueError as error:
-            raise ValueError(f"{key}: {error}") from None
-        if cfg.jscc_crop_size > largest:
-            raise ValueError(f"jscc-crop-size: {cfg.jscc_crop_size} px crops fit no image of {key} "
-                             f"({folder or 'the bundled default'}): the largest shorter side is {largest} px")
-
-
-def nothing(cfg: Any) -> None:
-    """No task-specific check."""
-
-
 TASKS = {
     # seed 000: heterogeneous users federate a graph adapter aligned to the SKB; retrieval RSUM
-    "retrieval": Task("server.retrieval:run_retrieval", "clients.retrieval:train", attrgetter("client_profiles"),
-                      check_retrieval, nothing, resumable=True, rounds_table="metrics.csv", final_table="groups.csv",
+    "retrieval": Task(server="server.retrieval:run_retrieval", client="clients.retrieval:train",
+                      per_client=attrgetter("client_profiles"), check="semfed.tasks:check_retrieval",
+                      check_machine="", resumable=True, rounds_table="metrics.csv", final_table="groups.csv",
                       sweep_report="experiments.sweep_results:report"),
     # seed 001: one BS encoder, one decoder per user, over AWGN / Rayleigh channels; PSNR and MS-SSIM
-    "jscc": Task("server.jscc:run_jscc", "clients.jscc:train", attrgetter("decoder_specs"), check_jscc,
-                 check_jscc_images, resumable=False, rounds_table="jscc_metrics.csv", final_table="jscc_table.csv",
+    "jscc": Task(server="server.jscc:run_jscc", client="clients.jscc:train", per_client=attrgetter("decoder_specs"),
+                 check="semfed.jscc.checks:check_jscc", check_machine="semfed.jscc.checks:check_jscc_images",
+                 resumable=False, rounds_table="jscc_metrics.csv", final_table="jscc_table.csv",
                  sweep_report="experiments.jscc_results:report"),
 }

@@ -19,7 +19,7 @@ from semfed.jscc.framework_registry import FRAMEWORKS
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.labels import LabelLedger, close_label_round
 from semfed.methods import METHODS, Method
-from semfed.tasks import TASKS, Task, nothing
+from semfed.tasks import TASKS, Task
 from server.retrieval import strategy_class
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
@@ -79,7 +79,7 @@ toy_server.calls = []
 
 def test_a_toy_task_is_what_the_server_app_runs(monkeypatch):
     monkeypatch.setitem(TASKS, "toy", Task(f"{__name__}:toy_server", f"{__name__}:toy_server",
-                                           lambda cfg: cfg.client_profiles[:2], nothing, nothing, resumable=False,
+                                           lambda cfg: cfg.client_profiles[:2], "", "", resumable=False,
                                            rounds_table="toy.csv", final_table="toy_final.csv",
                                            sweep_report=f"{__name__}:toy_server"))
     context = SimpleNamespace(run_config=load_config(task="toy").to_run_config())

@@ -1,0 +1,45 @@
+"""What only a D-JSCC run checks in its config (the jscc task's checks, semfed.tasks): the names against
+the registries, the two-stage rounds and latent size, and that the crops fit the images. ValueError naming
+the key; the config turns it into a ConfigError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from semfed.channels import CHANNELS
+from semfed.data.image_folder import load_images
+from semfed.jscc.decoders import check_decoder_specs
+from semfed.jscc.encoder import latent_channels
+from semfed.jscc.framework_registry import FRAMEWORKS
+
+
+def check_jscc(cfg: Any) -> None:
+    """The channel, framework and decoder families are registered; a two-stage framework has its stage-1
+    rounds; the bandwidth ratio gives whole latent channels."""
+    for key, value, registry in (("jscc-channel", cfg.jscc_channel, CHANNELS),
+                                 ("jscc-framework", cfg.jscc_framework, FRAMEWORKS)):
+        if value not in registry:
+            raise ValueError(f"{key}: {value!r} is not one of {tuple(registry)}")
+    check_decoder_specs(cfg.decoder_specs)
+    if FRAMEWORKS[cfg.jscc_framework].two_stage and cfg.jscc_stage1_rounds > cfg.num_server_rounds:
+        raise ValueError(f"jscc-stage1-rounds: {cfg.jscc_stage1_rounds} stage-1 rounds exceed "
+                         f"num-server-rounds = {cfg.num_server_rounds}")
+
+    try:
+        latent_channels(cfg.jscc_bandwidth_ratio)
+    except ValueError as error:
+        raise ValueError(f"jscc-bandwidth-ratio: {error}") from None
+
+
+def check_jscc_images(cfg: Any) -> None:
+    """jscc-crop-size fits at least one training and one evaluation image (smaller images are skipped)."""
+    for key, folder in {"jscc-images": cfg.jscc_images, "jscc-eval-images": cfg.jscc_eval_images}.items():
+        if key == "jscc-eval-images" and folder in ("", cfg.jscc_images):
+            continue  # the training images, checked above
+        try:
+            largest = max(min(image.shape[:2]) for image in load_images(folder))
+        except ValueError as error:
+            raise ValueError(f"{key}: {error}") from None
+        if cfg.jscc_crop_size > largest:
+            raise ValueError(f"jscc-crop-size: {cfg.jscc_crop_size} px crops fit no image of {key} "
+                             f"({folder or 'the bundled default'}): the largest shorter side is {largest} px")
