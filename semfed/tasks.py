@@ -37,7 +37,7 @@ class Task:
 
 
 def load(target: str) -> Callable:
-    """The function a 'module:function' string names (imported now)."""
+    """The function (or class) a 'module:name' string names, imported now."""
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 

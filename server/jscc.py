@@ -3,7 +3,6 @@ strategy, evaluates every decoder after every round and writes the run's tables,
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 
@@ -25,19 +24,14 @@ from semfed.jscc.federation import (
     state_digest,
     unprefixed,
 )
-from semfed.jscc.framework_registry import FRAMEWORKS, Framework
+from semfed.jscc.framework_registry import FRAMEWORKS
+from semfed.tasks import load
 from semfed.tracking import Tracking
 from server.nodes import discover_partitions
 from strategies.jscc_fedavg import JSCCFedAvg
 from strategies.keyed_fedavg import judged_options
 
 log = logging.getLogger("semfed.server")
-
-
-def strategy_class(framework: Framework) -> type[JSCCFedAvg]:
-    """The framework's strategy class, imported from its "module:Class" name."""
-    module, _, name = framework.strategy.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def build_strategy(cfg: SemfedConfig, nodes: dict[int, int]) -> JSCCFedAvg:
@@ -47,7 +41,7 @@ def build_strategy(cfg: SemfedConfig, nodes: dict[int, int]) -> JSCCFedAvg:
     options = judged_options(cfg, {pid: cfg.jscc_steps_per_round * cfg.jscc_batch_size for pid in nodes})
     if framework.two_stage:
         options.update(stage1_rounds=cfg.jscc_stage1_rounds, anchor=anchor_partition(cfg))
-    return strategy_class(framework)(nodes, **options)
+    return load(framework.strategy)(nodes, **options)
 
 
 class JSCCRecorder:

@@ -122,11 +122,11 @@ def test_a_toy_framework_runs_through_the_config_the_forgetting_curve_and_the_se
 
 
 def test_every_registered_framework_names_a_strategy_class_the_server_loads():
-    from server.jscc import strategy_class
+    from semfed.tasks import load
     from strategies.jscc_fedavg import JSCCFedAvg
 
     for name, framework in FRAMEWORKS.items():
-        assert issubclass(strategy_class(framework), JSCCFedAvg), name
+        assert issubclass(load(framework.strategy), JSCCFedAvg), name
 
 
 @pytest.mark.parametrize("registry, entry", [(CHANNELS, erasure), (DECODERS, ToyDecoder), (FRAMEWORKS, TOY_FRAMEWORK)],
