@@ -23,7 +23,7 @@ from semfed.jscc.federation import (
     training_batches,
     unprefixed,
 )
-from semfed.participants import client_seed
+from semfed.seeds import client_round_seed
 
 
 @functools.lru_cache(maxsize=2)
@@ -47,7 +47,7 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     decoder.load_state_dict(unprefixed(state, decoder_prefix(partition_id)))
     encoder.to(device)
     decoder.to(device)
-    generator = torch.Generator(device=device).manual_seed(client_seed(cfg, server_round, partition_id))
+    generator = torch.Generator(device=device).manual_seed(client_round_seed(cfg.seed, server_round, partition_id))
     batches = training_batches(cfg, cached_images(cfg.jscc_images), generator, device)
     losses = train_role(role, cfg, encoder, decoder, batches, generator)
 

@@ -11,7 +11,8 @@ from semfed.config import SemfedConfig
 from semfed.fault_injection import poison_metrics, poison_statistics, poison_update
 from semfed.labels import close_label_round, noise_overlap
 from semfed.ledger_files import ledger_folder, load_ledger, save_ledger
-from semfed.participants import build_adapter, client_seed, client_shard, dataset_and_skb
+from semfed.participants import build_adapter, client_shard, dataset_and_skb
+from semfed.seeds import client_round_seed
 from semfed.training import train_local
 
 
@@ -42,7 +43,7 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     if keeps_ledger:  # kept in the run directory (semfed.ledger_files), so that a resumed run continues with it
         folder = ledger_folder(cfg.run_ledgers(str(config[protocol.RUN_NAME])), partition_id)
         ledger, loaded_round = load_ledger(folder, server_round, len(shard))
-    local = train_local(model, shard, cfg, profile.local_epochs, client_seed(cfg, server_round, partition_id), device,
+    local = train_local(model, shard, cfg, profile.local_epochs, client_round_seed(cfg.seed, server_round, partition_id), device,
                         score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned))
 
     metrics = {"train_loss": local.train_loss, "steps": local.steps, "num-examples": len(shard),

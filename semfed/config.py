@@ -48,7 +48,7 @@ FLICKR30K_LAYOUTS = ("karpathy", "scan")
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 FAIL_MODES = ("raise", "hang")  # test-only failure injection (semfed.fault_injection)
 JSCC_MIN_CROP = 36  # crops are multiples of 4 (the encoder downsamples by 4); MS-SSIM needs > 32 px
-#: Largest seed: every seed derived from it (semfed.participants.client_seed: seed * 1_000_003 + ...) stays
+#: Largest seed: every seed derived from it (semfed.seeds: seed * 1_000_003 + ...) stays
 #: far below torch.manual_seed's 2**64 - 1, and the seed itself within numpy's legacy 2**32 - 1.
 MAX_SEED = 2**32 - 1
 

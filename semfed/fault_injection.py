@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from semfed.config_values import POISON_KINDS
+from semfed.seeds import FAULT_STREAM, round_rng
+
 HANG_MARGIN_S = 5.0  # a hanging client sleeps this long past the round timeout, then gives up
 
 
@@ -23,7 +25,7 @@ def failure_count(n_clients: int, fraction: float) -> int:
 def failing_clients(seed: int, server_round: int, n_clients: int, fraction: float) -> frozenset[int]:
     """Partition ids failing in `server_round`: exactly failure_count of them, drawn from (seed, round)."""
     count = failure_count(n_clients, fraction)
-    rng = np.random.default_rng([seed, server_round, 6])
+    rng = round_rng(seed, server_round, FAULT_STREAM)
     return frozenset(int(i) for i in rng.choice(n_clients, size=count, replace=False))
 
 

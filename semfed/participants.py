@@ -14,6 +14,7 @@ from semfed.data.features import feature_dir, load_dataset, split_features
 from semfed.data.label_noise import corrupt_annotations
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.shards import Shard, build_shard, client_indices
+from semfed.seeds import label_noise_seed
 from semfed.skb import SemanticKnowledgeBase, load_skb
 
 
@@ -29,7 +30,7 @@ def client_annotations(cfg: SemfedConfig, scenes: RetrievalDataset, partition_id
     (label noise of its group injected from the run seed)."""
     indices = client_indices(cfg, scenes)[partition_id]
     annotations = corrupt_annotations(indices, cfg.noise_rate(partition_id), cfg.label_noise_kind,
-                                      len(scenes.splits["train"].captions), seed=cfg.seed * 7_919 + partition_id)
+                                      len(scenes.splits["train"].captions), seed=label_noise_seed(cfg.seed, partition_id))
     return indices, annotations
 
 
@@ -74,9 +75,4 @@ def build_adapter(cfg: SemfedConfig, encoders: tuple[str, ...], seed: int) -> Gr
 def federation_encoders(cfg: SemfedConfig) -> tuple[str, ...]:
     """Every frozen encoder some client uses, sorted."""
     return tuple(sorted({e for p in cfg.client_profiles for e in p.encoders}))
-
-
-def client_seed(cfg: SemfedConfig, server_round: int, partition_id: int) -> int:
-    """Seed of one client's local training in one round."""
-    return cfg.seed * 1_000_003 + server_round * 1_009 + partition_id
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
-SAMPLING_STREAM = 7  # third entry of the RNG key (seed, round, stream); fault injection uses 6
+from semfed.seeds import SAMPLING_STREAM, round_rng
 
 
 def sample_partitions(seed: int, server_round: int, partitions: Sequence[int], fraction: float,
                       minimum: int = 1) -> list[int]:
     """Sorted partition ids training in `server_round`: max(floor(fraction x n), minimum) of the n
-    partitions (all of them when that is n), drawn with numpy default_rng([seed, round, SAMPLING_STREAM])."""
+    partitions (all of them when that is n), drawn with semfed.seeds.round_rng(seed, round, SAMPLING_STREAM)."""
     ordered = sorted(int(p) for p in partitions)
     count = min(len(ordered), max(int(len(ordered) * fraction), minimum))
     if count == len(ordered):
         return ordered
-    rng = np.random.default_rng([seed, server_round, SAMPLING_STREAM])
+    rng = round_rng(seed, server_round, SAMPLING_STREAM)
     return sorted(int(p) for p in rng.choice(ordered, size=count, replace=False))

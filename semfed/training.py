@@ -9,7 +9,8 @@ import torch
 from semfed.adapter.losses import hardest_negative_triplet, skb_alignment
 from semfed.adapter.model import GraphAdapter
 from semfed.config import SemfedConfig
-from semfed.data.shards import CAPTIONS_PER_IMAGE, Shard
+from semfed.data.dataset import CAPTIONS_PER_IMAGE
+from semfed.data.shards import Shard
 from semfed.labels import concept_prototypes, rank_confidence
 
 Step = tuple[Shard, torch.Tensor, torch.Tensor, torch.Tensor | None]  # shard, rows [B], caption [B], keep [B] or None

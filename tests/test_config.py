@@ -17,7 +17,7 @@ from semfed.config import (
     load_config,
     parse_client_profiles,
 )
-from semfed.participants import client_seed
+from semfed.seeds import client_round_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,7 @@ def test_a_text_only_jscc_federation_is_not_refused_for_missing_image_encoders()
 
 def test_the_largest_seed_gives_derived_seeds_torch_and_numpy_accept():
     cfg = from_overrides({"seed": MAX_SEED, "num-server-rounds": 1000})
-    for seed in (cfg.seed, client_seed(cfg, cfg.num_server_rounds, len(cfg.client_profiles) - 1)):
+    for seed in (cfg.seed, client_round_seed(cfg.seed, cfg.num_server_rounds, len(cfg.client_profiles) - 1)):
         torch.Generator().manual_seed(seed)
         np.random.default_rng(seed)
     np.random.RandomState(cfg.seed)  # the legacy generator's bound is the seed bound

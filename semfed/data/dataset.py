@@ -14,6 +14,8 @@ import numpy as np
 
 from semfed.data.scene_vocabulary import Concept
 
+CAPTIONS_PER_IMAGE = 5  # every image of every split carries exactly this many captions
+
 
 class CaptionedSplit:
     """Base of one split: `captions` holds N lists of exactly five captions."""

@@ -26,14 +26,13 @@ from PIL import Image, ImageOps
 
 from semfed.config import FLICKR30K_LAYOUTS
 from semfed.data.caption_vocabulary import caption_word_concepts, main_concepts
-from semfed.data.dataset import CaptionedSplit
+from semfed.data.dataset import CAPTIONS_PER_IMAGE, CaptionedSplit
 from semfed.data.image_folder import decode_image
 from semfed.data.scene_vocabulary import Concept
 
 log = logging.getLogger("semfed.data.flickr30k")
 
 LOADER_VERSION = "1"  # bump when what a split holds changes, so cached features are not reused
-CAPTIONS_PER_IMAGE = 5
 IMAGE_SIDE = 500  # Flickr30K's longer side: JPEGs are resized to it (aspect kept) and zero-padded square
 KARPATHY_JSON = "dataset_flickr30k.json"
 KARPATHY_IMAGES = "flickr30k-images"  # the JPEG folder's name in the official archive

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from semfed.data.dataset import CaptionedSplit
+from semfed.data.dataset import CAPTIONS_PER_IMAGE, CaptionedSplit
 from semfed.data.scene_vocabulary import SCENE_CONCEPTS, Concept
 
 logger = logging.getLogger("semfed.data.scenes")
@@ -31,7 +31,6 @@ logger = logging.getLogger("semfed.data.scenes")
 #: Bump whenever generated content changes, so cached folders are not reused.
 GENERATOR_VERSION = "1"
 SPLITS = ("train", "val", "test")
-CAPTIONS_PER_IMAGE = 5
 
 _SYNONYMS = {c.name: c.synonyms for c in SCENE_CONCEPTS}
 SHAPES = tuple(c.name for c in SCENE_CONCEPTS if c.category == "shape")

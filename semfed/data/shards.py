@@ -10,10 +10,9 @@ import torch
 from semfed.config import ClientProfile, SemfedConfig
 from semfed.data.features import split_features
 from semfed.data.partition import partition_indices
-from semfed.data.dataset import RetrievalDataset
+from semfed.data.dataset import CAPTIONS_PER_IMAGE, RetrievalDataset
 from semfed.skb import SemanticKnowledgeBase
 
-CAPTIONS_PER_IMAGE = 5
 
 
 @dataclass

@@ -27,6 +27,7 @@ from semfed.jscc.frameworks import (
     train_simultaneous,
     train_stage1,
 )
+from semfed.seeds import decoder_init_seed
 
 ENCODER = "encoder."
 #: Role a client can be given -> its local round, (encoder, decoder, batches, *, generator, snr_set_db,
@@ -78,7 +79,7 @@ def build_user_decoder(cfg: SemfedConfig, partition_id: int) -> JSCCDecoder:
     """Client partition_id's decoder (its jscc-decoders item), initialised from cfg.seed and the id."""
     spec = cfg.decoder_specs[partition_id]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed * 1_000_003 + partition_id + 1)
+        torch.manual_seed(decoder_init_seed(cfg.seed, partition_id))
         return build_decoder(spec.family, latent_channels=latent_channels(cfg.jscc_bandwidth_ratio),
                              **spec.sizes(cfg.jscc_encoder_width))
 
