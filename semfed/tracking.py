@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 TENSORBOARD_DIR = "tensorboard"  # in the run directory
 MLFLOW_DB = "mlflow.db"  # in the work dir: one store for every run and sweep
+MLFLOW_ARTIFACTS = "mlflow-artifacts"  # in the work dir too (MLflow's default is ./mlruns of the working directory)
 MLFLOW_DEFAULT_EXPERIMENT = "semfed"
 MLFLOW_PARAM_CHARS = 6000  # MLflow's limit on a parameter value; the whole config is also logged as config.json
 
@@ -75,7 +76,8 @@ class MlflowSink:
         uri, experiment, name = mlflow_location(work_dir, run_name or run_dir.name)
         self.client = MlflowClient(tracking_uri=uri)
         found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(
+            experiment, artifact_location=(work_dir / MLFLOW_ARTIFACTS).as_uri())
         earlier = self.client.search_runs([experiment_id], filter_string=f"attributes.run_name = '{name}'")
         if earlier and resume:  # a resumed run goes on in its MLflow run
             self.run_id = earlier[0].info.run_id

@@ -99,3 +99,17 @@ def test_a_resumed_run_goes_on_in_its_mlflow_run(tmp_path):
     again.close()
     _, series = read_mlflow(tmp_path, "r")  # asserts there is exactly one run named 'r'
     assert series["rsum"] == [(0, 215.00000320374966), (2, 41.125)]
+
+
+def test_mlflow_artifacts_stay_in_the_work_dir_not_the_working_directory(tmp_path, monkeypatch):
+    """MLflow's default artifact root is ./mlruns of the process's working directory (the repository for a
+    `flwr run`); the run's config.json must land under work-dir instead."""
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    work = tmp_path / "work"
+    run_dir = work / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text('{"seed": 3}\n')
+    Tracking(("mlflow",), run_dir, "r", {"seed": 3}, work).close()
+    assert not (tmp_path / "elsewhere" / "mlruns").exists()
+    assert [p.name for p in (work / "mlflow-artifacts").rglob("config.json")] == ["config.json"]
