@@ -19,7 +19,7 @@ def is_finished(run_dir: Path, point: Point) -> bool:
     config = json.loads((run_dir / "config.json").read_text())
     if any(config.get(key) != value for key, value in point.overrides.items()):
         return False
-    task = TASKS[config.get("task", default_run_config()["task"])]
+    task = TASKS[config["task"] if "task" in config else default_run_config()["task"]]
     if not (run_dir / task.final_table).is_file() or not (run_dir / task.rounds_table).is_file():
         return False
     return int(pd.read_csv(run_dir / task.rounds_table)["round"].max()) == config["num-server-rounds"]

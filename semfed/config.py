@@ -214,11 +214,7 @@ class SemfedConfig:
         self._check_dataset()
         self._check_robustness()
         self._check_jscc()
-        try:
-            if self.job.check:
-                load(self.job.check)(self)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+        self._run_task_check(self.job.check)
 
     def _check_dataset(self) -> None:
         """The dataset keys, and that every client's image encoder can read the dataset."""
@@ -264,7 +260,7 @@ class SemfedConfig:
         if not 0 <= self.fail_fraction < 1:
             raise ConfigError(f"fail-fraction: must be in [0, 1), got {self.fail_fraction}")
         try:
-            parse_tracking(self.tracking)
+            _ = self.tracking_sinks  # parsed here, once
         except ValueError as error:
             raise ConfigError(f"tracking: {error}") from None
         if self.ledger_dir and not Path(self.ledger_dir).expanduser().is_absolute():
@@ -298,7 +294,7 @@ class SemfedConfig:
                               f"got {self.update_norm_multiple}")
 
     def _check_jscc(self) -> None:
-        """The D-JSCC keys, checked for every task (cheap); what only a jscc run needs: semfed.tasks.check_jscc."""
+        """The D-JSCC keys, checked for every task (cheap); what only a jscc run needs: semfed.jscc.checks."""
         for name in ["jscc_batch_size", "jscc_steps_per_round", "jscc_stage1_rounds", "jscc_encoder_width"]:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_key(name)}: must be an integer >= 1, got {getattr(self, name)}")
@@ -435,9 +431,15 @@ class SemfedConfig:
 
             if not torch.cuda.is_available():
                 raise ConfigError("device: 'cuda' but torch finds no GPU on this machine; use 'auto' or 'cpu'")
+        self._run_task_check(self.job.check_machine)
+
+    def _run_task_check(self, target: str) -> None:
+        """The task's check `target` ('module:function', '' = none) on this config; its ValueError, which
+        names the key, as a ConfigError."""
+        if not target:
+            return
         try:
-            if self.job.check_machine:
-                load(self.job.check_machine)(self)
+            load(target)(self)
         except ValueError as error:
             raise ConfigError(str(error)) from None
 

@@ -12,11 +12,13 @@ the families jscc-decoders accepts; a new family is one subclass and one entry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from semfed.config_values import DecoderSpec
 from semfed.jscc.blocks import SnrDb, SNRAttention, SNRConditioned, SNRFusion, TConvGDNPReLU, snr_column, tconv
 from semfed.jscc.encoder import IMAGE_CHANNELS, symbols_to_latent
 
@@ -186,9 +188,9 @@ def build_decoder(name: str, **sizes) -> JSCCDecoder:
     return DECODERS[name](**sizes)
 
 
-def check_decoder_specs(specs) -> None:
+def check_decoder_specs(specs: Sequence[DecoderSpec]) -> None:
     """ValueError naming jscc-decoders unless every spec's family is registered and has at least its
-    family's min_blocks blocks. specs: semfed.config.DecoderSpec items."""
+    family's min_blocks blocks."""
     for spec in specs:
         if spec.family not in DECODERS:
             raise ValueError(f"jscc-decoders: bad decoder {spec.family!r}; expected one of the families {tuple(DECODERS)}")
