@@ -18,7 +18,19 @@ fi
 port="${FLWR_LOCAL_SUPERLINK_HTTP_API_PORT:-39091}"
 healthy() { python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; }
 owned=""
-healthy || owned=1  # the SuperLink `flwr run` is about to start is ours: stop it when done
+control_port="${FLWR_LOCAL_CONTROL_API_PORT:-39093}"
+start_superlink() {  # the managed local SuperLink `flwr run` would start (same flags), given as long as a busy machine
+  # needs to come up: `flwr run` waits only 15 s (measured 15+ s beside a test suite), then finds it up and uses it
+  local dir="$FLWR_HOME/local-superlink" wait_s="${SEMFED_SUPERLINK_START_S:-180}"
+  mkdir -p "$dir"
+  flower-superlink --insecure --simulation --isolation subprocess --control-api-address "127.0.0.1:$control_port" \
+    --host 127.0.0.1 --port "$port" --log-file "$dir/superlink.log" --database "$dir/state.db" \
+    </dev/null >/dev/null 2>&1 &
+  local deadline=$((SECONDS + wait_s))
+  while ((SECONDS < deadline)); do healthy && return 0; sleep 0.2; done
+  echo "semfed: the local SuperLink did not answer on 127.0.0.1:$port within ${wait_s} s; see $dir/superlink.log" >&2
+  return 1
+}
 run_id="" status=""
 cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); then our SuperLink and the
   # run's flwr-simulation process, which outlives it (TERM stops its Ray too). Never changes the exit status.
@@ -30,6 +42,7 @@ cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); 
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+healthy || { owned=1; start_superlink; }  # a SuperLink we start is ours: stop it when done
 args=(run . --format json --federation-config "$federation_config")
 [ -n "$run_config" ] && args+=(--run-config "$run_config")
 submitted="$(flwr "${args[@]}")" || { echo "$submitted" >&2; exit 1; }

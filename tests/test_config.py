@@ -206,6 +206,20 @@ def test_flwr_run_script_refuses_a_typo_before_submitting_anything(tmp_path):
     assert not (tmp_path / "flwr-home").exists()  # no `flwr` command ran: no SuperLink, no run
 
 
+STAND_IN_SUPERLINK = """#!{python}
+# answers 200 on /health at --port until flwr_run.sh's cleanup stops it
+import http.server, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
+"""
+
+
 @pytest.mark.parametrize("run_config, federation, sent", [
     ("clients='minilm;frcnn-r50+minilm;frcnn-mnv3'", None, "num-supernodes=3 client-resources-num-cpus=1"),
     ("task='jscc' jscc-decoders='conv;vgg'", "client-resources-num-cpus=2", "num-supernodes=2 client-resources-num-cpus=2"),
@@ -213,11 +227,15 @@ def test_flwr_run_script_refuses_a_typo_before_submitting_anything(tmp_path):
 ])
 def test_flwr_run_script_takes_the_supernode_count_from_the_run_config(tmp_path, run_config, federation, sent):
     """`flwr` replaced by an exported bash function (it wins over PATH, which env.sh sets) that records what
-    flwr_run.sh submits and starts no run; FLWR_HOME under a file makes a real `flwr` fail at once."""
+    flwr_run.sh submits and starts no run; `flower-superlink` by a stand-in that only answers /health."""
     record = tmp_path / "args"
+    stand_in = tmp_path / "flower-superlink"  # the name flwr_run.sh's cleanup looks for
+    stand_in.write_text(STAND_IN_SUPERLINK.format(python=sys.executable))
+    stand_in.chmod(0o755)
     # port: five digits, so that the script's cleanup patterns (pkill -f '...--port P') match no other run
-    env = {**os.environ, "FLWR_HOME": "/dev/null/flwr-home", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "59997",
+    env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "59997",
            "BASH_FUNC_flwr%%": f"() {{ printf '%s\\n' \"$@\" > {record}; echo '{{}}'; }}",
+           "BASH_FUNC_flower-superlink%%": f"() {{ {stand_in} \"$@\"; }}",
            "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     command = ["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{tmp_path}' device='cpu' {run_config}"]
     result = subprocess.run(command + ([federation] if federation else []), cwd=ROOT, env=env, capture_output=True,
