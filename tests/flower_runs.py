@@ -1,9 +1,17 @@
-"""Run the semfed app through the real `flwr run` (scripts/flwr_run.sh) from a test."""
+"""Run the semfed app from a test: through the real `flwr run` (scripts/flwr_run.sh), or in this process
+(server/in_process.py: the same ServerApp and ClientApp, messages through Flower's wire format, no SuperLink
+or Ray), which costs seconds instead of a minute of start-up. Real runs are kept for what only they show."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
+from flwr.common.config import parse_config_args
+
+from semfed.config import SemfedConfig, from_overrides
+from server.in_process import run_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # pytest-xdist runs test files in parallel workers gw0, gw1, ...
@@ -46,8 +54,40 @@ TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 batch-size=16 max-regions=4
         "clients='frcnn-mnv3+minilm:1;frcnn-mnv3:1;minilm:2' partitioning='iid'")
 
 
+def tiny_config(work_dir: Path, **changes) -> SemfedConfig:
+    """The tiny config (with `changes`, field names with '_') in work_dir, whose caches are the session's
+    shared ones: tests that need its scenes and features share one extraction."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    share_caches(work_dir)
+    cfg = from_overrides(parse_config_args([f"work-dir='{work_dir}' {TINY}"]))
+    return cfg.replace(**changes) if changes else cfg
+
+
 def tiny_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2,
              fresh_cache: bool = False) -> subprocess.CompletedProcess:
     """The tiny retrieval config on 3 SuperNodes, with run-config overrides in `extra`."""
     return run_flower(work_dir, f"run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}", 3, 39191,
                       fresh_cache)
+
+
+def in_process(work_dir: Path, run_config: str, num_nodes: int | None = None, fresh_cache: bool = False) -> Path:
+    """`run_config` run in this process on `num_nodes` nodes (default: as many as it needs), on one torch
+    thread (as a virtual client with one CPU; test workers share the cores); returns its run directory
+(`run_config` names the run).
+    Raises what the ServerApp raises."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if not fresh_cache:
+        share_caches(work_dir)
+    overrides = parse_config_args([f"work-dir='{work_dir}' {run_config}"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_in_process(overrides, num_nodes)
+    finally:
+        torch.set_num_threads(threads)
+    return work_dir / "runs" / overrides["run-name"]
+
+
+def tiny_in_process(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2, fresh_cache: bool = False) -> Path:
+    """The tiny retrieval config in this process, with run-config overrides in `extra`; its run directory."""
+    return in_process(work_dir, f"run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}", fresh_cache=fresh_cache)

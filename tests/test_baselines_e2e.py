@@ -1,17 +1,15 @@
-"""End-to-end: each baseline (seed 000 V-D) runs two rounds through the real `flwr run` on the tiny config."""
+"""End-to-end: each baseline (seed 000 V-D) runs two rounds of the Flower apps on the tiny config (in this
+process: tests/flower_runs.py)."""
 
 import pandas as pd
-import pytest
 import torch
 
-from tests.checks import assert_trained
-from tests.flower_runs import tiny_run
+from tests.checks import assert_plot, assert_trained
+from tests.flower_runs import tiny_in_process
 
 
 def run_method(work, method: str, extra: str = "", rsum_improves: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    result = tiny_run(work, method, f"method='{method}' {extra}")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = work / "runs" / method
+    run = tiny_in_process(work, method, f"method='{method}' {extra}")
     table = pd.read_csv(run / "metrics.csv")
     assert table["round"].tolist() == [0, 1, 2]
     if rsum_improves:
@@ -20,7 +18,6 @@ def run_method(work, method: str, extra: str = "", rsum_improves: bool = True) -
     return table, pd.read_csv(run / "groups.csv").set_index("group")["rsum"]
 
 
-@pytest.mark.slow
 def test_single_modal_fedavg_trains_one_uniform_head_per_modality(tmp_path):
     table, _ = run_method(tmp_path, "single-modal")
     assert (table.loc[1:, "clients_replied"] == 3).all()
@@ -28,7 +25,6 @@ def test_single_modal_fedavg_trains_one_uniform_head_per_modality(tmp_path):
     assert {k.split(".")[1] for k in keys} == {"image", "text"} and not any(k.startswith("stems") for k in keys)
 
 
-@pytest.mark.slow
 def test_fedgnn_federates_the_gnn_without_skb_concept_edges(tmp_path):
     table, _ = run_method(tmp_path, "fedgnn")
     keys = torch.load(tmp_path / "runs/fedgnn/checkpoint.pt", weights_only=True)["adapter"]
@@ -36,7 +32,6 @@ def test_fedgnn_federates_the_gnn_without_skb_concept_edges(tmp_path):
     assert (table.loc[1:, "clients_replied"] == 3).all() and table.loc[2, "rsum"] != table.loc[0, "rsum"]
 
 
-@pytest.mark.slow
 def test_local_only_clients_train_alone_and_are_evaluated_on_their_own_models(tmp_path):
     table, groups = run_method(tmp_path, "local-only", "eval-every=2")
     assert table["rsum"].isna().tolist() == [False, True, False]  # scored at rounds 0 and 2 only
@@ -46,10 +41,11 @@ def test_local_only_clients_train_alone_and_are_evaluated_on_their_own_models(tm
     assert groups.nunique() == 3
 
 
-@pytest.mark.slow
 def test_centralised_bound_trains_in_the_server_app(tmp_path):
     # two pooled epochs leave the tiny test RSUM where it started (196.7, 186.7, 196.7 measured): the
     # training loss must fall instead
     table, groups = run_method(tmp_path, "centralised", rsum_improves=False)
     assert "clients_replied" not in table and table.loc[2, "train_loss"] < table.loc[1, "train_loss"]
     assert sorted(groups.index) == ["frcnn-mnv3", "frcnn-mnv3+minilm", "minilm"]
+    assert torch.load(tmp_path / "runs/centralised/checkpoint.pt", weights_only=True)["round"] == 2
+    assert_plot(tmp_path / "runs/centralised/rsum.png")

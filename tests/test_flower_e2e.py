@@ -7,24 +7,25 @@ import pytest
 import torch
 
 from tests.checks import assert_plot, assert_trained
-from tests.test_tracking import expected_series, read_mlflow, read_tensorboard
+from tests.flower_runs import tiny_in_process
 from tests.flower_runs import tiny_run as flwr_run
+from tests.test_tracking import expected_series, read_mlflow, read_tensorboard
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
+    """a: the real `flwr run`, filling work's own cache; b: the same config in this process, reading a's
+    features (and mirroring its metrics to TensorBoard and MLflow)."""
     work = tmp_path_factory.mktemp("work")
-    # a fills work's own cache, b reads it (and mirrors its metrics to TensorBoard and MLflow)
-    results = [flwr_run(work, name, extra, fresh_cache=True) for name, extra in
-               (("a", ""), ("b", "tracking='tensorboard,mlflow'"))]
-    for r in results:
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return work, results
+    result = flwr_run(work, "a", fresh_cache=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    tiny_in_process(work, "b", "tracking='tensorboard,mlflow'", fresh_cache=True)
+    return work, result
 
 
 @pytest.mark.slow
 def test_simulation_writes_a_complete_run_directory(two_runs):
-    work, results = two_runs
+    work, result = two_runs
     run = work / "runs" / "a"
     table = pd.read_csv(run / "metrics.csv")
     assert table["round"].tolist() == [0, 1, 2]
@@ -39,13 +40,13 @@ def test_simulation_writes_a_complete_run_directory(two_runs):
     assert json.loads((run / "config.json").read_text())["num-server-rounds"] == 2
     assert_plot(run / "rsum.png")
     assert "round 2/2" in (run / "run.log").read_text()
-    assert "round 2/2" in results[0].stdout + results[0].stderr  # progress is streamed to the user
+    assert "round 2/2" in result.stdout + result.stderr  # progress is streamed to the user
     assert "feature cache miss" in (run / "run.log").read_text()  # a ran the frozen encoders
     assert "feature cache miss" not in (work / "runs" / "b" / "run.log").read_text()  # b read a's features
 
 
 @pytest.mark.slow
-def test_same_seed_gives_identical_metrics(two_runs):
+def test_same_seed_gives_identical_metrics_through_flower_and_in_process(two_runs):
     work, _ = two_runs
     a, b = (pd.read_csv(work / "runs" / name / "metrics.csv").drop(columns="seconds") for name in ("a", "b"))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
@@ -59,13 +60,9 @@ def test_bad_config_value_fails_the_run_with_a_clear_message(tmp_path):
     assert "gnn-layers: must be an integer >= 1" in result.stdout + result.stderr
 
 
-@pytest.mark.slow
 def test_federated_label_consensus_prunes_injected_noise_and_counts_its_bytes(tmp_path):
-    result = flwr_run(tmp_path, "noisy", rounds=3, extra="label-noise='mild:0.25:0;severe:0.5:1-2' "
-                                         "label-handling='federated' label-warmup-rounds=1 label-prune-rounds=1 "
-                                         "label-diagnostics=true")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = tmp_path / "runs" / "noisy"
+    run = tiny_in_process(tmp_path, "noisy", rounds=3, extra="label-noise='mild:0.25:0;severe:0.5:1-2' "
+                          "label-handling='federated' label-warmup-rounds=1 label-prune-rounds=1 label-diagnostics=true")
     record = pd.read_csv(run / "label_noise.csv")
     assert record.groupby("partition-id")["group"].first().tolist() == ["mild", "severe", "severe"]
     assert (record["image"] != record["annotation_of"]).all()

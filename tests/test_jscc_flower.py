@@ -1,7 +1,6 @@
 """D-JSCC over Flower (task = jscc): config keys, the three framework strategies' choice of clients
 and keys, the client's local round, and (slow) a two-round real `flwr run` of each framework."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +26,7 @@ from strategies.jscc_iterative import IterativeFedAvg
 from strategies.jscc_simultaneous import SimultaneousFedAvg
 from tests.checks import assert_plot
 from tests.flower_messages import Grid, reply_from
-from tests.flower_runs import run_flower
+from tests.flower_runs import in_process, run_flower
 
 TINY = dict(task="jscc", jscc_decoders="attention:8:2;conv:8:2", jscc_encoder_width=8, jscc_crop_size=48,
             jscc_batch_size=2, jscc_steps_per_round=2, jscc_eval_snrs="1,13", jscc_stage1_rounds=1,
@@ -192,20 +191,23 @@ def test_stage2_role_leaves_the_encoder_bit_identical_and_trains_the_decoder():
 
 # --- real Flower simulations (slow) ------------------------------------------------------------
 
-def flwr_run(work_dir: Path, run_name: str, framework: str):
-    """Two rounds of `framework` on 2 clients."""
-    return run_flower(work_dir, f"task='jscc' run-name='{run_name}' num-server-rounds=2 jscc-framework='{framework}' "
-                                "jscc-stage1-rounds=1 jscc-decoders='attention:8:2;conv:8:2' jscc-encoder-width=8 "
-                                "jscc-crop-size=48 jscc-batch-size=2 jscc-steps-per-round=2 jscc-eval-snrs='1,13'", 2, 39291)
+def two_rounds(framework: str) -> str:
+    """The run config of two rounds of `framework` on 2 clients."""
+    return (f"task='jscc' run-name='{framework}' num-server-rounds=2 jscc-framework='{framework}' "
+            "jscc-stage1-rounds=1 jscc-decoders='attention:8:2;conv:8:2' jscc-encoder-width=8 "
+            "jscc-crop-size=48 jscc-batch-size=2 jscc-steps-per-round=2 jscc-eval-snrs='1,13'")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    """anchor through the real `flwr run` (SuperLink, Ray, the log streamed to the user); the other two
+    frameworks in this process."""
     work = tmp_path_factory.mktemp("jscc")
-    for framework in ("anchor", "iterative", "simultaneous"):
-        result = flwr_run(work, framework, framework)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        assert "round 2/2" in result.stdout + result.stderr  # progress is streamed to the user
+    result = run_flower(work, two_rounds("anchor"), 2, 39291)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "round 2/2" in result.stdout + result.stderr  # progress is streamed to the user
+    for framework in ("iterative", "simultaneous"):
+        in_process(work, two_rounds(framework))
     return work
 
 

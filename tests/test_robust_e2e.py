@@ -1,5 +1,5 @@
-"""End-to-end (real `flwr run`, tiny config): client failures and poisoned updates cost only those
-updates, and a run stopped mid-way (after an unscored round, with label ledgers that have pruned labels)
+"""End-to-end (the Flower apps in this process, tiny config): client failures and poisoned updates cost only
+those updates, and a run stopped mid-way (after an unscored round, with label ledgers that have pruned labels)
 and resumed ends with exactly the metrics of an uninterrupted one."""
 
 import numpy as np
@@ -9,7 +9,8 @@ import pytest
 from semfed import run_directory as rd
 from semfed.fault_injection import failing_clients
 from semfed.ledger_files import ledger_folder, ledger_rounds
-from tests.flower_runs import TINY, run_flower
+from server.resume import StoppedAfterRound
+from tests.flower_runs import TINY, in_process
 
 # 3 clients, fail-fraction 0.3: round(0.9) = 1 client fails each round; client 1 sends a wrongly shaped update.
 # RSUM every 3 rounds (rounds 1, 2 unscored); noisy labels tracked in each client's ledger and pruned from round 1 on.
@@ -41,12 +42,9 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def faulty_run(work):
     """Three rounds with injected failures and a poisoned client, uninterrupted."""
-    result = run_flower(work, config("full", 3, FAULTS), 3, 39611)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return pd.read_csv(work / "runs" / "full" / rd.METRICS)
+    return pd.read_csv(in_process(work, config("full", 3, FAULTS)) / rd.METRICS)
 
 
-@pytest.mark.slow
 def test_failing_clients_and_a_poisoned_update_cost_only_their_updates(faulty_run):
     table = faulty_run
     assert table["round"].tolist() == [0, 1, 2, 3] and (table.loc[1:, "skipped"] == 0).all()
@@ -57,36 +55,30 @@ def test_failing_clients_and_a_poisoned_update_cost_only_their_updates(faulty_ru
     assert (table.loc[1:, "pruned[all]"] > 0).all()
 
 
-@pytest.mark.slow
 def test_a_run_stopped_after_round_one_and_resumed_ends_with_the_uninterrupted_metrics(work, faulty_run):
-    stopped = run_flower(work, config("resumed", 3, f"{FAULTS} stop-after-round=1"), 3, 39621)
-    assert stopped.returncode != 0 and "stop-after-round: stopped after round 1" in stopped.stdout + stopped.stderr
+    with pytest.raises(StoppedAfterRound, match="stop-after-round: stopped after round 1"):
+        in_process(work, config("resumed", 3, f"{FAULTS} stop-after-round=1"))
     run = work / "runs" / "resumed"
     assert rd.load_checkpoint(run / rd.CHECKPOINT)["round"] == 1
     # the ledger matters after the stop: a client training round 2 pruned labels in round 1
     trains_round_2 = [p for p in range(3) if p not in failing_clients(0, 2, 3, 0.3)]
     assert sum(pruned_before(run, p, 2) for p in trains_round_2) > 0
-    result = run_flower(work, config("resumed", 3, FAULTS), 3, 39631)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"resuming {run} after round 1 of 3" in result.stdout + result.stderr
+    in_process(work, config("resumed", 3, FAULTS))
+    assert f"resuming {run} after round 1 of 3" in (run / rd.LOG).read_text()
     resumed = pd.read_csv(run / rd.METRICS)
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), faulty_run.drop(columns="seconds"), check_exact=True)
     assert all(len(ledger_rounds(ledger_folder(run_ledgers(run), p))) <= 2 for p in range(3))  # the round's and the one before
 
     (run / rd.GROUPS).unlink()  # a resume of the finished run only writes its final tables again
-    again = run_flower(work, config("resumed", 3, FAULTS), 3, 39651)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    in_process(work, config("resumed", 3, FAULTS))
     assert pd.read_csv(run / rd.GROUPS).equals(pd.read_csv(work / "runs" / "full" / rd.GROUPS))
     pd.testing.assert_frame_equal(pd.read_csv(run / rd.METRICS), resumed, check_exact=True)
 
 
-@pytest.mark.slow
 def test_an_undeserialisable_update_is_rejected_and_the_global_model_stays_finite(work):
     """Client 0's first array carries bytes that are no .npy file: reading it raises inside the server's
     judgement, which must cost that reply only."""
-    result = run_flower(work, config("bytes", 1, "poison-clients='0' poison-kind='bytes'"), 3, 39641)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = work / "runs" / "bytes"
+    run = in_process(work, config("bytes", 1, "poison-clients='0' poison-kind='bytes'"))
     table = pd.read_csv(run / rd.METRICS)
     assert table.loc[1, ["clients_replied", "updates_rejected", "clients_failed", "skipped"]].tolist() == [3, 1, 0, 0]
     log_text = (run / rd.LOG).read_text()

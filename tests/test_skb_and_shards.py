@@ -1,11 +1,11 @@
 import numpy as np
 import torch
 
-from semfed.config import load_config
 from semfed.data.features import load_dataset, split_features
 from semfed.data.scene_vocabulary import SCENE_CONCEPTS
 from semfed.data.shards import build_shard
 from semfed.skb import SemanticKnowledgeBase, concept_relations, load_skb
+from tests.flower_runs import tiny_config
 
 
 def test_skb_labels_relations_and_version():
@@ -22,8 +22,7 @@ def test_skb_labels_relations_and_version():
 
 
 def test_shard_gathers_the_right_rows_of_every_modality(tmp_path):
-    cfg = load_config(work_dir=str(tmp_path), scenes_train=12, scenes_val=2, scenes_test=4, max_regions=3,
-                      frcnn_mnv3_input_size=64, scenes_image_size=64, clients="frcnn-mnv3+minilm:1")
+    cfg = tiny_config(tmp_path, clients="frcnn-mnv3+minilm:1")
     scenes = load_dataset(cfg)
     skb = load_skb(tmp_path / "features", scenes.concepts, "minilm")
     assert skb.dim == 384 and torch.allclose(skb.embeddings.norm(dim=-1), torch.ones(len(SCENE_CONCEPTS)))
@@ -40,8 +39,7 @@ def test_shard_gathers_the_right_rows_of_every_modality(tmp_path):
 
 
 def test_a_corrupted_row_keeps_its_image_and_carries_another_images_annotation(tmp_path):
-    cfg = load_config(work_dir=str(tmp_path), scenes_train=12, scenes_val=2, scenes_test=4, max_regions=3,
-                      frcnn_mnv3_input_size=64, scenes_image_size=64, clients="frcnn-mnv3+minilm:1;minilm:1")
+    cfg = tiny_config(tmp_path, clients="frcnn-mnv3+minilm:1;minilm:1")
     scenes = load_dataset(cfg)
     skb = load_skb(tmp_path / "features", scenes.concepts, "minilm")
     indices, annotations = np.array([1, 4, 7]), np.array([1, 7, 4])
