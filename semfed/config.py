@@ -29,6 +29,8 @@ from semfed.config_values import (
     DecoderSpec,
     NOISE_KINDS,
     NoiseGroup,
+    ORACLE_IMAGE,
+    ORACLE_TEXT,
     PRECOMPUTED_ENCODER,
     check_text_encoder,
     parse_client_list,
@@ -190,6 +192,9 @@ class SemfedConfig:
             if path and not Path(path).is_file():
                 raise ConfigError(f"{_key(name)}: weights file {path!r} does not exist")
         check_text_encoder("skb-encoder", self.skb_encoder)
+        if self.skb_encoder == ORACLE_TEXT:
+            raise ConfigError(f"skb-encoder: {ORACLE_TEXT!r} has no sentence embedding for the SKB's concepts; "
+                              "use a language model ('minilm' or hf@/abs/dir)")
         for text_encoder in sorted({p.text_encoder for p in self.client_profiles} - {None}):
             check_text_encoder("clients", text_encoder)
         if self.scenes_seed < 0:
@@ -233,6 +238,10 @@ class SemfedConfig:
         if not scan and PRECOMPUTED_ENCODER in image_encoders:
             raise ConfigError(f"clients: image encoder '{PRECOMPUTED_ENCODER}' reads precomputed features, which only "
                               "dataset='flickr30k' with flickr30k-layout='scan' has")
+        oracles = sorted({e for p in self.client_profiles for e in p.encoders} & {ORACLE_IMAGE, ORACLE_TEXT})
+        if oracles and self.dataset != "scenes":
+            raise ConfigError(f"clients: {oracles} read the ground truth of the generated scenes; "
+                              f"dataset={self.dataset!r} has none")
         if self.dataset != "flickr30k":
             return
         for name in ["flickr30k_path", "flickr30k_images"]:

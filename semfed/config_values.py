@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRECOMPUTED_ENCODER = "bottom-up"  # precomputed region features (Flickr30K's scan layout): no detector runs
-IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3", PRECOMPUTED_ENCODER)
-TEXT_ENCODERS = ("minilm",)  # plus "hf@/absolute/dir" for any local BERT-family model
+ORACLE_IMAGE, ORACLE_TEXT = "oracle-image", "oracle-text"  # the scenes' ground truth as features (encoders/oracle.py)
+IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3", PRECOMPUTED_ENCODER, ORACLE_IMAGE)
+TEXT_ENCODERS = ("minilm", ORACLE_TEXT)  # plus "hf@/absolute/dir" for any local BERT-family model
 
 
 class ConfigError(ValueError):

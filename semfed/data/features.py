@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 
 from semfed.config import SemfedConfig
-from semfed.config_values import IMAGE_ENCODERS, PRECOMPUTED_ENCODER
+from semfed.config_values import IMAGE_ENCODERS, ORACLE_IMAGE, ORACLE_TEXT, PRECOMPUTED_ENCODER
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.flickr30k import load_flickr30k
 from semfed.data.scenes import SceneSpec, load_scenes
 from semfed.encoders.feature_cache import cached_features, encode_images, encode_texts, feature_key
+from semfed.encoders.oracle import OracleRegions, OracleTokens, word_list
 from semfed.encoders.precomputed import PrecomputedRegions
 
 log = logging.getLogger("semfed.data")
@@ -66,6 +67,10 @@ def encoder_spec(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> d
     """Everything that determines an encoder's features; also its constructor arguments."""
     if encoder == PRECOMPUTED_ENCODER:
         return {"kind": "precomputed", "name": encoder, "max_regions": cfg.max_regions}
+    if encoder == ORACLE_IMAGE:
+        return {"kind": "oracle-regions", "name": encoder, "max_regions": cfg.max_regions}
+    if encoder == ORACLE_TEXT:
+        return {"kind": "oracle-tokens", "name": encoder, "max_tokens": cfg.max_tokens}
     if encoder in IMAGE_ENCODERS:
         return {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
                 "max_regions": cfg.max_regions, "seed": DETECTOR_INIT_SEED,
@@ -88,6 +93,13 @@ def split_features(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str, sp
         if spec["kind"] == "precomputed":
             model = PrecomputedRegions(**args, regions_shape=data.regions.shape)
             return encode_images(model, data.regions, None, progress_label=f"{encoder} {split} regions")
+        if spec["kind"] == "oracle-regions":
+            feats, mask = OracleRegions(cfg.max_regions).encode(data.objects, data.boxes, data.images.shape[1])
+            return {"feats": feats.half(), "mask": mask}
+        if spec["kind"] == "oracle-tokens":
+            vocabulary = word_list(scenes.splits["train"].flat_captions())
+            feats, mask = OracleTokens(vocabulary, cfg.max_tokens).encode(data.flat_captions())
+            return {"feats": feats.half(), "mask": mask}
         if spec["kind"] == "regions":
             from semfed.encoders.regions import RegionEncoder
 
