@@ -11,7 +11,7 @@ import torch
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
-from semfed.evaluation import client_rsums, evaluate_federation, recall_columns
+from semfed.evaluation import evaluate_shared_model, recall_columns
 from semfed.participants import build_adapter, client_shard, dataset_and_skb, federation_encoders
 from semfed.training import epoch_batches, train_steps
 
@@ -45,8 +45,7 @@ def train_centralised(cfg: SemfedConfig) -> Path:
                 order = torch.randperm(len(steps), generator=generator).tolist()
                 stats = train_steps(model, [steps[i] for i in order], cfg, device, optimizer)
                 loss = stats["loss_sum"] / stats["steps"]
-            per_pair = evaluate_federation(model, cfg, encoders)
-            client_rsum = client_rsums(per_pair, cfg.client_profiles)
+            per_pair, client_rsum = evaluate_shared_model(model, cfg, encoders)
             row = {"round": server_round, **recall_columns(per_pair, client_rsum, cfg), "train_loss": loss,
                    "seconds": round(time.perf_counter() - start, 2)}
             table = rd.append_metrics(run_dir, table, row)

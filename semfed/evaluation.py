@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from semfed.adapter.model import GraphAdapter
 from semfed.config import SemfedConfig
 from semfed.config_values import IMAGE_ENCODERS, ClientProfile
+from semfed.data.dataset import CAPTIONS_PER_IMAGE
 from semfed.data.features import split_features
-from semfed.metrics import RECALL_NAMES, retrieval_recalls
+from semfed.data.shards import client_test_indices
+from semfed.metrics import RECALL_NAMES, retrieval_recalls, users_mean
 from semfed.participants import dataset_and_skb
-
 
 Receiver = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -34,40 +36,53 @@ def embed(model: GraphAdapter, feats: torch.Tensor, mask: torch.Tensor, encoder:
     return torch.cat(out)
 
 
+def encoder_embeddings(model: GraphAdapter, cfg: SemfedConfig, encoders: tuple[str, ...], split: str = "test",
+                       receivers: dict[str, Receiver] | None = None) -> dict[str, torch.Tensor]:
+    """Each encoder's split embedded once: images [N, d] or captions [5N, d] (flat_captions order); an
+    encoder named in `receivers` is embedded with that receiver (see embed), e.g. its tokens over a channel."""
+    scenes, _ = dataset_and_skb(cfg)
+    out = {}
+    for encoder in encoders:
+        features = split_features(cfg, scenes, encoder, split)
+        out[encoder] = embed(model, features["feats"], features["mask"], encoder, cfg.torch_device,
+                             receive=(receivers or {}).get(encoder))
+    return out
+
+
+def pair_recalls(embeddings: dict[str, torch.Tensor], images: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+    """Recalls for every (image encoder, text encoder) pair among the embedded encoders, keyed 'image+text':
+    over all the split's images, or over `images` (indices) and their captions only."""
+    rows = cols = slice(None)
+    if images is not None:
+        rows = torch.as_tensor(images, dtype=torch.long)
+        cols = (rows[:, None] * CAPTIONS_PER_IMAGE + torch.arange(CAPTIONS_PER_IMAGE)).flatten()
+    image_encoders = [e for e in embeddings if e in IMAGE_ENCODERS]
+    texts = [e for e in embeddings if e not in IMAGE_ENCODERS]
+    return {f"{i}+{t}": retrieval_recalls(embeddings[i][rows] @ embeddings[t][cols].T) for i in image_encoders for t in texts}
+
+
 def evaluate_federation(model: GraphAdapter, cfg: SemfedConfig, encoders: tuple[str, ...],
                         split: str = "test", receivers: dict[str, Receiver] | None = None
                         ) -> dict[str, dict[str, float]]:
-    """Recalls for every (image encoder, text encoder) pair among `encoders`, keyed 'image+text'.
+    """Recalls for every (image encoder, text encoder) pair among `encoders` on the whole split."""
+    return pair_recalls(encoder_embeddings(model, cfg, encoders, split, receivers))
 
-    Each encoder's split (images [N, R, D] or captions [5N, T, D]) is embedded once; an encoder
-    named in `receivers` is embedded with that receiver (see embed), e.g. its tokens over a channel.
-    """
+
+def user_rsum(embeddings: dict[str, torch.Tensor], cfg: SemfedConfig, partition_id: int) -> float:
+    """A user's RSUM on its own test images (semfed.data.shards.client_test_indices), mean over the encoder
+    pairs it uses (client_encoders); NaN for a user whose share of the test split is empty."""
     scenes, _ = dataset_and_skb(cfg)
-    embeddings = {}
-    for encoder in encoders:
-        features = split_features(cfg, scenes, encoder, split)
-        embeddings[encoder] = embed(model, features["feats"], features["mask"], encoder, cfg.torch_device,
-                                    receive=(receivers or {}).get(encoder))
-    images = [e for e in encoders if e in IMAGE_ENCODERS]
-    texts = [e for e in encoders if e not in IMAGE_ENCODERS]
-    return {f"{i}+{t}": retrieval_recalls(embeddings[i] @ embeddings[t].T) for i in images for t in texts}
+    images = client_test_indices(cfg, scenes)[partition_id]
+    if not len(images):
+        return float("nan")
+    own = client_encoders(cfg.client_profiles[partition_id], tuple(embeddings))
+    return mean_recalls(pair_recalls({e: embeddings[e] for e in own}, images))["rsum"]
 
 
 def mean_recalls(per_pair: dict[str, dict[str, float]]) -> dict[str, float]:
     """Average of each recall (and RSUM) over encoder pairs."""
     keys = next(iter(per_pair.values())).keys()
     return {k: sum(r[k] for r in per_pair.values()) / len(per_pair) for k in keys}
-
-
-def group_rsum(per_pair: dict[str, dict[str, float]], group_encoders: tuple[str, ...]) -> float:
-    """RSUM of a client group: mean over the encoder pairs that use all of the group's encoders."""
-    pairs = [r["rsum"] for name, r in per_pair.items() if set(group_encoders) <= set(name.split("+"))]
-    return sum(pairs) / len(pairs)
-
-
-def client_rsums(per_pair: dict[str, dict[str, float]], profiles: tuple) -> dict[int, float]:
-    """RSUM of each client (by partition id) under one shared model: its group RSUM."""
-    return {c: group_rsum(per_pair, p.encoders) for c, p in enumerate(profiles)}
 
 
 def client_encoders(profile: ClientProfile, encoders: tuple[str, ...]) -> tuple[str, ...]:
@@ -80,23 +95,36 @@ def client_encoders(profile: ClientProfile, encoders: tuple[str, ...]) -> tuple[
 
 def evaluate_clients(models: dict[int, torch.nn.Module], cfg: SemfedConfig,
                      encoders: tuple[str, ...]) -> tuple[dict[str, dict[str, float]], dict[int, float]]:
-    """Each client's own model (local-only training) on the pairs it uses. Returns recalls per pair,
-    averaged over the clients using it, and each client's RSUM."""
-    per_client = {c: evaluate_federation(model, cfg, client_encoders(cfg.client_profiles[c], encoders))
-                  for c, model in models.items()}
+    """Each client's own model (local-only training) on the pairs it uses. Returns recalls per pair on the
+    whole split, averaged over the clients using it, and each client's RSUM on its own test images."""
+    per_client, rsums = {}, {}
+    for c, model in models.items():
+        embeddings = encoder_embeddings(model, cfg, client_encoders(cfg.client_profiles[c], encoders))
+        per_client[c], rsums[c] = pair_recalls(embeddings), user_rsum(embeddings, cfg, c)
     pairs = sorted({pair for results in per_client.values() for pair in results})
     per_pair = {pair: mean_recalls({c: r[pair] for c, r in per_client.items() if pair in r}) for pair in pairs}
-    return per_pair, {c: mean_recalls(r)["rsum"] for c, r in per_client.items()}
+    return per_pair, rsums
+
+
+def evaluate_shared_model(model: GraphAdapter, cfg: SemfedConfig, encoders: tuple[str, ...]
+                          ) -> tuple[dict[str, dict[str, float]], dict[int, float]]:
+    """One model every client uses (federated or centralised): recalls per pair on the whole split, and
+    each client's RSUM on its own test images."""
+    embeddings = encoder_embeddings(model, cfg, encoders)
+    return pair_recalls(embeddings), {c: user_rsum(embeddings, cfg, c) for c in range(len(cfg.client_profiles))}
 
 
 def recall_columns(per_pair: dict[str, dict[str, float]], client_rsum: dict[int, float],
                    cfg: SemfedConfig) -> dict[str, float]:
-    """A metrics row's evaluation columns: RSUM and its recalls (mean over encoder pairs), RSUM per
-    pair, and with label noise or handling on, group_rsum[g] (mean over a label group's clients)."""
+    """A metrics row's evaluation columns: RSUM and its recalls (mean over encoder pairs, whole split), RSUM
+    per pair, each user's RSUM on its own test images (user_rsum[k]), and with label noise or handling on,
+    group_rsum[g]: the mean of a label group's users' RSUMs (users without test images left out)."""
     recalls = mean_recalls(per_pair)
     row = {"rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},
-           **{f"rsum[{pair}]": r["rsum"] for pair, r in per_pair.items()}}
+           **{f"rsum[{pair}]": r["rsum"] for pair, r in per_pair.items()},
+           **{f"user_rsum[{c}]": client_rsum[c] for c in sorted(client_rsum)}}
     if cfg.label_noise or cfg.label_policy.scores:
-        row.update({f"group_rsum[{name}]": sum(client_rsum[c] for c in clients) / len(clients)
+        row.update({f"group_rsum[{name}]": users_mean(client_rsum, clients)
                     for name, clients in cfg.label_groups().items()})
     return row
+

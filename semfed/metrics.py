@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 
@@ -44,3 +45,8 @@ def retrieval_recalls(similarity: torch.Tensor, captions_per_image: int = 5) -> 
     result["rsum"] = sum(result[name] for name in RECALL_NAMES)
     return result
 
+
+def users_mean(client_rsum: dict[int, float], clients) -> float:
+    """Mean RSUM of `clients`, leaving out users without test images (NaN); NaN if none has any."""
+    values = [client_rsum[c] for c in clients if not math.isnan(client_rsum[c])]
+    return sum(values) / len(values) if values else float("nan")

@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from semfed.config import SemfedConfig  # noqa: E402
+from semfed.metrics import users_mean  # noqa: E402
 from semfed.tasks import TASKS  # noqa: E402
 
 METRICS = TASKS["retrieval"].rounds_table
@@ -80,12 +81,13 @@ def append_metrics(path: Path, table: pd.DataFrame | None, row: dict) -> pd.Data
 
 
 def write_groups(path: Path, cfg: SemfedConfig, client_rsum: dict[int, float]) -> pd.DataFrame:
-    """groups.csv: final RSUM per client group (clients sharing the same encoders), the mean of its clients'."""
+    """groups.csv: final RSUM per client group (clients sharing the same encoders), the mean of its users'
+    RSUMs on their own test images."""
     groups: dict[str, list[int]] = {}
     for pid, profile in enumerate(cfg.client_profiles):
         groups.setdefault(profile.group, []).append(pid)
     table = pd.DataFrame([{"group": g, "clients": " ".join(map(str, pids)),
-                           "rsum": sum(client_rsum[p] for p in pids) / len(pids)} for g, pids in groups.items()])
+                           "rsum": users_mean(client_rsum, pids)} for g, pids in groups.items()])
     table.to_csv(path / GROUPS, index=False)
     return table
 

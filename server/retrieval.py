@@ -17,22 +17,23 @@ from semfed import run_directory as rd
 from semfed.centralised import train_centralised
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
-from semfed.evaluation import client_rsums, evaluate_clients, evaluate_federation, recall_columns
+from semfed.evaluation import evaluate_clients, evaluate_shared_model, recall_columns
 from semfed.labels import group_label_metrics
 from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders, shard_sizes
 from semfed.tracking import Tracking
+from server.nodes import discover_partitions
+from server.resume import offset_evaluate, resumable, resume_from, resume_state, run_name_of
 from strategies.keyed_fedavg import KeyedFedAvg, judged_options
 from strategies.label_consensus import LabelConsensusFedAvg
 from strategies.local_only import LocalOnly
-from server.nodes import discover_partitions
-from server.resume import offset_evaluate, resumable, resume_from, resume_state, run_name_of
 
 log = logging.getLogger("semfed.server")
 ROUND_COUNTS = ("clients_replied", "clients_failed", "updates_rejected", "skipped")  # metrics.csv, per round
 
 
 class RoundRecorder:
-    """Server-side evaluate_fn: RSUM on the test split, one metrics row, plot and checkpoint per round.
+    """Server-side evaluate_fn: RSUM on the test split and each user's on its own test images, one metrics
+    row, plot and checkpoint per round.
     Local-only runs evaluate every client's own model on the pairs it uses (strategy.client_arrays)."""
 
     def __init__(self, cfg: SemfedConfig, run_dir, strategy: KeyedFedAvg, skb_version: str, tracking: Tracking):
@@ -48,8 +49,7 @@ class RoundRecorder:
         """Recalls per encoder pair of the global model `state`; sets each client's RSUM."""
         self.model.load_state_dict(state)
         if not isinstance(self.strategy, LocalOnly):
-            per_pair = evaluate_federation(self.model, self.cfg, self.encoders)
-            self.client_rsum = client_rsums(per_pair, self.cfg.client_profiles)
+            per_pair, self.client_rsum = evaluate_shared_model(self.model, self.cfg, self.encoders)
             return per_pair
         models = {}
         for pid in range(len(self.cfg.client_profiles)):

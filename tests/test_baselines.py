@@ -1,6 +1,9 @@
 """The baselines' models, config checks and evaluation columns (seed 000 V-D);
 the local-only strategy is exercised end to end in test_baselines_e2e.py."""
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,7 +11,7 @@ import torch.nn.functional as F
 from semfed.adapter.model import GraphAdapter
 from semfed.adapter.uniform_head import UniformHead
 from semfed.config import ConfigError, load_config, parse_client_profiles
-from semfed.evaluation import client_encoders, recall_columns
+from semfed.evaluation import client_encoders, pair_recalls, recall_columns
 
 CONCEPTS = F.normalize(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
 
@@ -56,7 +59,25 @@ def test_recall_columns_average_pairs_and_label_groups_average_clients():
     cfg = load_config(clients="frcnn-r50+minilm;frcnn-mnv3+minilm;minilm", label_noise="mild:0.2:0-1")
     recalls = {k: 1.0 for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")}
     per_pair = {"frcnn-r50+minilm": {**recalls, "rsum": 30.0}, "frcnn-mnv3+minilm": {**recalls, "rsum": 10.0}}
-    row = recall_columns(per_pair, {0: 30.0, 1: 10.0, 2: 20.0}, cfg)
+    row = recall_columns(per_pair, {0: 30.0, 1: 10.0, 2: 50.0}, cfg)
     assert row["rsum"] == 20.0 and row["rsum[frcnn-r50+minilm]"] == 30.0
-    assert row["group_rsum[mild]"] == 20.0 and row["group_rsum[clean]"] == 20.0 and row["group_rsum[all]"] == 20.0
+    assert [row[f"user_rsum[{c}]"] for c in range(3)] == [30.0, 10.0, 50.0]
+    assert row["group_rsum[mild]"] == 20.0 and row["group_rsum[clean]"] == 50.0 and row["group_rsum[all]"] == 30.0
+    no_test_images = recall_columns(per_pair, {0: 30.0, 1: float("nan"), 2: float("nan")}, cfg)
+    assert no_test_images["group_rsum[mild]"] == 30.0 and math.isnan(no_test_images["group_rsum[clean]"])
+
+
+def test_a_users_recalls_use_only_its_own_images_and_their_captions():
+    """Image 2 duplicates image 0: over all four images, image 0's captions tie with image 2's and the
+    pessimistic tie-break costs R@1 and R@5; over images 1 and 3 alone (captions 5-9, 15-19) every
+    recall is 100, which a wrong caption offset would break."""
+    basis = torch.eye(4)
+    image = basis[[0, 1, 0, 3]]
+    captions = image.repeat_interleave(5, dim=0)
+    whole = pair_recalls({"frcnn-r50": image, "minilm": captions})["frcnn-r50+minilm"]
+    assert whole["i2t_r1"] == 50.0 and whole["rsum"] < 600
+    own = pair_recalls({"frcnn-r50": image, "minilm": captions}, np.array([1, 3]))["frcnn-r50+minilm"]
+    assert own["rsum"] == 600.0
+    shifted = pair_recalls({"frcnn-r50": image, "minilm": captions.roll(1, dims=0)}, np.array([1, 3]))
+    assert shifted["frcnn-r50+minilm"]["rsum"] < 600.0
 

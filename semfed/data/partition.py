@@ -33,3 +33,22 @@ def partition_indices(classes: np.ndarray, num_clients: int, scheme: str, alpha:
             return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
     raise ValueError(f"dirichlet partitioning with alpha={alpha} left a client below {min_size} samples "
                      f"after {max_tries} draws; use a larger alpha or fewer clients")
+
+
+def follow_partition(classes: np.ndarray, parts: list[np.ndarray], pool_classes: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Share out a second pool (the test images) so that every client's part of it is drawn from its own
+    data distribution: of each class, a client gets the fraction of that class's pool samples that it holds
+    of the class in `parts` (counts cut at floor(cumulative fraction x n), members in seeded random order).
+    classes: [N] int class of each sample that `parts` (client -> indices into classes) shares out;
+    pool_classes: [M] int class of each pool sample. A class no client holds goes out in equal fractions.
+    Returns len(parts) sorted index arrays into the pool; a client can get none."""
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = [[] for _ in parts]
+    for cls in np.unique(pool_classes):
+        held = np.array([np.count_nonzero(classes[part] == cls) for part in parts], dtype=float)
+        shares = held / held.sum() if held.sum() else np.full(len(parts), 1 / len(parts))
+        members = rng.permutation(np.flatnonzero(pool_classes == cls))
+        cuts = np.floor(np.cumsum(shares)[:-1] * len(members) + 1e-9).astype(int)
+        for client, chunk in enumerate(np.split(members, cuts)):
+            out[client].extend(chunk.tolist())
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in out]

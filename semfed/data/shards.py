@@ -8,11 +8,10 @@ import numpy as np
 import torch
 
 from semfed.config import ClientProfile, SemfedConfig
-from semfed.data.features import split_features
-from semfed.data.partition import partition_indices
 from semfed.data.dataset import CAPTIONS_PER_IMAGE, RetrievalDataset
+from semfed.data.features import split_features
+from semfed.data.partition import follow_partition, partition_indices
 from semfed.skb import SemanticKnowledgeBase
-
 
 
 @dataclass
@@ -56,6 +55,13 @@ def client_indices(cfg: SemfedConfig, scenes: RetrievalDataset) -> list[np.ndarr
     """Training-image indices of every client, from the run seed."""
     return partition_indices(scenes.splits["train"].main_classes(), len(cfg.client_profiles), cfg.partitioning,
                              cfg.dirichlet_alpha, cfg.seed)
+
+
+def client_test_indices(cfg: SemfedConfig, scenes: RetrievalDataset) -> list[np.ndarray]:
+    """Test-image indices of every client: the test split shared out as the clients hold each class of
+    training images (semfed.data.partition.follow_partition), so each user's test set follows its own data."""
+    return follow_partition(scenes.splits["train"].main_classes(), client_indices(cfg, scenes),
+                            scenes.splits["test"].main_classes(), cfg.seed)
 
 
 def build_shard(cfg: SemfedConfig, scenes: RetrievalDataset, skb: SemanticKnowledgeBase, profile: ClientProfile,
