@@ -58,8 +58,14 @@ def client_indices(cfg: SemfedConfig, scenes: RetrievalDataset) -> list[np.ndarr
 
 
 def client_test_indices(cfg: SemfedConfig, scenes: RetrievalDataset) -> list[np.ndarray]:
-    """Test-image indices of every client: the test split shared out as the clients hold each class of
-    training images (semfed.data.partition.follow_partition), so each user's test set follows its own data."""
+    """Test-image indices of every client, each drawn from the client's own data distribution: under 'iid'
+    (every client's is the whole split's) near-equal random parts of the test split; under 'dirichlet' the
+    test split shared out as the clients hold each class of training images (follow_partition). A client
+    can get none when there are fewer test images than clients."""
+    n_test = len(scenes.splits["test"].captions)
+    if cfg.partitioning == "iid":
+        order = np.random.default_rng(cfg.seed).permutation(n_test)
+        return [np.sort(part) for part in np.array_split(order, len(cfg.client_profiles))]
     return follow_partition(scenes.splits["train"].main_classes(), client_indices(cfg, scenes),
                             scenes.splits["test"].main_classes(), cfg.seed)
 
