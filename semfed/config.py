@@ -238,6 +238,12 @@ class SemfedConfig:
         if not scan and PRECOMPUTED_ENCODER in image_encoders:
             raise ConfigError(f"clients: image encoder '{PRECOMPUTED_ENCODER}' reads precomputed features, which only "
                               "dataset='flickr30k' with flickr30k-layout='scan' has")
+        clients = len(self.client_profiles)
+        needed = clients if self.partitioning == "iid" else 2 * clients  # dirichlet: at least 2 images each
+        if self.dataset == "scenes" and self.scenes_train < needed:
+            raise ConfigError(f"clients: {clients} clients need at least {needed} training images under "
+                              f"partitioning={self.partitioning!r}, and scenes-train is {self.scenes_train}: some client "
+                              "would get no data")
         oracles = sorted({e for p in self.client_profiles for e in p.encoders} & {ORACLE_IMAGE, ORACLE_TEXT})
         if oracles and self.dataset != "scenes":
             raise ConfigError(f"clients: {oracles} read the ground truth of the generated scenes; "

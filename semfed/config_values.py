@@ -54,10 +54,18 @@ def check_text_encoder(key: str, name: str) -> None:
 
 
 def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
-    """Parse 'enc[+enc][:epochs];...' into profiles; raise ConfigError on bad input."""
-    allowed = f"'enc[+enc][:epochs]' items separated by ';' with image encoders {IMAGE_ENCODERS} and text encoders {TEXT_ENCODERS} or hf@/abs/dir"
+    """Parse '[Nx ]enc[+enc][:epochs];...' into profiles, in order (an 'Nx ' item is N clients of that
+    profile: '300x frcnn-r50+minilm:2; 700x minilm'); raise ConfigError on bad input."""
+    allowed = (f"'[Nx ]enc[+enc][:epochs]' items separated by ';' with image encoders {IMAGE_ENCODERS} and text "
+               f"encoders {TEXT_ENCODERS} or hf@/abs/dir")
     profiles = []
     for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        count, times, rest = item.partition("x ")
+        if times and count.strip().isdigit():
+            if int(count) < 1:
+                raise ConfigError(f"clients: a count must be >= 1 in {item!r}")
+            profiles += parse_client_profiles(rest) * int(count)
+            continue
         encoders, _, epochs = item.partition(":")
         try:
             local_epochs = int(epochs) if epochs else 1

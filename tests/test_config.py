@@ -243,3 +243,23 @@ def test_flwr_run_script_takes_the_supernode_count_from_the_run_config(tmp_path,
     assert result.returncode == 1 and "flwr run did not start a run: {}" in result.stderr, result.stderr[-2000:]
     args = record.read_text().splitlines()
     assert args[args.index("--federation-config") + 1] == sent
+
+
+def test_a_count_prefix_repeats_a_profile_in_order():
+    profiles = parse_client_profiles("3x minilm; frcnn-r50:2 ;2x frcnn-mnv3+minilm:4")
+    assert [p.group for p in profiles] == ["minilm"] * 3 + ["frcnn-r50"] + ["frcnn-mnv3+minilm"] * 2
+    assert [p.local_epochs for p in profiles] == [1, 1, 1, 2, 4, 4]
+    with pytest.raises(ConfigError, match="a count must be >= 1 in '0x minilm'"):
+        parse_client_profiles("0x minilm")
+    with pytest.raises(ConfigError, match="unknown or repeated encoder 'x minilm'"):
+        parse_client_profiles("x minilm")
+
+
+@pytest.mark.parametrize("partitioning, scenes, message", [
+    ("iid", 10, "11 clients need at least 11 training images under partitioning='iid', and scenes-train is 10"),
+    ("dirichlet", 21, "11 clients need at least 22 training images under partitioning='dirichlet'"),
+])
+def test_a_federation_where_some_client_gets_no_data_is_refused(partitioning, scenes, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(clients="10x minilm;frcnn-r50", partitioning=partitioning, scenes_train=scenes)
+    load_config(clients="10x minilm;frcnn-r50", partitioning=partitioning, scenes_train=scenes + 1)

@@ -46,3 +46,8 @@ def test_under_dirichlet_each_clients_test_classes_track_its_training_classes():
     train_hist = np.array([np.bincount(classes[p], minlength=6) for p in parts])
     test_hist = np.array([np.bincount(pool[t], minlength=6) for t in test])
     assert np.abs(test_hist - train_hist / 2).max() <= 1  # half the pool per class: half the counts, floor cuts
+
+
+def test_more_clients_than_samples_is_refused_naming_both():
+    with pytest.raises(ValueError, match="5 clients and 4 samples: under 'iid' partitioning some client would get fewer than 1"):
+        partition_indices(np.zeros(4, int), 5, "iid", 1.0, seed=0)
