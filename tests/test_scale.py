@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from experiments.score_checkpoint import score
 from semfed import run_directory as rd
 from semfed.sampling import sample_partitions
 from tests.flower_runs import in_process
@@ -12,7 +13,7 @@ SCALE = ("run-name='scale' num-server-rounds=2 scenes-train=400 scenes-val=4 sce
 
 def test_200_clients_with_5_sampled_per_round_train_and_are_each_scored(tmp_path):
     run = in_process(tmp_path, SCALE)
-    table = pd.read_csv(run / rd.METRICS)
+    table = pd.read_csv(run / rd.METRICS, float_precision="round_trip")  # exact floats, as written
     assert table["round"].tolist() == [0, 1, 2] and (table.loc[1:, "clients_replied"] == 5).all()
     assert (table.loc[1:, ["clients_failed", "updates_rejected", "skipped"]] == 0).all().all()
     assert table.loc[2, "rsum"] != table.loc[0, "rsum"]
@@ -20,3 +21,7 @@ def test_200_clients_with_5_sampled_per_round_train_and_are_each_scored(tmp_path
     assert set(users) <= set(table.columns) and table.loc[2, users].notna().all()  # one test image each at least
     sampled = [sample_partitions(0, r, range(200), 0.025) for r in (1, 2)]
     assert all(len(s) == 5 for s in sampled) and sampled[0] != sampled[1]
+    # the final checkpoint, scored again outside the run, gives the run's own last row
+    per_pair, rescored, _, server_round = score(run)
+    assert server_round == 2 and [rescored[k] for k in range(200)] == table.loc[2, users].tolist()
+    assert per_pair["oracle-image+oracle-text"]["rsum"] == table.loc[2, "rsum"]
