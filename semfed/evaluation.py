@@ -128,3 +128,12 @@ def recall_columns(per_pair: dict[str, dict[str, float]], client_rsum: dict[int,
                     for name, clients in cfg.label_groups().items()})
     return row
 
+
+def user_groups(cfg: SemfedConfig) -> dict[int, str]:
+    """Partition id -> the group its users.png line is coloured by: its label-noise group (or 'clean')
+    when the run injects noise, else its encoders."""
+    if not cfg.noise_groups:
+        return {pid: profile.group for pid, profile in enumerate(cfg.client_profiles)}
+    groups = cfg.label_groups()
+    return {pid: next(name for name, clients in groups.items() if pid in clients)
+            for pid in range(len(cfg.client_profiles))}

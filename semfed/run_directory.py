@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -25,6 +26,7 @@ from semfed.tasks import TASKS  # noqa: E402
 METRICS = TASKS["retrieval"].rounds_table
 GROUPS = TASKS["retrieval"].final_table
 CHECKPOINT = "checkpoint.pt"
+USERS_PLOT = "users.png"
 PLOT = "rsum.png"
 LOG = "run.log"
 CHECKPOINT_KEYS = ("adapter", "round", "skb_version", "config")
@@ -103,6 +105,29 @@ def plot_rsum(path: Path, table: pd.DataFrame, title: str) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path / PLOT, dpi=120)
+    plt.close(fig)
+
+
+def users_figure(table: pd.DataFrame, group_of: dict[int, str], title: str) -> plt.Figure:
+    """Each user's RSUM on its own test images (user_rsum[k]) against the scored rounds: one line per user,
+    coloured by its group (group_of: partition id -> group name; one legend entry per group)."""
+    names = sorted(set(group_of.values()))
+    colour = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for pid in sorted(group_of):
+        scored = table[["round", f"user_rsum[{pid}]"]].dropna()
+        ax.plot(scored["round"], scored[f"user_rsum[{pid}]"], lw=1, alpha=0.7, color=colour[group_of[pid]])
+    ax.legend(handles=[Line2D([], [], color=colour[name], label=name) for name in names], fontsize=7)
+    ax.set(xlabel="round", ylabel="RSUM on the user's own test images (%)", title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_users(path: Path, table: pd.DataFrame, group_of: dict[int, str], title: str) -> None:
+    """users.png: users_figure of the metrics table so far."""
+    fig = users_figure(table, group_of, title)
+    fig.savefig(path / USERS_PLOT, dpi=120)
     plt.close(fig)
 
 

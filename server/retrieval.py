@@ -17,7 +17,7 @@ from semfed import run_directory as rd
 from semfed.centralised import train_centralised
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
-from semfed.evaluation import evaluate_clients, evaluate_shared_model, recall_columns
+from semfed.evaluation import evaluate_clients, evaluate_shared_model, recall_columns, user_groups
 from semfed.labels import group_label_metrics
 from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders, shard_sizes
 from semfed.tracking import Tracking
@@ -79,6 +79,9 @@ class RoundRecorder:
         self.tracking.log(row)
         rd.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
                                           f"seed {self.cfg.seed}")
+        if scored:
+            rd.plot_users(self.run_dir, table, user_groups(self.cfg), f"semfed {self.cfg.method}: each user, "
+                                                                     f"seed {self.cfg.seed}")
         rd.save_checkpoint(self.run_dir, state, server_round, self.skb_version, self.cfg,
                            resume_state(self.strategy, table, self.client_rsum))
         log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,

@@ -4,6 +4,7 @@ the local-only strategy is exercised end to end in test_baselines_e2e.py."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,8 @@ import torch.nn.functional as F
 from semfed.adapter.model import GraphAdapter
 from semfed.adapter.uniform_head import UniformHead
 from semfed.config import ConfigError, load_config, parse_client_profiles
-from semfed.evaluation import client_encoders, pair_recalls, recall_columns
+from semfed.evaluation import client_encoders, pair_recalls, recall_columns, user_groups
+from semfed.run_directory import users_figure
 
 CONCEPTS = F.normalize(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
 
@@ -81,3 +83,18 @@ def test_a_users_recalls_use_only_its_own_images_and_their_captions():
     shifted = pair_recalls({"frcnn-r50": image, "minilm": captions.roll(1, dims=0)}, np.array([1, 3]))
     assert shifted["frcnn-r50+minilm"]["rsum"] < 600.0
 
+
+
+def test_users_plot_draws_each_users_scored_rounds_in_its_groups_colour():
+    cfg = load_config(clients="frcnn-r50+minilm;frcnn-mnv3+minilm;minilm", label_noise="severe:0.5:1-2")
+    groups = user_groups(cfg)
+    assert groups == {0: "clean", 1: "severe", 2: "severe"}
+    assert user_groups(load_config(clients="frcnn-r50+minilm;minilm")) == {0: "frcnn-r50+minilm", 1: "minilm"}
+    table = pd.DataFrame({"round": [0, 1, 2], "user_rsum[0]": [1.0, np.nan, 3.0], "user_rsum[1]": [4.0, np.nan, 6.0],
+                          "user_rsum[2]": [7.0, np.nan, 9.0]})
+    figure = users_figure(table, groups, "t")
+    lines = figure.axes[0].get_lines()
+    assert [line.get_ydata().tolist() for line in lines] == [[1.0, 3.0], [4.0, 6.0], [7.0, 9.0]]
+    assert [line.get_xdata().tolist() for line in lines] == [[0, 2]] * 3  # the unscored round left out
+    assert lines[1].get_color() == lines[2].get_color() != lines[0].get_color()
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["clean", "severe"]

@@ -39,6 +39,7 @@ def test_simulation_writes_a_complete_run_directory(two_runs):
     assert checkpoint["round"] == 2 and any(k.startswith("stems.frcnn_mnv3") for k in checkpoint["adapter"])
     assert json.loads((run / "config.json").read_text())["num-server-rounds"] == 2
     assert_plot(run / "rsum.png")
+    assert_plot(run / "users.png")
     assert "round 2/2" in (run / "run.log").read_text()
     assert "round 2/2" in result.stdout + result.stderr  # progress is streamed to the user
     assert "feature cache miss" in (run / "run.log").read_text()  # a ran the frozen encoders
