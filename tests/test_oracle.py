@@ -6,7 +6,7 @@ import torch
 
 from semfed.config_values import ConfigError
 from semfed.data.features import load_dataset, split_features
-from semfed.data.scenes import COLOURS, SHAPES, SIZES
+from semfed.data.scenes import COLOURS, OBJECT_ATTRIBUTES, SHAPES, SIZES
 from semfed.encoders.oracle import OracleRegions, OracleTokens, word_list
 from tests.flower_runs import tiny_config
 
@@ -17,7 +17,7 @@ def test_a_region_is_its_one_hot_attributes_then_its_box_geometry():
     objects = [[{"shape": "star", "colour": "red", "size": "large"}, {"shape": "circle", "colour": "blue", "size": "small"},
                 {"shape": "cross", "colour": "red", "size": "small"}], []]
     boxes = [np.array([[0, 0, 32, 64], [16, 16, 48, 32], [0, 0, 8, 8]]), np.zeros((0, 4))]
-    feats, mask = OracleRegions(max_regions=2).encode(objects, boxes, image_side=64)
+    feats, mask = OracleRegions(2, OBJECT_ATTRIBUTES).encode(objects, boxes, image_side=64)
     assert feats.shape == (2, 2, S + C + Z + 5) and mask.tolist() == [[True, True], [False, False]]  # the cross is cut
     first = torch.zeros(S + C + Z + 5)
     first[[SHAPES.index("star"), S + COLOURS.index("red"), S + C + SIZES.index("large")]] = 1

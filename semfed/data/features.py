@@ -11,7 +11,7 @@ from semfed.config import SemfedConfig
 from semfed.config_values import IMAGE_ENCODERS, ORACLE_IMAGE, ORACLE_TEXT, PRECOMPUTED_ENCODER
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.flickr30k import load_flickr30k
-from semfed.data.scenes import SceneSpec, load_scenes
+from semfed.data.scenes import OBJECT_ATTRIBUTES, SceneSpec, load_scenes
 from semfed.encoders.feature_cache import cached_features, encode_images, encode_texts, feature_key
 from semfed.encoders.oracle import OracleRegions, OracleTokens, word_list
 from semfed.encoders.precomputed import PrecomputedRegions
@@ -94,7 +94,8 @@ def split_features(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str, sp
             model = PrecomputedRegions(**args, regions_shape=data.regions.shape)
             return encode_images(model, data.regions, None, progress_label=f"{encoder} {split} regions")
         if spec["kind"] == "oracle-regions":
-            feats, mask = OracleRegions(cfg.max_regions).encode(data.objects, data.boxes, data.images.shape[1])
+            feats, mask = OracleRegions(cfg.max_regions, OBJECT_ATTRIBUTES).encode(data.objects, data.boxes,
+                                                                                  data.images.shape[1])
             return {"feats": feats.half(), "mask": mask}
         if spec["kind"] == "oracle-tokens":
             vocabulary = word_list(scenes.splits["train"].flat_captions())

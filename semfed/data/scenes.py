@@ -36,6 +36,7 @@ _SYNONYMS = {c.name: c.synonyms for c in SCENE_CONCEPTS}
 SHAPES = tuple(c.name for c in SCENE_CONCEPTS if c.category == "shape")
 COLOURS = tuple(c.name for c in SCENE_CONCEPTS if c.category == "colour")
 SIZES = tuple(c.name for c in SCENE_CONCEPTS if c.category == "size")
+OBJECT_ATTRIBUTES = (("shape", SHAPES), ("colour", COLOURS), ("size", SIZES))  # what each object dict holds
 
 #: Nominal RGB per colour; each object adds a uniform jitter of +-COLOUR_JITTER per channel.
 COLOUR_RGB = {

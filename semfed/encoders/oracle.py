@@ -2,8 +2,9 @@
 so that an adapter trained on them shows the highest RSUM this data admits (the ceiling every real
 encoder is read against).
 
-A region feature (`oracle-image`) is, per object in drawing order, one-hot shape [6] | one-hot colour |
-one-hot size, followed by the five box-geometry values region encoders append (semfed.encoders.regions).
+A region feature (`oracle-image`) is, per object in drawing order, the one-hot value of each attribute
+(the scenes': shape, colour, size), followed by the five box-geometry values region encoders append
+(semfed.encoders.regions).
 A token feature (`oracle-text`) is, per lower-cased word of the caption, the one-hot identity of the word
 in the training captions' word list (a word the training captions lack: all zero; its mask stays True).
 """
@@ -16,10 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from semfed.data.scenes import COLOURS, SHAPES, SIZES
 from semfed.encoders.regions import GEOMETRY_DIM, box_geometry
 
-ATTRIBUTES = (("shape", SHAPES), ("colour", COLOURS), ("size", SIZES))
 WORD = re.compile(r"[a-z]+")
 
 
@@ -34,16 +33,17 @@ def word_list(captions: list[str]) -> tuple[str, ...]:
 
 
 class OracleRegions:
-    """Ground-truth region features of scene images: encode(objects, boxes, image_side)."""
+    """Ground-truth region features of scene images: encode(objects, boxes, image_side).
+    attributes: (attribute, its values in order) per attribute an object dict holds, e.g. ("shape", SHAPES)."""
 
     name = "oracle-image"
 
-    def __init__(self, max_regions: int):
-        self.max_regions = max_regions
-        self.out_dim = sum(len(values) for _, values in ATTRIBUTES) + GEOMETRY_DIM
+    def __init__(self, max_regions: int, attributes: tuple[tuple[str, tuple[str, ...]], ...]):
+        self.max_regions, self.attributes = max_regions, attributes
+        self.out_dim = sum(len(values) for _, values in attributes) + GEOMETRY_DIM
 
     def encode(self, objects: list[list[dict[str, str]]], boxes: list[np.ndarray], image_side: int) -> tuple[Tensor, Tensor]:
-        """objects: per image its objects' {"shape", "colour", "size"}; boxes: per image [n_i, 4] xyxy pixels
+        """objects: per image its objects' {attribute: value}; boxes: per image [n_i, 4] xyxy pixels
         of an image_side x image_side image. Returns (feats float32 [B, R, out_dim], mask bool [B, R]),
         R = max_regions; objects past R are dropped, padding rows are zero with mask False."""
         feats = torch.zeros(len(objects), self.max_regions, self.out_dim)
@@ -51,7 +51,7 @@ class OracleRegions:
         for i, (image_objects, image_boxes) in enumerate(zip(objects, boxes)):
             n = min(len(image_objects), self.max_regions)
             offset = 0
-            for attribute, values in ATTRIBUTES:
+            for attribute, values in self.attributes:
                 for j, obj in enumerate(image_objects[:n]):
                     feats[i, j, offset + values.index(obj[attribute])] = 1.0
                 offset += len(values)
