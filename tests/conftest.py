@@ -21,3 +21,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(items):
+    """Test files with slow (end-to-end `flwr run`) tests first, the longest known first, so that the
+    xdist workers (scripts/test.sh: --dist loadfile --no-loadscope-reorder) start them at once and the
+    quick files fill in around them; the order within a file is kept."""
+    first = ("test_cluster_tls.py", "test_flower_e2e.py", "test_jscc_flower.py", "test_ray_attach.py")
+    rank = {name: i for i, name in enumerate(first)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(first)))
