@@ -34,15 +34,16 @@ def share_caches(work_dir: Path) -> None:
 
 
 def run_flower(work_dir: Path, run_config: str, num_supernodes: int, port: int,
-               fresh_cache: bool = False) -> subprocess.CompletedProcess:
+               fresh_cache: bool = False, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """A simulation with its own Flower home, SuperLink ports `port` / `port + 2` in this worker's range (a
     user's run may hold the defaults) and Ray temp dir, this interpreter's environment first on PATH; output
-    captured. Its caches are the session's shared ones unless `fresh_cache` (then computed in work_dir)."""
+    captured. Its caches are the session's shared ones unless `fresh_cache` (then computed in work_dir);
+    `env`: variables added to this process's (e.g. RAY_ADDRESS)."""
     port = worker_port(port)
     work_dir.mkdir(parents=True, exist_ok=True)
     if not fresh_cache:
         share_caches(work_dir)
-    env = {**os.environ, "FLWR_HOME": str(work_dir / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(port),
+    env = {**os.environ, **(env or {}), "FLWR_HOME": str(work_dir / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(port),
            "FLWR_LOCAL_CONTROL_API_PORT": str(port + 2), "RAY_TMPDIR": f"/tmp/semfed-ray-{WORKER}", "PYTHONPATH": str(ROOT),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{work_dir}' {run_config}",
@@ -63,11 +64,11 @@ def tiny_config(work_dir: Path, **changes) -> SemfedConfig:
     return cfg.replace(**changes) if changes else cfg
 
 
-def tiny_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2,
-             fresh_cache: bool = False) -> subprocess.CompletedProcess:
+def tiny_run(work_dir: Path, run_name: str, extra: str = "", rounds: int = 2, fresh_cache: bool = False,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The tiny retrieval config on 3 SuperNodes, with run-config overrides in `extra`."""
     return run_flower(work_dir, f"run-name='{run_name}' num-server-rounds={rounds} {TINY} {extra}", 3, 39191,
-                      fresh_cache)
+                      fresh_cache, env)
 
 
 def in_process(work_dir: Path, run_config: str, num_nodes: int | None = None, fresh_cache: bool = False) -> Path:

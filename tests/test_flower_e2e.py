@@ -1,4 +1,5 @@
-"""End-to-end: the real `flwr run` simulation (managed local SuperLink, Ray backend) on a tiny config."""
+"""End-to-end: the real `flwr run` simulation (managed local SuperLink, Ray backend: a Ray cluster of the
+test's own) on a tiny config, and the same config in process."""
 
 import json
 
@@ -9,23 +10,29 @@ import torch
 from tests.checks import assert_plot, assert_trained
 from tests.flower_runs import tiny_in_process
 from tests.flower_runs import tiny_run as flwr_run
+from tests.ray_head import actors_ran_on, ray_head
 from tests.test_tracking import expected_series, read_mlflow, read_tensorboard
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    """a: the real `flwr run`, filling work's own cache; b: the same config in this process, reading a's
-    features (and mirroring its metrics to TensorBoard and MLflow)."""
+    """a: the real `flwr run`, filling work's own cache, its simulation attached to a Ray head of the test's
+    own through RAY_ADDRESS (the managed SuperLink passes it on); b: the same config in this process,
+    reading a's features (and mirroring its metrics to TensorBoard and MLflow)."""
     work = tmp_path_factory.mktemp("work")
-    result = flwr_run(work, "a", fresh_cache=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with ray_head() as (address, temp_dir):
+        result = flwr_run(work, "a", fresh_cache=True, env={"RAY_ADDRESS": address})
+        superlink_log = work / "flwr-home" / "local-superlink" / "superlink.log"
+        assert result.returncode == 0, (result.stdout[-3000:] + result.stderr[-3000:] +
+                                        (superlink_log.read_text()[-3000:] if superlink_log.exists() else ""))
+        on_the_head = actors_ran_on(temp_dir)
     tiny_in_process(work, "b", "tracking='tensorboard,mlflow'", fresh_cache=True)
-    return work, result
+    return work, result, on_the_head
 
 
 @pytest.mark.slow
 def test_simulation_writes_a_complete_run_directory(two_runs):
-    work, result = two_runs
+    work, result, _ = two_runs
     run = work / "runs" / "a"
     table = pd.read_csv(run / "metrics.csv")
     assert table["round"].tolist() == [0, 1, 2]
@@ -48,7 +55,7 @@ def test_simulation_writes_a_complete_run_directory(two_runs):
 
 @pytest.mark.slow
 def test_same_seed_gives_identical_metrics_through_flower_and_in_process(two_runs):
-    work, _ = two_runs
+    work, *_ = two_runs
     a, b = (pd.read_csv(work / "runs" / name / "metrics.csv").drop(columns="seconds") for name in ("a", "b"))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert a.loc[2, "rsum"] != a.loc[0, "rsum"] or a.loc[2, "train_loss"] != a.loc[1, "train_loss"]
@@ -83,7 +90,7 @@ def test_federated_label_consensus_prunes_injected_noise_and_counts_its_bytes(tm
 
 @pytest.mark.slow
 def test_tracking_sinks_hold_the_metrics_csv_values(two_runs):
-    work, _ = two_runs
+    work, *_ = two_runs
     # round_trip: pandas' default float parser can miss the last digit of what to_csv wrote
     expected = expected_series(pd.read_csv(work / "runs" / "b" / "metrics.csv", float_precision="round_trip"))
     assert set(expected) >= {"rsum", "train_loss", "bytes_received", "rsum/frcnn-mnv3_minilm"}
@@ -91,3 +98,9 @@ def test_tracking_sinks_hold_the_metrics_csv_values(two_runs):
     run, series = read_mlflow(work, "b")
     assert series == expected and run.data.params["num-server-rounds"] == "2"
     assert not (work / "runs" / "a" / "tensorboard").exists()  # no sink unless asked for
+
+
+@pytest.mark.slow
+def test_the_simulation_attaches_to_an_existing_ray_cluster_through_ray_address(two_runs):
+    *_, on_the_head = two_runs
+    assert on_the_head  # the ClientApp actors ran on the test's Ray head, not on a Ray of the simulation's own
