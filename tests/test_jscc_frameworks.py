@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from semfed import channels as ch
-from semfed.data.image_folder import DEFAULT_IMAGES, center_crops, load_images, random_crops
+from semfed.data.image_folder import DEFAULT_IMAGES, center_crops, image_sizes, load_images, random_crops
 from semfed.jscc import AttentionEncoder, build_decoder, psnr
 from semfed.jscc.frameworks import (
     decoder_loss,
@@ -127,6 +127,22 @@ def test_bad_folders_and_files_name_the_path(tmp_path):
     (empty / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     with pytest.raises(ValueError, match="broken.png"):
         load_images(str(empty))
+    with pytest.raises(ValueError, match="broken.png"):
+        image_sizes(str(empty))
+
+
+def test_image_sizes_read_the_headers_only(tmp_path):
+    """The config check's sizes: a PNG whose pixel data is cut off still has its size (load_images would
+    fail on it), in load_images' order; the bundled default's sizes are its images' shapes."""
+    Image.new("RGB", (30, 20)).save(tmp_path / "b.png")
+    whole = tmp_path / "whole.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 70, 3), dtype=np.uint8)).save(whole)
+    (tmp_path / "a.png").write_bytes(whole.read_bytes()[:200])  # the header and a little of the data
+    whole.unlink()
+    assert image_sizes(str(tmp_path)) == [(90, 70), (20, 30)]
+    with pytest.raises(ValueError, match="a.png"):
+        load_images(str(tmp_path))
+    assert image_sizes(None) == [image.shape[:2] for image in load_images(None)]
 
 
 # --- training frameworks ---------------------------------------------------------------

@@ -52,13 +52,35 @@ def load_images(folder: str | Path | None) -> list[np.ndarray]:
     """
     if folder is None or str(folder) == "":
         return [_as_rgb(_default_image(name)) for name in DEFAULT_IMAGES]
+    return [decode_image(p) for p in image_files(folder)]
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The PNG/JPEG files of `folder`, sorted by name; ValueError naming the folder if it is missing or
+    holds none."""
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise ValueError(f"image folder {root} does not exist or is not a directory")
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"image folder {root} holds no {'/'.join(IMAGE_SUFFIXES)} files")
-    return [decode_image(p) for p in files]
+    return files
+
+
+def image_sizes(folder: str | Path | None) -> list[tuple[int, int]]:
+    """(height, width) in pixels of every image load_images(folder) gives, read from the file headers
+    only (a config check must not decode a whole dataset); ValueError as load_images, naming a file
+    whose header does not read."""
+    if folder is None or str(folder) == "":
+        return [image.shape[:2] for image in load_images(folder)]
+    sizes = []
+    for path in image_files(folder):
+        try:
+            with Image.open(path) as image:
+                sizes.append((image.height, image.width))
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"cannot decode image file {path}: {error}") from error
+    return sizes
 
 
 def _fitting(images: list[np.ndarray], size: int) -> list[np.ndarray]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from semfed.channels import CHANNELS
-from semfed.data.image_folder import load_images
+from semfed.data.image_folder import image_sizes
 from semfed.jscc.decoders import check_decoder_specs
 from semfed.jscc.encoder import latent_channels
 from semfed.jscc.framework_registry import FRAMEWORKS
@@ -37,7 +37,7 @@ def check_jscc_images(cfg: Any) -> None:
         if key == "jscc-eval-images" and folder in ("", cfg.jscc_images):
             continue  # the training images, checked above
         try:
-            largest = max(min(image.shape[:2]) for image in load_images(folder))
+            largest = max(min(size) for size in image_sizes(folder))
         except ValueError as error:
             raise ValueError(f"{key}: {error}") from None
         if cfg.jscc_crop_size > largest:
