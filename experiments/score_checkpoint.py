@@ -14,8 +14,7 @@ from semfed import run_directory as rd
 from semfed.config import SemfedConfig
 from semfed.evaluation import evaluate_shared_model, mean_recalls
 from semfed.metrics import users_mean
-from semfed.data.shards import client_test_indices
-from semfed.participants import build_adapter, dataset_and_skb, federation_encoders
+from semfed.participants import build_adapter, client_test_images, federation_encoders
 
 
 def score(run: Path) -> tuple[dict[str, dict[str, float]], dict[int, float], SemfedConfig, int]:
@@ -35,8 +34,7 @@ def main() -> None:
     per_pair, users, cfg, server_round = score(run)
     pairs = ", ".join(f"{pair} {recalls['rsum']:.1f}" for pair, recalls in per_pair.items())
     print(f"{run}: round {server_round}, whole-split RSUM {mean_recalls(per_pair)['rsum']:.1f} ({pairs})")
-    scenes, _ = dataset_and_skb(cfg)
-    sizes = [len(images) for images in client_test_indices(cfg, scenes)]
+    sizes = [len(images) for images in client_test_images(cfg)]
     print("| user | profile | own test images | own test RSUM |\n|---|---|---|---|")
     for pid, value in users.items():
         print(f"| {pid} | {cfg.client_profiles[pid].group} | {sizes[pid]} | {value:.1f} |")

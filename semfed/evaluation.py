@@ -12,9 +12,8 @@ from semfed.config import SemfedConfig
 from semfed.config_values import IMAGE_ENCODERS, ClientProfile
 from semfed.data.dataset import CAPTIONS_PER_IMAGE
 from semfed.data.features import split_features
-from semfed.data.shards import client_test_indices
 from semfed.metrics import RECALL_NAMES, retrieval_recalls, users_mean
-from semfed.participants import dataset_and_skb
+from semfed.participants import client_test_images, dataset_and_skb
 
 Receiver = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -69,10 +68,9 @@ def evaluate_federation(model: GraphAdapter, cfg: SemfedConfig, encoders: tuple[
 
 
 def user_rsum(embeddings: dict[str, torch.Tensor], cfg: SemfedConfig, partition_id: int) -> float:
-    """A user's RSUM on its own test images (semfed.data.shards.client_test_indices), mean over the encoder
+    """A user's RSUM on its own test images (semfed.participants.client_test_images), mean over the encoder
     pairs it uses (client_encoders); NaN for a user whose share of the test split is empty."""
-    scenes, _ = dataset_and_skb(cfg)
-    images = client_test_indices(cfg, scenes)[partition_id]
+    images = client_test_images(cfg)[partition_id]
     if not len(images):
         return float("nan")
     own = client_encoders(cfg.client_profiles[partition_id], tuple(embeddings))

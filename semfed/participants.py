@@ -13,7 +13,7 @@ from semfed.config import SemfedConfig
 from semfed.data.features import feature_dir, load_dataset, split_features
 from semfed.data.label_noise import corrupt_annotations
 from semfed.data.dataset import RetrievalDataset
-from semfed.data.shards import Shard, build_shard, client_indices
+from semfed.data.shards import Shard, build_shard, client_indices, client_test_indices
 from semfed.seeds import label_noise_seed
 from semfed.skb import SemanticKnowledgeBase, load_skb
 
@@ -23,6 +23,13 @@ def dataset_and_skb(cfg: SemfedConfig) -> tuple[RetrievalDataset, SemanticKnowle
     """The run's dataset and SKB (loaded once per process)."""
     scenes = load_dataset(cfg)
     return scenes, load_skb(feature_dir(cfg), scenes.concepts, cfg.skb_encoder, cfg.torch_device)
+
+
+@functools.lru_cache(maxsize=2)
+def client_test_images(cfg: SemfedConfig) -> tuple[np.ndarray, ...]:
+    """Each client's own test images (semfed.data.shards.client_test_indices), drawn once per process."""
+    scenes, _ = dataset_and_skb(cfg)
+    return tuple(client_test_indices(cfg, scenes))
 
 
 def client_annotations(cfg: SemfedConfig, scenes: RetrievalDataset, partition_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ run; what only a real run shows (ports, processes, timeouts, isolation) stays wi
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 import time
@@ -33,7 +34,7 @@ def over_the_wire(message: Message) -> Message:
 
 
 class InProcessGrid(Grid):
-    """A Grid whose nodes are ClientApp calls in this process, one after another, in node-id order.
+    """A Grid whose nodes are ClientApp calls in this process, one after another, in the order pushed.
     Node ids are random 63-bit integers from `seed` (as Flower's are), so that code cannot confuse them
     with partition ids; node k has node config partition-id=k, num-partitions=len(nodes)."""
 
@@ -42,7 +43,8 @@ class InProcessGrid(Grid):
         ids = random.Random(seed).sample(range(2, 2**63), num_nodes)
         self.contexts = {node: Context(run_id=RUN_ID, node_id=node, node_config={"partition-id": k, "num-partitions": num_nodes},
                                        state=RecordDict(), run_config=dict(run_config)) for k, node in enumerate(ids)}
-        self.replies: dict[str, Message] = {}
+        self.replies: dict[str, Message] = {}  # by message id, until pulled
+        self.message_ids = itertools.count()
         self._run = Run.create_empty(RUN_ID)
 
     def set_run(self, run: Run) -> None:
@@ -65,7 +67,7 @@ class InProcessGrid(Grid):
         for message in messages:
             message.metadata.__dict__["_run_id"] = RUN_ID
             message.metadata.__dict__["_src_node_id"] = SUPERLINK_NODE_ID
-            message.metadata.__dict__["_message_id"] = message_id = f"{len(self.replies) + len(ids)}"
+            message.metadata.__dict__["_message_id"] = message_id = str(next(self.message_ids))
             received = over_the_wire(message)
             context = self.contexts.get(received.metadata.dst_node_id)
             if context is None:

@@ -36,8 +36,6 @@ class OracleRegions:
     """Ground-truth region features of scene images: encode(objects, boxes, image_side).
     attributes: (attribute, its values in order) per attribute an object dict holds, e.g. ("shape", SHAPES)."""
 
-    name = "oracle-image"
-
     def __init__(self, max_regions: int, attributes: tuple[tuple[str, tuple[str, ...]], ...]):
         self.max_regions, self.attributes = max_regions, attributes
         self.out_dim = sum(len(values) for _, values in attributes) + GEOMETRY_DIM
@@ -63,8 +61,6 @@ class OracleRegions:
 
 class OracleTokens:
     """Ground-truth token features: each word's one-hot identity in `vocabulary`."""
-
-    name = "oracle-text"
 
     def __init__(self, vocabulary: tuple[str, ...], max_tokens: int):
         self.index = {word: i for i, word in enumerate(vocabulary)}
