@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from semfed.aggregation import AGGREGATIONS
 from semfed.config_values import (
+    DETECTOR_ADAPTATIONS,
     ClientProfile,
     ConfigError,
     DecoderSpec,
@@ -179,7 +180,7 @@ class SemfedConfig:
             if getattr(self, name) < 32:
                 raise ConfigError(f"{_key(name)}: must be >= 32 pixels, got {getattr(self, name)}")
         choices = {"partitioning": ("iid", "dirichlet"), "region_source": ("boxes", "proposals"),
-                   "detector_adaptation": ("batchnorm", "none"),
+                   "detector_adaptation": DETECTOR_ADAPTATIONS,
                    "device": ("auto", "cpu", "cuda"), "label_noise_kind": NOISE_KINDS,
                    "label_handling": tuple(LABEL_POLICIES), "method": tuple(METHODS), "task": tuple(TASKS)}
         for name, allowed in choices.items():
@@ -248,6 +249,10 @@ class SemfedConfig:
         if oracles and self.dataset != "scenes":
             raise ConfigError(f"clients: {oracles} read the ground truth of the generated scenes; "
                               f"dataset={self.dataset!r} has none")
+        detectors = image_encoders - {PRECOMPUTED_ENCODER, ORACLE_IMAGE}
+        if detectors and self.dataset != "scenes" and self.detector_adaptation == "attributes":
+            raise ConfigError(f"detector-adaptation: 'attributes' trains on the generated scenes' objects and "
+                              f"attributes; dataset={self.dataset!r} has none (use 'batchnorm' or 'none')")
         if self.dataset != "flickr30k":
             return
         for name in ["flickr30k_path", "flickr30k_images"]:

@@ -12,6 +12,7 @@ PRECOMPUTED_ENCODER = "bottom-up"  # precomputed region features (Flickr30K's sc
 ORACLE_IMAGE, ORACLE_TEXT = "oracle-image", "oracle-text"  # the scenes' ground truth as features (encoders/oracle.py)
 IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3", PRECOMPUTED_ENCODER, ORACLE_IMAGE)
 TEXT_ENCODERS = ("minilm", ORACLE_TEXT)  # plus "hf@/absolute/dir" for any local BERT-family model
+DETECTOR_ADAPTATIONS = ("none", "batchnorm", "attributes")  # how an untrained detector learns the data (semfed/data/features.py)
 
 
 class ConfigError(ValueError):

@@ -38,29 +38,64 @@ def feature_dir(cfg: SemfedConfig) -> Path:
 
 
 ADAPTATION_IMAGES = 256  # training images used to re-estimate an untrained detector's BatchNorm statistics
+PRETRAINING_EPOCHS = 5  # detector-adaptation 'attributes': epochs of the box head over the training regions
 
 
 def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> str:
-    """The image encoder's weights file: the configured one, else (with detector-adaptation
-    'batchnorm') the seeded detector with BatchNorm statistics adapted to the training
-    images, computed once into work-dir/detectors; '' = the seeded untrained detector."""
+    """The image encoder's weights file: the configured one; else, by detector-adaptation, the seeded detector
+    with BatchNorm statistics adapted to the training images ('batchnorm'), that detector with its box head
+    then trained on the training scenes' objects and attributes ('attributes'), or '' (the seeded untrained
+    detector, 'none'). Computed once into work-dir/detectors, keyed by content."""
     if cfg.encoder_weights(encoder) or cfg.detector_adaptation == "none":
         return cfg.encoder_weights(encoder)
     size = cfg.encoder_input_size(encoder)
-    spec = {"kind": "adabn", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED, "images": ADAPTATION_IMAGES}
-    folder = cfg.root / "detectors"
-    key = feature_key(spec, scenes.fingerprint, "train")
+    train = scenes.splits["train"]
 
-    def compute() -> dict[str, torch.Tensor]:
+    def adapted() -> dict[str, torch.Tensor]:
         from semfed.encoders.detector_adaptation import adapt_batchnorm
 
-        images = scenes.splits["train"].images[:ADAPTATION_IMAGES]
-        return adapt_batchnorm(encoder, images, size, DETECTOR_INIT_SEED, device=cfg.torch_device)
+        return adapt_batchnorm(encoder, train.images[:ADAPTATION_IMAGES], size, DETECTOR_INIT_SEED,
+                               device=cfg.torch_device)
 
+    spec = {"kind": "adabn", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED, "images": ADAPTATION_IMAGES}
+    path = _cached_weights(cfg, spec, scenes, adapted)
+    if cfg.detector_adaptation == "batchnorm":
+        return path
+    spec = {"kind": "attribute-heads", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED,
+            "max_regions": cfg.max_regions, "epochs": PRETRAINING_EPOCHS, "weights_path": path}
+    computed = {}
+
+    def pretrained() -> dict[str, torch.Tensor]:
+        from semfed.encoders.attribute_pretraining import pretrain_box_head
+        from semfed.encoders.regions import RegionEncoder
+
+        model = RegionEncoder(encoder, size, cfg.max_regions, DETECTOR_INIT_SEED, path, device=cfg.torch_device)
+        state, computed["train"] = pretrain_box_head(model, train.images, train.boxes, train.objects,
+                                                     OBJECT_ATTRIBUTES, DETECTOR_INIT_SEED, epochs=PRETRAINING_EPOCHS)
+        return state
+
+    weights = _cached_weights(cfg, spec, scenes, pretrained)
+    if computed and cfg.region_source == "boxes":  # the training split's features came with the pre-training
+        key = feature_key(region_spec(cfg, encoder, weights), scenes.fingerprint, "train")
+        cached_features(feature_dir(cfg), key, lambda: computed["train"])
+    return weights
+
+
+def _cached_weights(cfg: SemfedConfig, spec: dict, scenes: RetrievalDataset, compute) -> str:
+    """Path of work-dir/detectors/<key>.pt for the detector weights `spec` names, computed first if absent."""
+    folder = cfg.root / "detectors"
+    key = feature_key(spec, scenes.fingerprint, "train")
     path = folder / f"{key}.pt"
     if not path.exists():
         cached_features(folder, key, compute)
     return str(path)
+
+
+def region_spec(cfg: SemfedConfig, encoder: str, weights_path: str) -> dict:
+    """The spec (and RegionEncoder arguments) of detector `encoder`'s region features with those weights."""
+    return {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
+            "max_regions": cfg.max_regions, "seed": DETECTOR_INIT_SEED, "weights_path": weights_path,
+            "source": cfg.region_source}
 
 
 def encoder_spec(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> dict:
@@ -72,9 +107,7 @@ def encoder_spec(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> d
     if encoder == ORACLE_TEXT:
         return {"kind": "oracle-tokens", "name": encoder, "max_tokens": cfg.max_tokens}
     if encoder in IMAGE_ENCODERS:
-        return {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
-                "max_regions": cfg.max_regions, "seed": DETECTOR_INIT_SEED,
-                "weights_path": detector_weights(cfg, scenes, encoder), "source": cfg.region_source}
+        return region_spec(cfg, encoder, detector_weights(cfg, scenes, encoder))
     return {"kind": "tokens", "name": encoder, "max_tokens": cfg.max_tokens}
 
 

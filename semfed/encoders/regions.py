@@ -74,6 +74,23 @@ class RegionEncoder:
         Returns (feats float32 [B,R,out_dim], mask bool [B,R]) on `device`, R = max_regions;
         padding rows are zero with mask False.
         """
+        return self.region_features(*self.pooled_regions(images, boxes))
+
+    @torch.no_grad()
+    def region_features(self, pooled: Tensor, geometry: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """The box head over pooled_regions' output: (feats float32 [B,R,out_dim], mask bool [B,R]) as encode."""
+        region_feats = self.model.roi_heads.box_head(pooled.to(self.device)).split([len(g) for g in geometry])
+        feats = torch.zeros(len(geometry), self.max_regions, self.out_dim, device=self.device)
+        mask = torch.zeros(len(geometry), self.max_regions, dtype=torch.bool, device=self.device)
+        for i, (f, g) in enumerate(zip(region_feats, geometry)):
+            feats[i, : len(f)] = torch.cat([f, g.to(self.device)], dim=1)
+            mask[i, : len(f)] = True
+        return feats, mask
+
+    @torch.no_grad()
+    def pooled_regions(self, images: np.ndarray, boxes: list[np.ndarray] | None) -> tuple[Tensor, list[Tensor]]:
+        """The backbone's RoI-aligned maps of each image's regions, before the box head (arguments as encode).
+        Returns (pooled float32 [sum n_i, C, 7, 7] in image order, geometry: per image [n_i, 5])."""
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 [B,H,W,3], got {images.dtype} {images.shape}")
         batch, height, width = images.shape[:3]
@@ -94,14 +111,7 @@ class RegionEncoder:
             proposals, _ = self.model.rpn(image_list, features)
             rois = [p[: self.max_regions] for p in proposals]
             geometry = [box_geometry(r, new_h, new_w) for r in rois]
-        pooled = self.model.roi_heads.box_roi_pool(features, rois, image_list.image_sizes)
-        region_feats = self.model.roi_heads.box_head(pooled).split([len(r) for r in rois])
-        feats = torch.zeros(batch, self.max_regions, self.out_dim, device=self.device)
-        mask = torch.zeros(batch, self.max_regions, dtype=torch.bool, device=self.device)
-        for i, (f, g) in enumerate(zip(region_feats, geometry)):
-            feats[i, : len(f)] = torch.cat([f, g], dim=1)
-            mask[i, : len(f)] = True
-        return feats, mask
+        return self.model.roi_heads.box_roi_pool(features, rois, image_list.image_sizes), geometry
 
 
 def _load_weights(model: torch.nn.Module, path: Path) -> None:

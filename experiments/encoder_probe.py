@@ -1,0 +1,85 @@
+"""Linear probe of frozen region features: how well each detector's region features give each object's
+attributes (the scenes': shape, colour, size), for each detector adaptation.
+
+    .venv/bin/python -m experiments.encoder_probe "work-dir='/abs/work'" [--adaptations none,batchnorm,attributes]
+
+For every image encoder the run config's clients use and every adaptation, a multinomial logistic regression
+(scikit-learn) per attribute is fitted on the training split's regions (the box-head part of each feature, not
+the appended box geometry) and scored on the test split's regions; chance is the most frequent test value.
+Features come from (and fill) the run's feature cache. Prints a markdown table; --csv writes it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from flwr.common.config import parse_config_args
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from semfed.config import SemfedConfig, from_overrides
+from semfed.config_values import DETECTOR_ADAPTATIONS
+from semfed.data.features import load_dataset, split_features
+from semfed.data.scenes import OBJECT_ATTRIBUTES
+from semfed.encoders.regions import GEOMETRY_DIM, IMAGE_ENCODERS
+
+
+def labelled_regions(feats: np.ndarray, mask: np.ndarray, objects: list[list[dict[str, str]]]
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rows of `feats` [N, R, D] whose mask is set, in image order, and per attribute each row's value index.
+    Region j of image i is object j of image i (region-source 'boxes')."""
+    rows = [(i, j) for i in range(len(objects)) for j in range(len(objects[i])) if j < mask.shape[1] and mask[i, j]]
+    x = np.stack([feats[i, j] for i, j in rows]).astype(np.float32)
+    labels = {name: np.array([values.index(objects[i][j][name]) for i, j in rows]) for name, values in OBJECT_ATTRIBUTES}
+    return x, labels
+
+
+def probe(cfg: SemfedConfig, encoder: str, max_train_regions: int = 4000, seed: int = 0) -> dict[str, float]:
+    """Test accuracy per attribute of a logistic regression on `encoder`'s train-split regions (at most
+    max_train_regions, drawn from `seed`), plus the chance level of each."""
+    scenes = load_dataset(cfg)
+    split = {}
+    for name in ("train", "test"):
+        features = split_features(cfg, scenes, encoder, name)
+        feats = features["feats"].float().numpy()[..., :-GEOMETRY_DIM]
+        split[name] = labelled_regions(feats, features["mask"].numpy(), scenes.splits[name].objects)
+    (x_train, y_train), (x_test, y_test) = split["train"], split["test"]
+    keep = np.random.default_rng(seed).permutation(len(x_train))[:max_train_regions]
+    scaler = StandardScaler().fit(x_train[keep])
+    result = {}
+    for name, _ in OBJECT_ATTRIBUTES:
+        model = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train[keep]), y_train[name][keep])
+        result[name] = float((model.predict(scaler.transform(x_test)) == y_test[name]).mean())
+        result[f"{name} chance"] = float(np.bincount(y_test[name]).max() / len(y_test[name]))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="?", default="", help="run-config overrides, as flwr run --run-config")
+    parser.add_argument("--adaptations", default=",".join(DETECTOR_ADAPTATIONS),
+                        help=f"comma-separated, of {DETECTOR_ADAPTATIONS}")
+    parser.add_argument("--csv", type=Path, help="also write the table here")
+    args = parser.parse_args()
+    cfg = from_overrides(parse_config_args([args.overrides] if args.overrides else None))
+    if cfg.dataset != "scenes" or cfg.region_source != "boxes":
+        parser.error("the probe needs the generated scenes' attributes per box: dataset='scenes', region-source='boxes'")
+    encoders = sorted({p.image_encoder for p in cfg.client_profiles} & set(IMAGE_ENCODERS))
+    rows = []
+    for encoder in encoders:
+        for adaptation in args.adaptations.split(","):
+            adapted = cfg.replace(detector_adaptation=adaptation)
+            rows.append({"encoder": encoder, "adaptation": adaptation, **probe(adapted, encoder)})
+    table = pd.DataFrame(rows)
+    print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
+    for row in table.itertuples(index=False):
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()
