@@ -36,7 +36,7 @@ def detectors(scenes, tmp_path_factory):
     torch.save(adapted, folder / "adapted.pt")
     encoder = RegionEncoder("frcnn-r50", SIZE, 8, seed=0, weights_path=str(folder / "adapted.pt"))
     pretrained, features = pretrain_box_head(encoder, train.images, train.boxes, train.objects, OBJECT_ATTRIBUTES,
-                                             seed=0, epochs=15, batch_size=32, lr=3e-4)
+                                             seed=0, epochs=6, batch_size=32, lr=1e-3)
     torch.save(pretrained, folder / "pretrained.pt")
     return folder / "adapted.pt", folder / "pretrained.pt", adapted, pretrained, features
 
@@ -87,9 +87,9 @@ def _probe_accuracy(weights, scenes) -> dict[str, float]:
 def test_attribute_pretraining_lifts_the_probe_above_the_adapted_detector(scenes, detectors):
     adapted_path, pretrained_path, _, _, _ = detectors
     before, after = _probe_accuracy(adapted_path, scenes), _probe_accuracy(pretrained_path, scenes)
-    # measured: shape 0.27 -> 0.34, colour 0.85 -> 0.92, size 0.81 -> 0.89 (216 held-out regions)
+    # measured: shape 0.27 -> 0.30, colour 0.85 -> 0.93, size 0.81 -> 0.86 (216 held-out regions)
     assert all(after[name] > before[name] for name in before), (before, after)
-    assert sum(after.values()) > sum(before.values()) + 0.15, (before, after)
+    assert sum(after.values()) > sum(before.values()) + 0.1, (before, after)
 
 
 def test_attribute_pretraining_is_refused_without_scene_attributes(tmp_path):
@@ -98,7 +98,8 @@ def test_attribute_pretraining_is_refused_without_scene_attributes(tmp_path):
 
 
 def test_attributes_adaptation_leaves_the_training_features_it_computed_in_the_cache(tmp_path):
-    cfg = tiny_config(tmp_path / "shared").replace(work_dir=str(tmp_path / "own"), detector_adaptation="attributes")
+    cfg = tiny_config(tmp_path / "shared").replace(work_dir=str(tmp_path / "own"), detector_adaptation="attributes",
+                                                    frcnn_mnv3_input_size=64)
     scenes = load_dataset(cfg)
     weights = detector_weights(cfg, scenes, "frcnn-mnv3")
     spec = region_spec(cfg, "frcnn-mnv3", weights)
