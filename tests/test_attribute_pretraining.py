@@ -12,6 +12,7 @@ from semfed.encoders.regions import GEOMETRY_DIM, RegionEncoder
 from tests.flower_runs import tiny_config
 
 SIZE = 64
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # in the suite, on default threads, setup took 145 s (17 s alone)
 
 
 def test_region_labels_index_each_attribute_per_kept_object():
@@ -28,7 +29,7 @@ def scenes():
 
 
 @pytest.fixture(scope="module")
-def detectors(scenes, tmp_path_factory):
+def detectors(scenes, tmp_path_factory, one_torch_thread):
     """(BatchNorm-adapted weights file, pre-trained weights file, the state dicts) of a ResNet-50 detector."""
     folder = tmp_path_factory.mktemp("detectors")
     train = scenes.splits["train"]
