@@ -8,8 +8,9 @@ detector's own object classifier (`box_predictor.cls_score`, cross-entropy over 
 further attribute (e.g. colour, size); the losses are summed. The backbone is not trained: on 2 CPU cores a
 torchvision detection training step costs about 0.44 s an image (ResNet-50 FPN, 128 px), about 15 min an epoch
 of 2000 images, while the backbone's RoI maps are computed once (about 2 min, the cost of extracting the
-training split's features, which they then also give) and an epoch of the heads takes about 20 s. The attribute heads are dropped afterwards: the returned state dict loads into the torchvision
-detector of that name, whose box head then gives features that know the attributes.
+training split's features, which they then also give) and an epoch of the heads takes about 17 s. The
+attribute heads are dropped afterwards: the returned state dict loads into the torchvision detector of that
+name, whose box head then gives features that know the attributes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semfed.encoders.feature_cache import IMAGE_BATCH, encode_in_batches
 from semfed.encoders.regions import RegionEncoder
 
 log = logging.getLogger("semfed.encoders")
@@ -38,7 +40,7 @@ def region_labels(objects: list[list[dict[str, str]]], attributes: tuple[tuple[s
 def pretrain_box_head(encoder: RegionEncoder, images: np.ndarray, boxes: list[np.ndarray],
                       objects: list[list[dict[str, str]]], attributes: tuple[tuple[str, tuple[str, ...]], ...],
                       seed: int, epochs: int = 5, batch_size: int = 64, lr: float = 1e-4,
-                      image_batch: int = 16) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+                      image_batch: int = IMAGE_BATCH) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Train `encoder`'s box head and object classifier (with attribute heads) on the ground-truth regions.
 
     images: uint8 [N, H, W, 3]; boxes: per image [n_i, 4] xyxy pixels; objects: per image its objects'
@@ -96,7 +98,9 @@ def pretrain_box_head(encoder: RegionEncoder, images: np.ndarray, boxes: list[np
                  epoch + 1, epochs, total / len(pooled), accuracy, time.perf_counter() - start)
     for module in trained:
         module.requires_grad_(False).eval()
-    counts = [sum(len(g) for g in batch_geometry) for batch_geometry in geometry]
-    features = [encoder.region_features(m, g) for m, g in zip(pooled.split(counts), geometry)]
-    return ({k: v.detach().cpu() for k, v in model.state_dict().items()},
-            {"feats": torch.cat([f for f, _ in features]).cpu().half(), "mask": torch.cat([m for _, m in features]).cpu()})
+    batch_maps = pooled.split([sum(len(g) for g in batch_geometry) for batch_geometry in geometry])
+    features = encode_in_batches(len(images), encoder.max_regions, encoder.out_dim,
+                                 lambda lo, hi: encoder.region_features(batch_maps[lo // image_batch],
+                                                                        geometry[lo // image_batch]),
+                                 image_batch, f"{encoder.name} training regions (pre-trained head)")
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}, features

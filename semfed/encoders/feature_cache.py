@@ -23,6 +23,7 @@ from .tokens import HF_PREFIX, TokenEncoder, resolve_model_dir
 log = logging.getLogger("semfed.encoders")
 
 KEY_CHARS = 20
+IMAGE_BATCH = 16  # images a region encoder encodes at once
 MODEL_FILE_SUFFIXES = (".json", ".txt", ".model", ".safetensors", ".bin", ".pt", ".pth")
 
 
@@ -114,7 +115,7 @@ class _Progress:
             self.next_report += 0.1 * self.total
 
 
-def _encode_in_batches(n: int, length: int, dim: int, encode_batch: Callable[[int, int], tuple[Tensor, Tensor]],
+def encode_in_batches(n: int, length: int, dim: int, encode_batch: Callable[[int, int], tuple[Tensor, Tensor]],
                        batch_size: int, label: str) -> dict[str, Tensor]:
     """Fill dict(feats=float16 [n,length,dim], mask=bool [n,length]) on the CPU from
     encode_batch(lo, hi) -> (feats [hi-lo,length,dim], mask [hi-lo,length]), logging progress."""
@@ -133,14 +134,14 @@ def encode_images(
     encoder: RegionEncoder,
     images: np.ndarray,
     boxes: list[np.ndarray] | None,
-    batch_size: int = 16,
+    batch_size: int = IMAGE_BATCH,
     progress_label: str = "",
 ) -> dict[str, Tensor]:
     """Encode uint8 images [N,H,W,3] (+ per-image xyxy pixel boxes) in batches.
 
     Returns dict(feats=float16 [N,R,D] CPU, mask=bool [N,R] CPU), R = max_regions, D = out_dim.
     """
-    return _encode_in_batches(
+    return encode_in_batches(
         len(images), encoder.max_regions, encoder.out_dim,
         lambda lo, hi: encoder.encode(images[lo:hi], None if boxes is None else boxes[lo:hi]),
         batch_size, progress_label or f"encode images {encoder.name}")
@@ -153,6 +154,6 @@ def encode_texts(
     progress_label: str = "",
 ) -> dict[str, Tensor]:
     """Encode texts in batches: dict(feats=float16 [N,T,D] CPU, mask=bool [N,T] CPU), T = max_tokens."""
-    return _encode_in_batches(len(texts), encoder.max_tokens, encoder.out_dim,
+    return encode_in_batches(len(texts), encoder.max_tokens, encoder.out_dim,
                               lambda lo, hi: encoder.encode(texts[lo:hi]),
                               batch_size, progress_label or f"encode texts {encoder.name}")
