@@ -24,17 +24,8 @@ from semfed.config import SemfedConfig, from_overrides
 from semfed.config_values import DETECTOR_ADAPTATIONS
 from semfed.data.features import load_dataset, split_features
 from semfed.data.scenes import OBJECT_ATTRIBUTES
+from semfed.encoders.attribute_pretraining import region_labels
 from semfed.encoders.regions import GEOMETRY_DIM, IMAGE_ENCODERS
-
-
-def labelled_regions(feats: np.ndarray, mask: np.ndarray, objects: list[list[dict[str, str]]]
-                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Rows of `feats` [N, R, D] whose mask is set, in image order, and per attribute each row's value index.
-    Region j of image i is object j of image i (region-source 'boxes')."""
-    rows = [(i, j) for i in range(len(objects)) for j in range(len(objects[i])) if j < mask.shape[1] and mask[i, j]]
-    x = np.stack([feats[i, j] for i, j in rows]).astype(np.float32)
-    labels = {name: np.array([values.index(objects[i][j][name]) for i, j in rows]) for name, values in OBJECT_ATTRIBUTES}
-    return x, labels
 
 
 def probe(cfg: SemfedConfig, encoder: str, max_train_regions: int = 4000, seed: int = 0) -> dict[str, float]:
@@ -42,10 +33,11 @@ def probe(cfg: SemfedConfig, encoder: str, max_train_regions: int = 4000, seed: 
     max_train_regions, drawn from `seed`), plus the chance level of each."""
     scenes = load_dataset(cfg)
     split = {}
-    for name in ("train", "test"):
+    for name in ("train", "test"):  # region j of image i is object j of image i (region-source 'boxes')
         features = split_features(cfg, scenes, encoder, name)
-        feats = features["feats"].float().numpy()[..., :-GEOMETRY_DIM]
-        split[name] = labelled_regions(feats, features["mask"].numpy(), scenes.splits[name].objects)
+        x = features["feats"][features["mask"]][:, :-GEOMETRY_DIM].float().numpy()
+        labels = region_labels(scenes.splits[name].objects, OBJECT_ATTRIBUTES, cfg.max_regions).numpy()
+        split[name] = x, {attribute: labels[:, k] for k, (attribute, _) in enumerate(OBJECT_ATTRIBUTES)}
     (x_train, y_train), (x_test, y_test) = split["train"], split["test"]
     keep = np.random.default_rng(seed).permutation(len(x_train))[:max_train_regions]
     scaler = StandardScaler().fit(x_train[keep])
