@@ -11,11 +11,11 @@ import torch
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet50_fpn
 from transformers import AutoModel
 
-from semfed.adapter.model import GraphAdapter
 from semfed.config import load_config
 from semfed.data.scene_vocabulary import SCENE_CONCEPTS
 from semfed.encoders.regions import GEOMETRY_DIM
 from semfed.encoders.tokens import resolve_model_dir
+from semfed.retrieval.adapter.model import GraphAdapter
 
 REGION_DIM = 1024 + GEOMETRY_DIM  # box-head output + box geometry (semfed.encoders.regions)
 TOKEN_DIM = 384  # MiniLM's hidden width

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("num-server-rounds=1 scenes-train=48 scenes-val=4 scenes-test=12 batch-size=16 max-regions=4 "
         "clients='frcnn-mnv3+minilm:1;frcnn-mnv3:1;minilm:2' partitioning='iid'")
-IMPORTS = ("torch", "transformers", "torch_geometric", "flwr.serverapp", "clients.app", "semfed.training")
+IMPORTS = ("torch", "transformers", "torch_geometric", "flwr.serverapp", "clients.app", "semfed.retrieval.training")
 
 
 def timed(command: list[str], env: dict, marker: str | None = None) -> tuple[float, float]:

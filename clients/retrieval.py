@@ -9,11 +9,11 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from semfed import protocol
 from semfed.config import SemfedConfig
 from semfed.fault_injection import poison_metrics, poison_statistics, poison_update
-from semfed.labels import close_label_round, noise_overlap
-from semfed.ledger_files import ledger_folder, load_ledger, save_ledger
-from semfed.participants import build_adapter, client_shard, dataset_and_skb
+from semfed.retrieval.labels import close_label_round, noise_overlap
+from semfed.retrieval.ledger_files import ledger_folder, load_ledger, save_ledger
+from semfed.retrieval.participants import build_adapter, client_shard, dataset_and_skb
+from semfed.retrieval.training import train_local
 from semfed.seeds import client_round_seed
-from semfed.training import train_local
 
 
 def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
@@ -40,7 +40,7 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     scoring = policy.scores and server_round > cfg.label_warmup_rounds
     keeps_ledger = scoring and policy.keeps_ledger
     ledger = loaded_round = None
-    if keeps_ledger:  # kept in the run directory (semfed.ledger_files), so that a resumed run continues with it
+    if keeps_ledger:  # kept in the run directory (retrieval.ledger_files), so that a resumed run continues with it
         folder = ledger_folder(cfg.run_ledgers(str(config[protocol.RUN_NAME])), partition_id)
         ledger, loaded_round = load_ledger(folder, server_round, len(shard))
     local = train_local(model, shard, cfg, profile.local_epochs, client_round_seed(cfg.seed, server_round, partition_id), device,

@@ -21,11 +21,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from semfed.config import SemfedConfig, from_overrides
-from semfed.config_values import DETECTOR_ADAPTATIONS
+from semfed.config_values import DETECTOR_ADAPTATIONS, encoder_names
 from semfed.data.features import load_dataset, split_features
 from semfed.data.scenes import OBJECT_ATTRIBUTES
 from semfed.encoders.attribute_pretraining import region_labels
-from semfed.encoders.regions import GEOMETRY_DIM, IMAGE_ENCODERS
+from semfed.encoders.regions import GEOMETRY_DIM
 
 
 def probe(cfg: SemfedConfig, encoder: str, max_train_regions: int = 4000, seed: int = 0) -> dict[str, float]:
@@ -59,7 +59,7 @@ def main() -> None:
     cfg = from_overrides(parse_config_args([args.overrides] if args.overrides else None))
     if cfg.dataset != "scenes" or cfg.region_source != "boxes":
         parser.error("the probe needs the generated scenes' attributes per box: dataset='scenes', region-source='boxes'")
-    encoders = sorted({p.image_encoder for p in cfg.client_profiles} & set(IMAGE_ENCODERS))
+    encoders = sorted({p.image_encoder for p in cfg.client_profiles} & set(encoder_names(lambda e: e.is_detector)))
     rows = []
     for encoder in encoders:
         for adaptation in args.adaptations.split(","):

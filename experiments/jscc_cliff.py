@@ -20,27 +20,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from semfed.channels import CHANNELS  # noqa: E402
-from semfed.config import SemfedConfig, default_run_config  # noqa: E402
-from semfed.data.image_folder import center_crops, load_images, random_crops  # noqa: E402
-from semfed.jscc import (  # noqa: E402
+from semfed.channels import CHANNELS
+from semfed.config import SemfedConfig, default_run_config
+from semfed.data.image_folder import center_crops, load_images, random_crops
+from semfed.jscc import (
     AttentionEncoder,
     build_decoder,
     latent_channels,
     symmetric_family,
 )
-from semfed.jscc.cliff import SEPARATION, cliff_curve  # noqa: E402
-from semfed.jscc.federation import build_encoder, build_user_decoder  # noqa: E402
-from semfed.jscc.frameworks import train_stage1  # noqa: E402
-from semfed.jscc.report import load_checkpoint  # noqa: E402
+from semfed.jscc.cliff import SEPARATION, cliff_curve
+from semfed.jscc.federation import build_encoder, build_user_decoder
+from semfed.jscc.frameworks import train_stage1
+from semfed.jscc.report import load_checkpoint
+from semfed.plots import plt, save_figure
 
 LINE_STYLES = ("-", "--", ":", "-.")
 
@@ -92,9 +89,7 @@ def plot(table: pd.DataFrame, file: Path, title: str) -> None:
     ax.set(xlabel="SNR (dB)", ylabel="PSNR (dB)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(file, dpi=120)
-    plt.close(fig)
+    save_figure(fig, file)
 
 
 def main() -> None:

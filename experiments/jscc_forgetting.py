@@ -20,25 +20,22 @@ import argparse
 import time
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from semfed.channels import CHANNELS  # noqa: E402
-from semfed.data.image_folder import center_crops, load_images, random_crops  # noqa: E402
-from semfed.jscc import (  # noqa: E402
+from semfed.channels import CHANNELS
+from semfed.data.image_folder import center_crops, load_images, random_crops
+from semfed.jscc import (
     DECODERS,
     AttentionEncoder,
     build_decoder,
     latent_channels,
     symmetric_family,
 )
-from semfed.jscc.forgetting import forgetting_curve  # noqa: E402
-from semfed.jscc.framework_registry import FRAMEWORKS  # noqa: E402
-from semfed.jscc.report import METRIC_NAMES  # noqa: E402
+from semfed.jscc.forgetting import forgetting_curve
+from semfed.jscc.framework_registry import FRAMEWORKS
+from semfed.jscc.report import METRIC_NAMES
+from semfed.plots import plt, save_figure
 
 
 def plot(table: pd.DataFrame, file: Path, target: str) -> None:
@@ -57,9 +54,7 @@ def plot(table: pd.DataFrame, file: Path, target: str) -> None:
                title=f"{target} decoder")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(file, dpi=120)
-    plt.close(fig)
+    save_figure(fig, file)
 
 
 def main() -> None:

@@ -9,15 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiments.run_state import is_finished  # noqa: E402
-from experiments.sweep_grid import Sweep  # noqa: E402
-from semfed.jscc.report import METRIC_NAMES, METRICS  # noqa: E402
+from experiments.run_state import is_finished
+from experiments.sweep_grid import Sweep
+from semfed.jscc.report import METRIC_NAMES, METRICS
+from semfed.plots import plt, save_figure
 
 ORDER = ("anchor", "iterative", "simultaneous")
 CELL = ["channel", "decoder", "family", "snr"]
@@ -85,9 +82,7 @@ def plot_frameworks(table: pd.DataFrame, path: Path) -> None:
         ax.set(title=f"{channel}, {decoder}: {family}", xlabel="SNR (dB)", ylabel="PSNR (dB)")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def report(sweep: Sweep, runs: Path, out: Path) -> tuple[pd.DataFrame, str]:

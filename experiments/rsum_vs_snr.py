@@ -1,4 +1,4 @@
-"""Retrieval RSUM against SNR with the adapter's SKB tokens sent over the air (semfed.token_channel).
+"""Retrieval RSUM against SNR with the adapter's SKB tokens sent over the air (semfed.retrieval.token_channel).
 
     .venv/bin/python -m experiments.rsum_vs_snr RUN_DIR [--send images|captions|both]
         [--snrs -5,0,5,10,15,20] [--channels awgn,rayleigh] [--out DIR]
@@ -18,27 +18,24 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from semfed import run_directory as rd  # noqa: E402
-from semfed.channels import CHANNELS  # noqa: E402
-from semfed.config import SemfedConfig, default_run_config  # noqa: E402
-from semfed.config_values import IMAGE_ENCODERS  # noqa: E402
-from semfed.evaluation import evaluate_federation, mean_recalls  # noqa: E402
-from semfed.participants import build_adapter, federation_encoders  # noqa: E402
-from semfed.token_channel import token_receiver  # noqa: E402
+from semfed.channels import CHANNELS
+from semfed.config import SemfedConfig, default_run_config
+from semfed.config_values import is_image_encoder
+from semfed.plots import plt, save_figure
+from semfed.retrieval import report
+from semfed.retrieval.evaluation import evaluate_federation, mean_recalls
+from semfed.retrieval.participants import build_adapter, federation_encoders
+from semfed.retrieval.token_channel import token_receiver
 
 SIDES = ("images", "captions", "both")
 
 
 def sent_encoders(encoders: tuple[str, ...], send: str) -> list[str]:
     """The encoders whose tokens go over the channel for --send images / captions / both."""
-    return [e for e in encoders if send == "both" or (e in IMAGE_ENCODERS) == (send == "images")]
+    return [e for e in encoders if send == "both" or is_image_encoder(e) == (send == "images")]
 
 
 def rsum_vs_snr(run_dir: Path, snrs: list[float], channels: list[str], send: str) -> pd.DataFrame:
@@ -47,7 +44,7 @@ def rsum_vs_snr(run_dir: Path, snrs: list[float], channels: list[str], send: str
     cfg = SemfedConfig.from_run_config({**default_run_config(), **saved})  # keys newer than the run: defaults
     encoders = federation_encoders(cfg)
     model = build_adapter(cfg, encoders, seed=cfg.seed).to(cfg.torch_device)
-    model.load_state_dict(rd.load_checkpoint(run_dir / rd.CHECKPOINT)["adapter"])
+    model.load_state_dict(report.load_checkpoint(run_dir)["adapter"])
     rows = [{"channel": "none", "snr": float("inf"), "send": send, **mean_recalls(evaluate_federation(model, cfg, encoders))}]
     for channel in channels:
         for snr in snrs:
@@ -68,9 +65,7 @@ def plot(table: pd.DataFrame, file: Path, title: str) -> None:
     ax.set(xlabel="SNR (dB)", ylabel="RSUM (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(file, dpi=120)
-    plt.close(fig)
+    save_figure(fig, file)
 
 
 def main() -> None:

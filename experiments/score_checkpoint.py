@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from semfed import run_directory as rd
 from semfed.config import SemfedConfig
-from semfed.evaluation import evaluate_shared_model, mean_recalls
-from semfed.metrics import users_mean
-from semfed.participants import build_adapter, client_test_images, federation_encoders
+from semfed.retrieval import report
+from semfed.retrieval.evaluation import evaluate_shared_model, mean_recalls
+from semfed.retrieval.metrics import users_mean
+from semfed.retrieval.participants import build_adapter, client_test_images, federation_encoders
 
 
 def score(run: Path) -> tuple[dict[str, dict[str, float]], dict[int, float], SemfedConfig, int]:
     """(recalls per pair on the whole split, each user's RSUM on its own test images, the run's config, its round)."""
-    checkpoint = rd.load_checkpoint(run / rd.CHECKPOINT)
+    checkpoint = report.load_checkpoint(run)
     cfg = SemfedConfig.from_run_config(checkpoint["config"])
     model = build_adapter(cfg, federation_encoders(cfg), seed=cfg.seed)
     model.load_state_dict(checkpoint["adapter"])

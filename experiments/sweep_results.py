@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiments.run_state import is_finished  # noqa: E402
-from experiments.sweep_grid import Point, Sweep  # noqa: E402
+from experiments.run_state import is_finished
+from experiments.sweep_grid import Point, Sweep
+from semfed.plots import plt, save_figure
 
 LABEL_COLUMNS = ("excluded", "tracked", "pruned", "precision", "recall", "f1")
 ROUND_COLUMNS = ("train_loss", "bytes_sent", "bytes_received", "clients_replied", "updates_rejected", "seconds")
@@ -85,9 +82,7 @@ def plot_curves(table: pd.DataFrame, sweep: Sweep, path: Path) -> None:
             ax.set(title=f"{title} group {group}".strip(), xlabel="round", ylabel="RSUM (%)")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def final_rounds(table: pd.DataFrame) -> pd.DataFrame:
@@ -113,9 +108,7 @@ def plot_final(table: pd.DataFrame, sweep: Sweep, path: Path) -> None:
         ax.set(title=title or sweep.name, ylabel="final RSUM (%)")
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def summary(table: pd.DataFrame, sweep: Sweep) -> str:

@@ -30,10 +30,9 @@ from semfed.config_values import (
     DecoderSpec,
     NOISE_KINDS,
     NoiseGroup,
-    ORACLE_IMAGE,
-    ORACLE_TEXT,
-    PRECOMPUTED_ENCODER,
     check_text_encoder,
+    encoder_entry,
+    encoder_names,
     parse_client_list,
     parse_client_profiles,
     parse_decoder_specs,
@@ -193,8 +192,8 @@ class SemfedConfig:
             if path and not Path(path).is_file():
                 raise ConfigError(f"{_key(name)}: weights file {path!r} does not exist")
         check_text_encoder("skb-encoder", self.skb_encoder)
-        if self.skb_encoder == ORACLE_TEXT:
-            raise ConfigError(f"skb-encoder: {ORACLE_TEXT!r} has no sentence embedding for the SKB's concepts; "
+        if encoder_entry(self.skb_encoder).ground_truth:
+            raise ConfigError(f"skb-encoder: {self.skb_encoder!r} has no sentence embedding for the SKB's concepts; "
                               "use a language model ('minilm' or hf@/abs/dir)")
         for text_encoder in sorted({p.text_encoder for p in self.client_profiles} - {None}):
             check_text_encoder("clients", text_encoder)
@@ -232,12 +231,14 @@ class SemfedConfig:
             raise ConfigError(f"flickr30k-concepts: must be an integer >= 1, got {self.flickr30k_concepts}")
         image_encoders = {p.image_encoder for p in self.client_profiles} - {None}
         scan = self.dataset == "flickr30k" and self.flickr30k_layout == "scan"
-        if scan and image_encoders - {PRECOMPUTED_ENCODER}:
-            raise ConfigError(f"clients: image encoder(s) {sorted(image_encoders - {PRECOMPUTED_ENCODER})} need images, "
-                              f"but flickr30k-layout='scan' has precomputed region features only: use "
-                              f"'{PRECOMPUTED_ENCODER}'")
-        if not scan and PRECOMPUTED_ENCODER in image_encoders:
-            raise ConfigError(f"clients: image encoder '{PRECOMPUTED_ENCODER}' reads precomputed features, which only "
+        precomputed = encoder_names(lambda e: e.precomputed)
+        reading_images = sorted(e for e in image_encoders if not encoder_entry(e).precomputed)
+        if scan and reading_images:
+            raise ConfigError(f"clients: image encoder(s) {reading_images} need images, but flickr30k-layout='scan' "
+                              f"has precomputed region features only: use {' or '.join(map(repr, precomputed))}")
+        misplaced = sorted(image_encoders & set(precomputed))
+        if misplaced and not scan:
+            raise ConfigError(f"clients: image encoder {misplaced[0]!r} reads precomputed features, which only "
                               "dataset='flickr30k' with flickr30k-layout='scan' has")
         clients = len(self.client_profiles)
         needed = clients if self.partitioning == "iid" else 2 * clients  # dirichlet: at least 2 images each
@@ -245,11 +246,11 @@ class SemfedConfig:
             raise ConfigError(f"clients: {clients} clients need at least {needed} training images under "
                               f"partitioning={self.partitioning!r}, and scenes-train is {self.scenes_train}: some client "
                               "would get no data")
-        oracles = sorted({e for p in self.client_profiles for e in p.encoders} & {ORACLE_IMAGE, ORACLE_TEXT})
+        oracles = sorted({e for p in self.client_profiles for e in p.encoders if encoder_entry(e).ground_truth})
         if oracles and self.dataset != "scenes":
             raise ConfigError(f"clients: {oracles} read the ground truth of the generated scenes; "
                               f"dataset={self.dataset!r} has none")
-        detectors = image_encoders - {PRECOMPUTED_ENCODER, ORACLE_IMAGE}
+        detectors = [e for e in image_encoders if encoder_entry(e).is_detector]
         if detectors and self.dataset != "scenes" and self.detector_adaptation == "attributes":
             raise ConfigError(f"detector-adaptation: 'attributes' trains on the generated scenes' objects and "
                               f"attributes; dataset={self.dataset!r} has none (use 'batchnorm' or 'none')")
@@ -378,7 +379,7 @@ class SemfedConfig:
         return parse_tracking(self.tracking)
 
     def run_ledgers(self, run_name: str) -> Path:
-        """The folder of one run's client label ledgers (semfed.ledger_files): <ledger-dir>/<run-name>."""
+        """The folder of one run's client label ledgers (semfed.retrieval.ledger_files): <ledger-dir>/<run-name>."""
         return (Path(self.ledger_dir).expanduser() if self.ledger_dir else self.root / "ledgers") / run_name
 
     def poison_kind_in(self, server_round: int) -> str:

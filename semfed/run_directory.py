@@ -1,4 +1,5 @@
-"""A run's directory: resolved config, metrics table, RSUM plot, checkpoint and log."""
+"""A run's directory, for every task: its folder and resolved config, its log, the one table writer and
+the one checkpoint writer and reader (each task's report module names its own files)."""
 
 from __future__ import annotations
 
@@ -11,25 +12,12 @@ import re
 import tempfile
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+from semfed.config import SemfedConfig
 
-from semfed.config import SemfedConfig  # noqa: E402
-from semfed.metrics import users_mean  # noqa: E402
-from semfed.tasks import TASKS  # noqa: E402
-
-METRICS = TASKS["retrieval"].rounds_table
-GROUPS = TASKS["retrieval"].final_table
-CHECKPOINT = "checkpoint.pt"
-USERS_PLOT = "users.png"
-PLOT = "rsum.png"
 LOG = "run.log"
-CHECKPOINT_KEYS = ("adapter", "round", "skb_version", "config")
 
 
 class CheckpointError(ValueError):
@@ -38,11 +26,11 @@ class CheckpointError(ValueError):
 
 def create_run_dir(cfg: SemfedConfig) -> Path:
     """Make work-dir/runs/<run-name> (default <UTC time>-seed<seed>) and write config.json.
-    An existing directory with a metrics table is refused unless the run resumes (cfg.resume)."""
+    An existing directory with the task's per-round table is refused unless the run resumes (cfg.resume)."""
     name = cfg.run_name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-seed{cfg.seed}"
     path = cfg.root / "runs" / name
-    if (path / METRICS).exists() and not cfg.resume:
-        raise FileExistsError(f"run directory {path} already holds a metrics table; choose another run-name "
+    if (path / cfg.job.rounds_table).exists() and not cfg.resume:
+        raise FileExistsError(f"run directory {path} already holds a {cfg.job.rounds_table}; choose another run-name "
                               "(or set resume=true to continue it)")
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(json.dumps(cfg.to_run_config(), indent=2, sort_keys=True) + "\n")
@@ -77,69 +65,6 @@ def append_rows(file: Path, table: pd.DataFrame | None, rows: list[dict]) -> pd.
     return table
 
 
-def append_metrics(path: Path, table: pd.DataFrame | None, row: dict) -> pd.DataFrame:
-    """The metrics table so far (None before the first row) plus `row`, written to metrics.csv."""
-    return append_rows(path / METRICS, table, [row])
-
-
-def write_groups(path: Path, cfg: SemfedConfig, client_rsum: dict[int, float]) -> pd.DataFrame:
-    """groups.csv: final RSUM per client group (clients sharing the same encoders), the mean of its users'
-    RSUMs on their own test images."""
-    groups: dict[str, list[int]] = {}
-    for pid, profile in enumerate(cfg.client_profiles):
-        groups.setdefault(profile.group, []).append(pid)
-    table = pd.DataFrame([{"group": g, "clients": " ".join(map(str, pids)),
-                           "rsum": users_mean(client_rsum, pids)} for g, pids in groups.items()])
-    table.to_csv(path / GROUPS, index=False)
-    return table
-
-
-def plot_rsum(path: Path, table: pd.DataFrame, title: str) -> None:
-    """rsum.png: RSUM (mean over encoder pairs, and each pair) against rounds."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for column in [c for c in table.columns if c.startswith("rsum[")]:
-        ax.plot(table["round"], table[column], lw=1, alpha=0.6, label=column[5:-1])
-    ax.plot(table["round"], table["rsum"], lw=2.5, color="black", label="mean")
-    ax.set(xlabel="round", ylabel="RSUM (%)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path / PLOT, dpi=120)
-    plt.close(fig)
-
-
-def users_figure(table: pd.DataFrame, group_of: dict[int, str], title: str) -> plt.Figure:
-    """Each user's RSUM on its own test images (user_rsum[k]) against the scored rounds: one line per user,
-    coloured by its group (group_of: partition id -> group name; one legend entry per group)."""
-    names = sorted(set(group_of.values()))
-    colour = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for pid in sorted(group_of):
-        scored = table[["round", f"user_rsum[{pid}]"]].dropna()
-        ax.plot(scored["round"], scored[f"user_rsum[{pid}]"], lw=1, alpha=0.7, color=colour[group_of[pid]])
-    ax.legend(handles=[Line2D([], [], color=colour[name], label=name) for name in names], fontsize=7)
-    ax.set(xlabel="round", ylabel="RSUM on the user's own test images (%)", title=title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_users(path: Path, table: pd.DataFrame, group_of: dict[int, str], title: str) -> None:
-    """users.png: users_figure of the metrics table so far."""
-    fig = users_figure(table, group_of, title)
-    fig.savefig(path / USERS_PLOT, dpi=120)
-    plt.close(fig)
-
-
-def save_checkpoint(path: Path, state: dict[str, torch.Tensor], server_round: int, skb_version: str,
-                    cfg: SemfedConfig, resume_state: dict | None = None) -> None:
-    """Atomically write checkpoint.pt: adapter state, round, SKB version and config, plus what a
-    resumed run needs (`resume_state`: strategy state, RNG states, metrics so far), all tensors and
-    plain containers (load_checkpoint reads it with weights_only=True)."""
-    write_checkpoint(path / CHECKPOINT, {"adapter": state, "round": server_round, "skb_version": skb_version,
-                                         "config": cfg.to_run_config(), **(resume_state or {})})
-
-
 def write_checkpoint(file: Path, payload: dict) -> None:
     """torch.save `payload` (tensors and plain containers) to `file` atomically: a temporary file in the
     same folder, fsynced, then renamed over `file`, so a crash leaves the old checkpoint or the new one.
@@ -152,8 +77,8 @@ def write_checkpoint(file: Path, payload: dict) -> None:
     os.replace(tmp, file)
 
 
-def load_checkpoint(file: Path, keys: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
-    """A checkpoint written by write_checkpoint (of a retrieval run unless `keys` says what it must hold);
+def load_checkpoint(file: Path, keys: tuple[str, ...]) -> dict:
+    """A checkpoint written by write_checkpoint that must hold `keys` (each task's report names them);
     CheckpointError naming the file if it is truncated, corrupt, holds anything but tensors and plain
     containers (torch.load weights_only=True: a file in the work dir is never unpickled as code) or lacks
     one of `keys` (never a half-read state)."""

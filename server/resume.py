@@ -11,8 +11,9 @@ from flwr.app import ArrayRecord, MetricRecord
 
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
-from semfed.ledger_files import discard_after
-from semfed.resume import check_same_run, plain, restore_rng, rng_state, table_from_state, table_state
+from semfed.retrieval import report
+from semfed.retrieval.ledger_files import discard_after
+from semfed.retrieval.resume import check_same_run, plain, restore_rng, rng_state, table_from_state, table_state
 from strategies.keyed_fedavg import KeyedFedAvg
 
 log = logging.getLogger("semfed.server")
@@ -60,17 +61,17 @@ def resume_from(cfg: SemfedConfig, run_dir, strategy: RoundOffset, recorder) -> 
     round. (None, 0) when the run does not resume or has no checkpoint yet (a fresh start). The clients'
     label ledger files of later rounds (all, on a fresh start) are removed: the clients continue from
     the checkpoint's round."""
-    file = run_dir / rd.CHECKPOINT
+    file = run_dir / report.CHECKPOINT
     if not (cfg.resume and file.exists()):
         discard_after(cfg.run_ledgers(run_name_of(cfg, run_dir)), 0)
         return None, 0
-    checkpoint = rd.load_checkpoint(file)
+    checkpoint = rd.load_checkpoint(file, report.CHECKPOINT_KEYS)
     check_same_run(checkpoint["config"], cfg, file)
     for name, value in checkpoint["strategy"].items():
         setattr(strategy, name, value)
     restore_rng(checkpoint["rng"])
     recorder.table = table_from_state(checkpoint["metrics"])
-    recorder.table.to_csv(run_dir / rd.METRICS, index=False)  # drops a row written after the checkpoint
+    recorder.table.to_csv(run_dir / report.METRICS, index=False)  # drops a row written after the checkpoint
     recorder.client_rsum = checkpoint["client_rsum"]
     strategy.round_offset = done = int(checkpoint["round"])
     discard_after(cfg.run_ledgers(run_name_of(cfg, run_dir)), done)

@@ -14,12 +14,14 @@ from flwr.serverapp import Grid
 
 from semfed import protocol
 from semfed import run_directory as rd
-from semfed.centralised import train_centralised
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
-from semfed.evaluation import evaluate_clients, evaluate_shared_model, recall_columns, user_groups
-from semfed.labels import group_label_metrics
-from semfed.participants import build_adapter, client_annotations, dataset_and_skb, federation_encoders, shard_sizes
+from semfed.retrieval import report
+from semfed.retrieval.centralised import train_centralised
+from semfed.retrieval.evaluation import evaluate_clients, evaluate_shared_model, recall_columns, user_groups
+from semfed.retrieval.labels import group_label_metrics
+from semfed.retrieval.participants import (build_adapter, client_annotations, dataset_and_skb, federation_encoders,
+                                           shard_sizes)
 from semfed.tracking import Tracking
 from server.nodes import discover_partitions
 from server.resume import offset_evaluate, resumable, resume_from, resume_state, run_name_of
@@ -75,14 +77,14 @@ class RoundRecorder:
             row.update(self.label_columns(server_round))
         row["seconds"] = round(now - self.last_time, 2)
         self.last_time = now
-        self.table = table = rd.append_metrics(self.run_dir, self.table, row)
+        self.table = table = report.append_metrics(self.run_dir, self.table, row)
         self.tracking.log(row)
-        rd.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
+        report.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
                                           f"seed {self.cfg.seed}")
         if scored:
-            rd.plot_users(self.run_dir, table, user_groups(self.cfg), f"semfed {self.cfg.method}: each user, "
+            report.plot_users(self.run_dir, table, user_groups(self.cfg), f"semfed {self.cfg.method}: each user, "
                                                                      f"seed {self.cfg.seed}")
-        rd.save_checkpoint(self.run_dir, state, server_round, self.skb_version, self.cfg,
+        report.save_checkpoint(self.run_dir, state, server_round, self.skb_version, self.cfg,
                            resume_state(self.strategy, table, self.client_rsum))
         log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,
                  self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
@@ -161,7 +163,7 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
             strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
                            timeout=cfg.round_timeout_s, train_config=train_config,
                            evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
-        groups = rd.write_groups(run_dir, cfg, recorder.client_rsum)
+        groups = report.write_groups(run_dir, cfg, recorder.client_rsum)
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
         log.info("done: %s", run_dir)
     finally:

@@ -11,7 +11,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from semfed import protocol
-from semfed.labels import HISTOGRAM_BINS, fit_noise_mixture
+from semfed.retrieval.labels import HISTOGRAM_BINS, fit_noise_mixture
 from semfed.update_validation import histogram_problem
 from strategies.keyed_fedavg import KeyedFedAvg, Update, record_nbytes
 
@@ -20,7 +20,7 @@ CONSENSUS_BYTES = 16  # two float64 (noise mean, noise std) in each client's tra
 
 
 class LabelConsensusFedAvg(KeyedFedAvg):
-    """Per round, fits the clients' 'label-stats' histograms jointly (semfed.labels.
+    """Per round, fits the clients' 'label-stats' histograms jointly (semfed.retrieval.labels.
     fit_noise_mixture: one noise component shared by all, a clean component per client)
     and sends the noise component's (mean, std) as 'label-consensus' in the next round's
     train config. The statistics and the consensus are counted in the round's bytes; only

@@ -8,7 +8,7 @@ from PIL import Image
 
 def assert_trained(table: pd.DataFrame) -> None:
     """A metrics table of a run that trained: every scored RSUM is positive (a diverged model scores 0,
-    semfed.metrics) and the best scored round after round 0 beats the untrained round-0 model by more
+    semfed.retrieval.metrics) and the best scored round after round 0 beats the untrained round-0 model by more
     than float32 rounding (one retrieval hit moves RSUM by 100 / items). On the tiny configs RSUM moves
     by a few hits from round to round, so the best trained round is compared, not the last."""
     scored = table.set_index("round")["rsum"].dropna()

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from semfed.adapter.graph import gaussian_knn_edges, topk_concept_edges
-from semfed.adapter.losses import hardest_negative_triplet, skb_alignment
+from semfed.retrieval.adapter.graph import gaussian_knn_edges, topk_concept_edges
+from semfed.retrieval.adapter.losses import hardest_negative_triplet, skb_alignment
 
 
 def test_gaussian_knn_edges_hand_computed():

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from semfed.adapter.model import GraphAdapter, stem_id
+from semfed.retrieval.adapter.model import GraphAdapter, stem_id
 
 
 def make_adapter(**kw):

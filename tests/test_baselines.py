@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from semfed.adapter.model import GraphAdapter
-from semfed.adapter.uniform_head import UniformHead
 from semfed.config import ConfigError, load_config, parse_client_profiles
-from semfed.evaluation import client_encoders, pair_recalls, recall_columns, user_groups
-from semfed.run_directory import users_figure
+from semfed.retrieval.adapter.model import GraphAdapter
+from semfed.retrieval.adapter.uniform_head import UniformHead
+from semfed.retrieval.evaluation import client_encoders, pair_recalls, recall_columns, user_groups
+from semfed.retrieval.report import users_figure
 
 CONCEPTS = F.normalize(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
 

@@ -87,7 +87,7 @@ def test_local_multi_process_cluster_with_tls_survives_a_killed_supernode(tmp_pa
     assert "TLS + SuperNode auth" in output and "finished:completed" in output
     table = pd.read_csv(metrics).set_index("round")
     assert table.index.tolist() == [0, 1, 2, 3]
-    assert (table["rsum"] > 0).all()  # finite and not a diverged model (which scores 0, semfed.metrics)
+    assert (table["rsum"] > 0).all()  # finite and not a diverged model (which scores 0, semfed.retrieval.metrics)
     counts = table.loc[1:, ["clients_replied", "clients_failed", "updates_rejected", "skipped"]]
     assert counts.values.tolist() == [[3, 0, 0, 0],  # all 3 nodes
                                       [2, 1, 0, 0],  # node 2 sampled, killed: NODE_UNAVAILABLE; aggregated

@@ -2,15 +2,14 @@ import numpy as np
 import torch
 
 from semfed.encoders.detector_adaptation import adapt_batchnorm
-from semfed.encoders.regions import IMAGE_ENCODERS, RegionEncoder
+from semfed.encoders.regions import RegionEncoder, build_detector
 
 
 def test_batchnorm_adaptation_changes_only_bn_statistics_and_unfreezes_mobilenet(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8)
     adapted = adapt_batchnorm("frcnn-mnv3", images, image_size=64, seed=3, batch_size=4)
-    torch.manual_seed(3)
-    initial = IMAGE_ENCODERS["frcnn-mnv3"](weights=None, weights_backbone=None, min_size=64, max_size=64).state_dict()
+    initial = build_detector("frcnn-mnv3", 64, seed=3).state_dict()
     changed = {k for k in initial if not torch.equal(initial[k], adapted[k])}
     assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from semfed.config_values import encoder_names
 from semfed.encoders import (
-    IMAGE_ENCODERS,
     RegionEncoder,
     TokenEncoder,
     cached_features,
@@ -133,7 +133,7 @@ def test_weights_path_round_trip_and_errors(mnv3, images, tmp_path):
 def test_region_encoder_argument_errors(mnv3, images):
     with pytest.raises(ValueError, match="frcnn-mnv3") as err:
         RegionEncoder("yolo", SIZE, MAX_REGIONS, seed=0)
-    assert all(name in str(err.value) for name in IMAGE_ENCODERS)
+    assert all(name in str(err.value) for name in encoder_names(lambda e: e.is_detector))
     with pytest.raises(ValueError, match="proposals"):
         RegionEncoder("frcnn-mnv3", SIZE, MAX_REGIONS, seed=0, source="grid")
     with pytest.raises(ValueError, match="box array"):

@@ -14,11 +14,11 @@ from semfed.data.caption_vocabulary import caption_word_concepts, main_concepts
 from semfed.data.features import load_dataset, split_features
 from semfed.data.flickr30k import IMAGE_SIDE, Flickr30KError, load_flickr30k
 from semfed.data.scene_vocabulary import concepts_in_text
-from semfed.data.shards import build_shard, client_indices
-from semfed.evaluation import evaluate_federation
-from semfed.metrics import RECALL_NAMES
-from semfed.participants import build_adapter
-from semfed.skb import concept_relations, load_skb
+from semfed.retrieval.evaluation import evaluate_federation
+from semfed.retrieval.metrics import RECALL_NAMES
+from semfed.retrieval.participants import build_adapter
+from semfed.retrieval.shards import build_shard, client_indices
+from semfed.retrieval.skb import concept_relations, load_skb
 from tests.flower_runs import in_process
 
 TRAIN_CAPTIONS = [

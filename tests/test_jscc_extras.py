@@ -13,15 +13,15 @@ from experiments import jscc_results
 from experiments.run_state import is_finished
 from experiments.sweep_grid import load_sweep
 from semfed import channels as ch
-from semfed.adapter.model import GraphAdapter
 from semfed.data.image_folder import DEFAULT_IMAGES, center_crops, load_images
-from semfed.evaluation import embed
 from semfed.jscc import AttentionEncoder, build_decoder, psnr
 from semfed.jscc.cliff import SEPARATION, cliff_curve, separation_scores
 from semfed.jscc.forgetting import forgetting_curve
 from semfed.jscc.separation import FAILURE_GREY
-from semfed.metrics import retrieval_recalls
-from semfed.token_channel import pool_tokens, send_tokens, token_receiver, unit_power_scale
+from semfed.retrieval.adapter.model import GraphAdapter
+from semfed.retrieval.evaluation import embed
+from semfed.retrieval.metrics import retrieval_recalls
+from semfed.retrieval.token_channel import pool_tokens, send_tokens, token_receiver, unit_power_scale
 from tests.checks import assert_plot
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

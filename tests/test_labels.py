@@ -5,14 +5,14 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord
 
-from semfed.adapter.model import GraphAdapter
 from semfed.config import ConfigError, load_config, parse_noise_groups
 from semfed.data.label_noise import corrupt_annotations
-from semfed.data.shards import Modality, Shard
 from semfed.label_policies import LABEL_POLICIES
-from semfed.labels import (HISTOGRAM_BINS, LabelLedger, close_label_round, confidence_histogram,
-                           fit_noise_mixture, group_label_metrics, noise_overlap, rank_confidence)
-from semfed import training
+from semfed.retrieval import training
+from semfed.retrieval.adapter.model import GraphAdapter
+from semfed.retrieval.shards import Modality, Shard
+from semfed.retrieval.labels import (HISTOGRAM_BINS, LabelLedger, close_label_round, confidence_histogram,
+                                     fit_noise_mixture, group_label_metrics, noise_overlap, rank_confidence)
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
 from tests.flower_messages import Grid, task_identity  # noqa: F401 (an autouse fixture)

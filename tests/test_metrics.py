@@ -3,7 +3,7 @@ import logging
 import pytest
 import torch
 
-from semfed.metrics import retrieval_recalls
+from semfed.retrieval.metrics import retrieval_recalls
 
 
 def test_recalls_on_hand_made_similarity():
@@ -51,7 +51,7 @@ def test_a_non_finite_similarity_scores_zero_with_a_warning(bad, caplog):
     perfect = torch.eye(4).repeat_interleave(5, dim=1)  # RSUM 600 while finite
     for broken in (torch.full_like(perfect, bad), perfect.index_put((torch.tensor([2]), torch.tensor([7])),
                                                                     torch.tensor(bad))):
-        with caplog.at_level(logging.WARNING, logger="semfed.metrics"):
+        with caplog.at_level(logging.WARNING, logger="semfed.retrieval.metrics"):
             r = retrieval_recalls(broken)
         assert set(r.values()) == {0.0} and len(r) == 7
         assert "non-finite" in caplog.text

@@ -1,6 +1,6 @@
-"""The registries of tasks, methods and label policies: a toy entry of each goes through the config and a
-real code path (the D-JSCC registries: test_registries_jscc.py); and no code outside a registry compares a
-registered name of any registry as a string."""
+"""The registries of tasks, methods, label policies and encoders: a toy entry of each goes through the
+config and a real code path (the D-JSCC registries: test_registries_jscc.py); and no code outside a
+registry compares a registered name of any registry as a string."""
 
 import re
 from pathlib import Path
@@ -11,19 +11,24 @@ import torch
 import torch.nn.functional as F
 
 import server.app
-from semfed import participants
 from semfed.channels import CHANNELS
 from semfed.config import ConfigError, load_config
+from semfed.config_values import ENCODERS, Encoder
+from semfed.data.dataset import CAPTIONS_PER_IMAGE
+from semfed.data.features import FEATURE_KINDS, FeatureKind, load_dataset, split_features
 from semfed.jscc.decoders import DECODERS
 from semfed.jscc.framework_registry import FRAMEWORKS
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
-from semfed.labels import LabelLedger, close_label_round
 from semfed.methods import METHODS, Method
+from semfed.retrieval import participants
+from semfed.retrieval.evaluation import pair_recalls
+from semfed.retrieval.labels import LabelLedger, close_label_round
 from semfed.tasks import TASKS, Task
 from server.retrieval import strategy_class
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
 from strategies.local_only import LocalOnly
+from tests.flower_runs import tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCEPTS = F.normalize(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
@@ -96,7 +101,7 @@ CHOICE_KEYS = ("task", "method", "label_handling", "jscc_framework", "jscc_chann
 def registered_names() -> set[str]:
     """Every registered name except 'none', which other keys use as a plain word too."""
     return (set(TASKS) | set(METHODS) | set(LABEL_POLICIES) | set(CHANNELS) | set(DECODERS)
-            | set(FRAMEWORKS)) - {"none"}
+            | set(FRAMEWORKS) | set(ENCODERS)) - {"none"}
 
 
 def name_comparisons(source: str, names: set[str]) -> list[str]:
@@ -119,7 +124,8 @@ def test_the_comparison_finder_catches_each_form_and_passes_a_lookup():
                             'if cfg.detector_adaptation == "none": pass\n', names) == []
 
 
-REGISTRIES = {"semfed/tasks.py", "semfed/methods.py", "semfed/label_policies.py", "semfed/jscc/framework_registry.py"}
+REGISTRIES = {"semfed/tasks.py", "semfed/methods.py", "semfed/label_policies.py",
+              "semfed/jscc/framework_registry.py"}
 
 
 def test_no_code_outside_a_registry_compares_a_registered_name():
@@ -131,3 +137,32 @@ def test_no_code_outside_a_registry_compares_a_registered_name():
                 if lines:
                     found[file.relative_to(ROOT).as_posix()] = lines
     assert found == {}
+
+
+def toy_region_features(cfg, dataset, spec, split):
+    """[N, 2, 3] features numbering the split's regions, both regions valid."""
+    n = len(dataset.splits[split].images)
+    toy_region_features.calls += 1
+    return {"feats": torch.arange(n * 6, dtype=torch.float16).reshape(n, 2, 3),
+            "mask": torch.ones(n, 2, dtype=torch.bool)}
+
+
+toy_region_features.calls = 0
+
+
+def test_a_toy_encoder_is_a_client_encoder_whose_features_come_from_its_kind_and_are_cached(monkeypatch, tmp_path):
+    with pytest.raises(ConfigError, match="unknown or repeated encoder 'toy-image'"):
+        tiny_config(tmp_path, clients="toy-image+minilm:1")
+    monkeypatch.setitem(ENCODERS, "toy-image", Encoder("image", "toy-regions"))
+    toy_kind = FeatureKind(lambda cfg, dataset, name: {"kind": "toy", "name": name}, toy_region_features)
+    monkeypatch.setitem(FEATURE_KINDS, "toy-regions", toy_kind)
+    cfg = tiny_config(tmp_path, clients="toy-image+minilm:1")
+    assert cfg.client_profiles[0].image_encoder == "toy-image" and cfg.client_profiles[0].text_encoder == "minilm"
+    scenes = load_dataset(cfg)
+    first = split_features(cfg, scenes, "toy-image", "test")
+    again = split_features(cfg, scenes, "toy-image", "test")  # read back from the feature cache
+    n = len(scenes.splits["test"].images)
+    assert torch.equal(first["feats"], torch.arange(n * 6, dtype=torch.float16).reshape(n, 2, 3))
+    assert torch.equal(again["feats"], first["feats"]) and toy_region_features.calls == 1
+    pairs = pair_recalls({"minilm": torch.randn(2 * CAPTIONS_PER_IMAGE, 4), "toy-image": torch.randn(2, 4)})
+    assert list(pairs) == ["toy-image+minilm"]  # the evaluation reads the entry's modality

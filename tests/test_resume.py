@@ -13,9 +13,10 @@ from flwr.app import Array, ArrayRecord
 
 from semfed import run_directory as rd
 from semfed.config import load_config
-from semfed.labels import LabelLedger
-from semfed.ledger_files import discard_after, ledger_folder, ledger_rounds, load_ledger, save_ledger
-from semfed.resume import restore_rng, table_from_state, table_state
+from semfed.retrieval import report
+from semfed.retrieval.labels import LabelLedger
+from semfed.retrieval.ledger_files import discard_after, ledger_folder, ledger_rounds, load_ledger, save_ledger
+from semfed.retrieval.resume import restore_rng, table_from_state, table_state
 from semfed.tracking import Tracking
 from server.retrieval import RoundRecorder
 from server.resume import resumable, resume_state
@@ -35,10 +36,10 @@ def test_checkpoint_round_trip_restores_rng_and_table_exactly(tmp_path):
     strategy.client_metrics = {1: {0: {"partition-id": 0, "label-pruned": 3}}}
     random.random(), np.random.randn()  # an odd number of Gaussian draws: NumPy holds a cached one
     state = {"w": torch.arange(6.0).reshape(2, 3)}
-    rd.save_checkpoint(tmp_path, state, 3, "skb1", cfg, resume_state(strategy, _table(), {0: 12.5, 1: 30.0}))
+    report.save_checkpoint(tmp_path, state, 3, "skb1", cfg, resume_state(strategy, _table(), {0: 12.5, 1: 30.0}))
     draws = random.random(), np.random.randn(3), np.random.rand(2), torch.rand(3)
 
-    loaded = rd.load_checkpoint(tmp_path / rd.CHECKPOINT)  # weights_only=True
+    loaded = report.load_checkpoint(tmp_path)  # weights_only=True
     assert torch.equal(loaded["adapter"]["w"], state["w"]) and loaded["round"] == 3 and loaded["skb_version"] == "skb1"
     assert loaded["config"] == cfg.to_run_config() and loaded["client_rsum"] == {0: 12.5, 1: 30.0}
     assert loaded["strategy"] == {"round_stats": {1: {"clients_failed": 1, "train_loss": 0.25}},
@@ -47,7 +48,7 @@ def test_checkpoint_round_trip_restores_rng_and_table_exactly(tmp_path):
     restore_rng(loaded["rng"])
     assert random.random() == draws[0] and np.array_equal(np.random.randn(3), draws[1])
     assert np.array_equal(np.random.rand(2), draws[2]) and torch.equal(torch.rand(3), draws[3])
-    assert [p.name for p in tmp_path.iterdir()] == [rd.CHECKPOINT]  # no temporary file left behind
+    assert [p.name for p in tmp_path.iterdir()] == [report.CHECKPOINT]  # no temporary file left behind
 
 
 def test_table_state_keeps_dtypes_and_values_exactly():
@@ -59,15 +60,15 @@ def test_table_state_keeps_dtypes_and_values_exactly():
 
 def test_a_truncated_checkpoint_and_a_crafted_pickle_are_refused(tmp_path):
     cfg = load_config(work_dir=str(tmp_path), run_name="r")
-    rd.save_checkpoint(tmp_path, {"w": torch.zeros(2)}, 1, "skb1", cfg)
-    data = (tmp_path / rd.CHECKPOINT).read_bytes()
+    report.save_checkpoint(tmp_path, {"w": torch.zeros(2)}, 1, "skb1", cfg)
+    data = (tmp_path / report.CHECKPOINT).read_bytes()
     for name, content in [("truncated.pt", data[: len(data) // 2]), ("empty.pt", b""), ("garbage.pt", b"x" * 100)]:
         (tmp_path / name).write_bytes(content)
         with pytest.raises(rd.CheckpointError, match=f"checkpoint {tmp_path / name} is truncated or corrupt"):
-            rd.load_checkpoint(tmp_path / name)
+            rd.load_checkpoint(tmp_path / name, report.CHECKPOINT_KEYS)
     torch.save({"round": 1}, tmp_path / "other.pt")
     with pytest.raises(rd.CheckpointError, match=r"other.pt is not a semfed checkpoint: it lacks \['adapter'"):
-        rd.load_checkpoint(tmp_path / "other.pt")
+        rd.load_checkpoint(tmp_path / "other.pt", report.CHECKPOINT_KEYS)
 
     marker = tmp_path / "ran"
 
@@ -77,10 +78,10 @@ def test_a_truncated_checkpoint_and_a_crafted_pickle_are_refused(tmp_path):
 
     torch.save({"adapter": {}, "round": 1, "skb_version": "s", "config": {}, "x": Payload()}, tmp_path / "evil.pt")
     with pytest.raises(rd.CheckpointError, match=r"evil.pt holds a pickled posix.system, not only tensors .* refused"):
-        rd.load_checkpoint(tmp_path / "evil.pt")
+        rd.load_checkpoint(tmp_path / "evil.pt", report.CHECKPOINT_KEYS)
     torch.save({"adapter": {}, "round": 1, "skb_version": "s", "config": {}, "metrics": _table()}, tmp_path / "df.pt")
     with pytest.raises(rd.CheckpointError, match=r"df.pt holds a pickled pandas.*DataFrame"):
-        rd.load_checkpoint(tmp_path / "df.pt")
+        rd.load_checkpoint(tmp_path / "df.pt", report.CHECKPOINT_KEYS)
     assert not marker.exists()
 
 
@@ -94,7 +95,7 @@ def test_the_checkpoint_of_an_unscored_round_holds_that_round_s_arrays(tmp_path)
     arrays = {k: (v.float() + 1 + torch.arange(v.numel()).reshape(v.shape)).to(v.dtype) for k, v in initial.items()}
     metrics = recorder(1, ArrayRecord({k: Array(v.numpy()) for k, v in arrays.items()}))
     assert np.isnan(metrics["rsum"])  # round 1 is not scored with eval-every=3
-    saved = rd.load_checkpoint(tmp_path / rd.CHECKPOINT)
+    saved = report.load_checkpoint(tmp_path)
     assert saved["round"] == 1 and saved["adapter"].keys() == arrays.keys()
     assert all(torch.equal(saved["adapter"][k], arrays[k]) for k in arrays)
 

@@ -8,7 +8,8 @@ import pytest
 
 from semfed import run_directory as rd
 from semfed.fault_injection import failing_clients
-from semfed.ledger_files import ledger_folder, ledger_rounds
+from semfed.retrieval import report
+from semfed.retrieval.ledger_files import ledger_folder, ledger_rounds
 from server.resume import StoppedAfterRound
 from tests.flower_runs import TINY, in_process
 
@@ -42,7 +43,7 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def faulty_run(work):
     """Three rounds with injected failures and a poisoned client, uninterrupted."""
-    return pd.read_csv(in_process(work, config("full", 3, FAULTS)) / rd.METRICS)
+    return pd.read_csv(in_process(work, config("full", 3, FAULTS)) / report.METRICS)
 
 
 def test_failing_clients_and_a_poisoned_update_cost_only_their_updates(faulty_run):
@@ -59,30 +60,30 @@ def test_a_run_stopped_after_round_one_and_resumed_ends_with_the_uninterrupted_m
     with pytest.raises(StoppedAfterRound, match="stop-after-round: stopped after round 1"):
         in_process(work, config("resumed", 3, f"{FAULTS} stop-after-round=1"))
     run = work / "runs" / "resumed"
-    assert rd.load_checkpoint(run / rd.CHECKPOINT)["round"] == 1
+    assert report.load_checkpoint(run)["round"] == 1
     # the ledger matters after the stop: a client training round 2 pruned labels in round 1
     trains_round_2 = [p for p in range(3) if p not in failing_clients(0, 2, 3, 0.3)]
     assert sum(pruned_before(run, p, 2) for p in trains_round_2) > 0
     in_process(work, config("resumed", 3, FAULTS))
     assert f"resuming {run} after round 1 of 3" in (run / rd.LOG).read_text()
-    resumed = pd.read_csv(run / rd.METRICS)
+    resumed = pd.read_csv(run / report.METRICS)
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), faulty_run.drop(columns="seconds"), check_exact=True)
     assert all(len(ledger_rounds(ledger_folder(run_ledgers(run), p))) <= 2 for p in range(3))  # the round's and the one before
 
-    (run / rd.GROUPS).unlink()  # a resume of the finished run only writes its final tables again
+    (run / report.GROUPS).unlink()  # a resume of the finished run only writes its final tables again
     in_process(work, config("resumed", 3, FAULTS))
-    assert pd.read_csv(run / rd.GROUPS).equals(pd.read_csv(work / "runs" / "full" / rd.GROUPS))
-    pd.testing.assert_frame_equal(pd.read_csv(run / rd.METRICS), resumed, check_exact=True)
+    assert pd.read_csv(run / report.GROUPS).equals(pd.read_csv(work / "runs" / "full" / report.GROUPS))
+    pd.testing.assert_frame_equal(pd.read_csv(run / report.METRICS), resumed, check_exact=True)
 
 
 def test_an_undeserialisable_update_is_rejected_and_the_global_model_stays_finite(work):
     """Client 0's first array carries bytes that are no .npy file: reading it raises inside the server's
     judgement, which must cost that reply only."""
     run = in_process(work, config("bytes", 1, "poison-clients='0' poison-kind='bytes'"))
-    table = pd.read_csv(run / rd.METRICS)
+    table = pd.read_csv(run / report.METRICS)
     assert table.loc[1, ["clients_replied", "updates_rejected", "clients_failed", "skipped"]].tolist() == [3, 1, 0, 0]
     log_text = (run / rd.LOG).read_text()
     assert "rejected the update of node" in log_text and "(partition 0): unreadable reply (ValueError" in log_text
-    adapter = rd.load_checkpoint(run / rd.CHECKPOINT)["adapter"]
+    adapter = report.load_checkpoint(run)["adapter"]
     assert all(np.isfinite(v.float().cpu().numpy()).all() for v in adapter.values())
     assert np.isfinite(table["rsum"]).all()

@@ -11,7 +11,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from semfed import run_directory as rd
 from semfed.config import ConfigError, SemfedConfig, default_run_config, load_config
 from semfed.fault_injection import InjectedFailure, failing_clients, failure_count, inject_failure, poison_update
-from semfed.resume import check_same_run
+from semfed.retrieval import report
+from semfed.retrieval.resume import check_same_run
 from semfed.update_validation import update_problem
 from server.resume import RoundOffset, resumable
 from strategies.keyed_fedavg import KeyedFedAvg
@@ -148,7 +149,7 @@ def test_resume_refuses_a_checkpoint_of_another_experiment(tmp_path):
 def test_a_resumed_run_may_reuse_its_directory_a_fresh_one_may_not(tmp_path):
     cfg = load_config(work_dir=str(tmp_path), run_name="r")
     path = rd.create_run_dir(cfg)
-    (path / rd.METRICS).write_text("round\n0\n")
+    (path / report.METRICS).write_text("round\n0\n")
     with pytest.raises(FileExistsError, match="set resume=true to continue it"):
         rd.create_run_dir(cfg)
     assert rd.create_run_dir(cfg.replace(resume=True)) == path

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from experiments.score_checkpoint import score
-from semfed import run_directory as rd
+from semfed.retrieval import report
 from semfed.sampling import sample_partitions
 from tests.flower_runs import in_process
 
@@ -13,7 +13,7 @@ SCALE = ("run-name='scale' num-server-rounds=2 scenes-train=400 scenes-val=4 sce
 
 def test_200_clients_with_5_sampled_per_round_train_and_are_each_scored(tmp_path):
     run = in_process(tmp_path, SCALE)
-    table = pd.read_csv(run / rd.METRICS, float_precision="round_trip")  # exact floats, as written
+    table = pd.read_csv(run / report.METRICS, float_precision="round_trip")  # exact floats, as written
     assert table["round"].tolist() == [0, 1, 2] and (table.loc[1:, "clients_replied"] == 5).all()
     assert (table.loc[1:, ["clients_failed", "updates_rejected", "skipped"]] == 0).all().all()
     assert table.loc[2, "rsum"] != table.loc[0, "rsum"]

@@ -3,8 +3,8 @@ import torch
 
 from semfed.data.features import load_dataset, split_features
 from semfed.data.scene_vocabulary import SCENE_CONCEPTS
-from semfed.data.shards import build_shard
-from semfed.skb import SemanticKnowledgeBase, concept_relations, load_skb
+from semfed.retrieval.shards import build_shard
+from semfed.retrieval.skb import SemanticKnowledgeBase, concept_relations, load_skb
 from tests.flower_runs import tiny_config
 
 

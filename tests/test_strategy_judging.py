@@ -9,7 +9,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRec
 
 from semfed.aggregation import AGGREGATIONS, RuleParams, coordinate_median, keyed_aggregate, krum, trimmed_mean
 from semfed.fault_injection import poison_metrics, poison_statistics, poison_update
-from semfed.labels import HISTOGRAM_BINS
+from semfed.retrieval.labels import HISTOGRAM_BINS
 from semfed.sampling import sample_partitions
 from semfed.update_validation import Judging, histogram_problem, norm_outliers
 from server.resume import resumable

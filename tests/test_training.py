@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from semfed.participants import build_adapter, client_shard
-from semfed.training import epoch_batches, train_local
+from semfed.retrieval.participants import build_adapter, client_shard
+from semfed.retrieval.training import epoch_batches, train_local
 from tests.flower_runs import tiny_config
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from semfed.config import SemfedConfig
-from semfed.config_values import IMAGE_ENCODERS, ORACLE_IMAGE, ORACLE_TEXT, PRECOMPUTED_ENCODER
+from semfed.config_values import encoder_entry
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.flickr30k import load_flickr30k
 from semfed.data.scenes import OBJECT_ATTRIBUTES, SceneSpec, load_scenes
@@ -98,54 +100,86 @@ def region_spec(cfg: SemfedConfig, encoder: str, weights_path: str) -> dict:
             "source": cfg.region_source}
 
 
-def encoder_spec(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> dict:
+@dataclass(frozen=True)
+class FeatureKind:
+    """How one kind of encoder's features are made. spec(cfg, dataset, encoder) -> dict: everything that
+    determines the features (the cache key; its entries but 'kind' are also the constructor arguments).
+    compute(cfg, dataset, spec, split) -> dict(feats float16, mask bool) of that split."""
+
+    spec: Callable[[SemfedConfig, RetrievalDataset, str], dict]
+    compute: Callable[[SemfedConfig, RetrievalDataset, dict, str], dict[str, torch.Tensor]]
+
+
+def _arguments(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k != "kind"}
+
+
+def _precomputed(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
+    data = dataset.splits[split]
+    model = PrecomputedRegions(**_arguments(spec), regions_shape=data.regions.shape)
+    return encode_images(model, data.regions, None, progress_label=f"{spec['name']} {split} regions")
+
+
+def _oracle_regions(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
+    data = dataset.splits[split]
+    feats, mask = OracleRegions(cfg.max_regions, OBJECT_ATTRIBUTES).encode(data.objects, data.boxes,
+                                                                          data.images.shape[1])
+    return {"feats": feats.half(), "mask": mask}
+
+
+def _oracle_tokens(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
+    vocabulary = word_list(dataset.splits["train"].flat_captions())
+    feats, mask = OracleTokens(vocabulary, cfg.max_tokens).encode(dataset.splits[split].flat_captions())
+    return {"feats": feats.half(), "mask": mask}
+
+
+def _detector_regions(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
+    from semfed.encoders.regions import RegionEncoder
+
+    data = dataset.splits[split]
+    model = RegionEncoder(**_arguments(spec), device=cfg.torch_device)
+    boxes = data.boxes if cfg.region_source == "boxes" else None
+    return encode_images(model, data.images, boxes, progress_label=f"{spec['name']} {split} images")
+
+
+def _tokens(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
+    from semfed.encoders.tokens import TokenEncoder
+
+    model = TokenEncoder(**_arguments(spec), device=cfg.torch_device)
+    captions = dataset.splits[split].flat_captions()
+    return encode_texts(model, captions, progress_label=f"{spec['name']} {split} captions")
+
+
+FEATURE_KINDS = {  # the keys of semfed.config_values.Encoder.features
+    "precomputed": FeatureKind(lambda cfg, dataset, name: {"kind": "precomputed", "name": name,
+                                                           "max_regions": cfg.max_regions}, _precomputed),
+    "oracle-regions": FeatureKind(lambda cfg, dataset, name: {"kind": "oracle-regions", "name": name,
+                                                              "max_regions": cfg.max_regions}, _oracle_regions),
+    "oracle-tokens": FeatureKind(lambda cfg, dataset, name: {"kind": "oracle-tokens", "name": name,
+                                                             "max_tokens": cfg.max_tokens}, _oracle_tokens),
+    "regions": FeatureKind(lambda cfg, dataset, name: region_spec(cfg, name, detector_weights(cfg, dataset, name)),
+                           _detector_regions),
+    "tokens": FeatureKind(lambda cfg, dataset, name: {"kind": "tokens", "name": name, "max_tokens": cfg.max_tokens},
+                          _tokens),
+}
+
+
+def encoder_spec(cfg: SemfedConfig, scenes: RetrievalDataset, name: str) -> dict:
     """Everything that determines an encoder's features; also its constructor arguments."""
-    if encoder == PRECOMPUTED_ENCODER:
-        return {"kind": "precomputed", "name": encoder, "max_regions": cfg.max_regions}
-    if encoder == ORACLE_IMAGE:
-        return {"kind": "oracle-regions", "name": encoder, "max_regions": cfg.max_regions}
-    if encoder == ORACLE_TEXT:
-        return {"kind": "oracle-tokens", "name": encoder, "max_tokens": cfg.max_tokens}
-    if encoder in IMAGE_ENCODERS:
-        return region_spec(cfg, encoder, detector_weights(cfg, scenes, encoder))
-    return {"kind": "tokens", "name": encoder, "max_tokens": cfg.max_tokens}
+    return FEATURE_KINDS[encoder_entry(name).features].spec(cfg, scenes, name)
 
 
-def split_features(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str, split: str) -> dict[str, torch.Tensor]:
+def split_features(cfg: SemfedConfig, scenes: RetrievalDataset, name: str, split: str) -> dict[str, torch.Tensor]:
     """Frozen features of one split: dict(feats float16, mask bool).
 
     Image encoders give [N_images, R, D] (bottom-up: the split's precomputed regions); text
     encoders [N_images * 5, T, D] in flat_captions() order. Computed once per encoder, dataset
     and split, then memory-mapped.
     """
-    spec = encoder_spec(cfg, scenes, encoder)
-    data = scenes.splits[split]
-
-    def compute() -> dict[str, torch.Tensor]:
-        args = {k: v for k, v in spec.items() if k != "kind"}
-        if spec["kind"] == "precomputed":
-            model = PrecomputedRegions(**args, regions_shape=data.regions.shape)
-            return encode_images(model, data.regions, None, progress_label=f"{encoder} {split} regions")
-        if spec["kind"] == "oracle-regions":
-            feats, mask = OracleRegions(cfg.max_regions, OBJECT_ATTRIBUTES).encode(data.objects, data.boxes,
-                                                                                  data.images.shape[1])
-            return {"feats": feats.half(), "mask": mask}
-        if spec["kind"] == "oracle-tokens":
-            vocabulary = word_list(scenes.splits["train"].flat_captions())
-            feats, mask = OracleTokens(vocabulary, cfg.max_tokens).encode(data.flat_captions())
-            return {"feats": feats.half(), "mask": mask}
-        if spec["kind"] == "regions":
-            from semfed.encoders.regions import RegionEncoder
-
-            model = RegionEncoder(**args, device=cfg.torch_device)
-            boxes = data.boxes if cfg.region_source == "boxes" else None
-            return encode_images(model, data.images, boxes, progress_label=f"{encoder} {split} images")
-        from semfed.encoders.tokens import TokenEncoder
-
-        model = TokenEncoder(**args, device=cfg.torch_device)
-        return encode_texts(model, data.flat_captions(), progress_label=f"{encoder} {split} captions")
-
-    return cached_features(feature_dir(cfg), feature_key(spec, scenes.fingerprint, split), compute)
+    spec = encoder_spec(cfg, scenes, name)
+    kind = FEATURE_KINDS[encoder_entry(name).features]
+    return cached_features(feature_dir(cfg), feature_key(spec, scenes.fingerprint, split),
+                           lambda: kind.compute(cfg, scenes, spec, split))
 
 
 def prepare_features(cfg: SemfedConfig, scenes: RetrievalDataset, splits: tuple[str, ...] = ("train", "test")) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semfed.encoders.regions import IMAGE_ENCODERS
+from semfed.encoders.regions import build_detector
 
 log = logging.getLogger("semfed.encoders")
 
@@ -28,9 +28,7 @@ def adapt_batchnorm(name: str, images: np.ndarray, image_size: int, seed: int, b
     """Detector `name` built from `seed` (as RegionEncoder builds it) with every BatchNorm
     layer's running mean/variance set to the exact average over `images` (uint8 [N, S, S, 3]).
     Returns its state dict; all other weights are untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = IMAGE_ENCODERS[name](weights=None, weights_backbone=None, min_size=image_size, max_size=image_size)
+    model = build_detector(name, image_size, seed)
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for norm in norms:
         norm.reset_running_stats()

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .regions import RegionEncoder
-from .tokens import HF_PREFIX, TokenEncoder, resolve_model_dir
+from .tokens import TokenEncoder, resolve_model_dir
 
 log = logging.getLogger("semfed.encoders")
 
@@ -51,9 +51,8 @@ def _content_digests(spec: dict) -> dict[str, str]:
         if not Path(weights_path).is_file():
             raise FileNotFoundError(f"weights file not found: {weights_path}")
         digests["weights_path"] = _file_sha256(Path(weights_path))
-    name = spec.get("name", "")
-    if isinstance(name, str) and (name == "minilm" or name.startswith(HF_PREFIX)):
-        model_dir = resolve_model_dir(name)
+    if spec.get("kind") == "tokens":  # a language model in a local folder (semfed.data.features.FEATURE_KINDS)
+        model_dir = resolve_model_dir(spec["name"])
         for path in sorted(model_dir.iterdir()):
             if path.is_file() and path.suffix in MODEL_FILE_SUFFIXES:
                 digests[f"model_dir/{path.name}"] = _file_sha256(path)

@@ -10,15 +10,24 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet50_fpn
+from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.transform import resize_boxes
 
-IMAGE_ENCODERS = {
-    "frcnn-r50": fasterrcnn_resnet50_fpn,
-    "frcnn-mnv3": fasterrcnn_mobilenet_v3_large_fpn,
-}
+from semfed.config_values import ENCODERS, encoder_names
+from semfed.tasks import load
+
 GEOMETRY_DIM = 5
 REGION_SOURCES = ("boxes", "proposals")
+
+
+def build_detector(name: str, image_size: int, seed: int) -> FasterRCNN:
+    """Detector `name` (an ENCODERS entry that is_detector) with untrained weights drawn from `seed`, resizing
+    images so that their longer side is `image_size` pixels."""
+    if name not in ENCODERS or not ENCODERS[name].is_detector:
+        raise ValueError(f"unknown image encoder {name!r}; allowed: {encoder_names(lambda e: e.is_detector)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return load(ENCODERS[name].load)(weights=None, weights_backbone=None, min_size=image_size, max_size=image_size)
 
 
 def box_geometry(boxes: Tensor, height: int, width: int) -> Tensor:
@@ -47,18 +56,12 @@ class RegionEncoder:
         device="cpu",
         source: str = "boxes",
     ):
-        if name not in IMAGE_ENCODERS:
-            raise ValueError(f"unknown image encoder {name!r}; allowed: {sorted(IMAGE_ENCODERS)}")
         if source not in REGION_SOURCES:
             raise ValueError(f"unknown region source {source!r}; allowed: {list(REGION_SOURCES)}")
         self.name, self.image_size, self.max_regions = name, image_size, max_regions
         self.seed, self.weights_path, self.source = seed, weights_path, source
         self.device = torch.device(device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = IMAGE_ENCODERS[name](
-                weights=None, weights_backbone=None, min_size=image_size, max_size=image_size
-            )
+        model = build_detector(name, image_size, seed)
         if weights_path:
             _load_weights(model, Path(weights_path))
         self.model = model.eval().requires_grad_(False).to(self.device)

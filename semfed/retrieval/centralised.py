@@ -11,11 +11,12 @@ import torch
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
-from semfed.evaluation import evaluate_shared_model, recall_columns, user_groups
-from semfed.participants import build_adapter, client_shard, dataset_and_skb, federation_encoders
-from semfed.training import epoch_batches, train_steps
+from semfed.retrieval import report
+from semfed.retrieval.evaluation import evaluate_shared_model, recall_columns, user_groups
+from semfed.retrieval.participants import build_adapter, client_shard, dataset_and_skb, federation_encoders
+from semfed.retrieval.training import epoch_batches, train_steps
 
-log = logging.getLogger("semfed.centralised")
+log = logging.getLogger("semfed.retrieval.centralised")
 
 
 def train_centralised(cfg: SemfedConfig) -> Path:
@@ -48,12 +49,12 @@ def train_centralised(cfg: SemfedConfig) -> Path:
             per_pair, client_rsum = evaluate_shared_model(model, cfg, encoders)
             row = {"round": server_round, **recall_columns(per_pair, client_rsum, cfg), "train_loss": loss,
                    "seconds": round(time.perf_counter() - start, 2)}
-            table = rd.append_metrics(run_dir, table, row)
+            table = report.append_metrics(run_dir, table, row)
             log.info("centralised round %d/%d  RSUM %.1f", server_round, cfg.num_server_rounds, row["rsum"])
-        rd.plot_rsum(run_dir, table, f"centralised upper bound, seed {cfg.seed}")
-        rd.plot_users(run_dir, table, user_groups(cfg), f"centralised upper bound: each user, seed {cfg.seed}")
-        rd.save_checkpoint(run_dir, model.state_dict(), cfg.num_server_rounds, skb.version, cfg)
-        rd.write_groups(run_dir, cfg, client_rsum)
+        report.plot_rsum(run_dir, table, f"centralised upper bound, seed {cfg.seed}")
+        report.plot_users(run_dir, table, user_groups(cfg), f"centralised upper bound: each user, seed {cfg.seed}")
+        report.save_checkpoint(run_dir, model.state_dict(), cfg.num_server_rounds, skb.version, cfg)
+        report.write_groups(run_dir, cfg, client_rsum)
         return run_dir
     finally:
         rd.detach_log(handlers)

@@ -11,7 +11,7 @@ from semfed.config import ClientProfile, SemfedConfig
 from semfed.data.dataset import CAPTIONS_PER_IMAGE, RetrievalDataset
 from semfed.data.features import split_features
 from semfed.data.partition import follow_partition, partition_indices
-from semfed.skb import SemanticKnowledgeBase
+from semfed.retrieval.skb import SemanticKnowledgeBase
 
 
 @dataclass

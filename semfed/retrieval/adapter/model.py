@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semfed.adapter.graph import gaussian_knn_edges, topk_concept_edges
-from semfed.adapter.layers import ConceptMeanConv, KernelAttentionConv
+from semfed.retrieval.adapter.graph import gaussian_knn_edges, topk_concept_edges
+from semfed.retrieval.adapter.layers import ConceptMeanConv, KernelAttentionConv
 
 
 def stem_id(encoder: str) -> str:

@@ -1,4 +1,4 @@
-"""Each client's label ledger (semfed.labels.LabelLedger) on disk, so that a resumed run continues
+"""Each client's label ledger (semfed.retrieval.labels.LabelLedger) on disk, so that a resumed run continues
 with the ledgers the checkpoint's round left: <ledger-dir>/<run-name>/partition-<id>/round-<r>.npz holds
 a client's ledger after round r (ledger-dir defaults to <work-dir>/ledgers; in a cluster each ClientApp
 executor mounts its own writable ledger-dir, since the work dir is read-only to clients). A client loads its newest file before the round it trains, writes the
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semfed.labels import LabelLedger
+from semfed.retrieval.labels import LabelLedger
 
 FILE = re.compile(r"round-(\d+)\.npz")
 

@@ -7,15 +7,15 @@ import functools
 import numpy as np
 import torch
 
-from semfed.adapter.model import GraphAdapter
-from semfed.adapter.uniform_head import UniformHead, modality
 from semfed.config import SemfedConfig
+from semfed.data.dataset import RetrievalDataset
 from semfed.data.features import feature_dir, load_dataset, split_features
 from semfed.data.label_noise import corrupt_annotations
-from semfed.data.dataset import RetrievalDataset
-from semfed.data.shards import Shard, build_shard, client_indices, client_test_indices
+from semfed.retrieval.adapter.model import GraphAdapter
+from semfed.retrieval.adapter.uniform_head import UniformHead, modality
+from semfed.retrieval.shards import Shard, build_shard, client_indices, client_test_indices
+from semfed.retrieval.skb import SemanticKnowledgeBase, load_skb
 from semfed.seeds import label_noise_seed
-from semfed.skb import SemanticKnowledgeBase, load_skb
 
 
 @functools.lru_cache(maxsize=2)
@@ -27,7 +27,7 @@ def dataset_and_skb(cfg: SemfedConfig) -> tuple[RetrievalDataset, SemanticKnowle
 
 @functools.lru_cache(maxsize=2)
 def client_test_images(cfg: SemfedConfig) -> tuple[np.ndarray, ...]:
-    """Each client's own test images (semfed.data.shards.client_test_indices), drawn once per process."""
+    """Each client's own test images (semfed.retrieval.shards.client_test_indices), drawn once per process."""
     scenes, _ = dataset_and_skb(cfg)
     return tuple(client_test_indices(cfg, scenes))
 

@@ -7,13 +7,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from semfed.adapter.model import GraphAdapter
 from semfed.config import SemfedConfig
-from semfed.config_values import IMAGE_ENCODERS, ClientProfile
+from semfed.config_values import ClientProfile, is_image_encoder
 from semfed.data.dataset import CAPTIONS_PER_IMAGE
 from semfed.data.features import split_features
-from semfed.metrics import RECALL_NAMES, retrieval_recalls, users_mean
-from semfed.participants import client_test_images, dataset_and_skb
+from semfed.retrieval.adapter.model import GraphAdapter
+from semfed.retrieval.metrics import RECALL_NAMES, retrieval_recalls, users_mean
+from semfed.retrieval.participants import client_test_images, dataset_and_skb
 
 Receiver = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -24,7 +24,7 @@ def embed(model: GraphAdapter, feats: torch.Tensor, mask: torch.Tensor, encoder:
     """Pooled unit embeddings [N, d] of N samples' frozen features [N, L, D] (mask [N, L]).
 
     receive: None keeps the model's pooled embedding; else (tokens [b, L, d], mask [b, L]) -> [b, d]
-    pools the tokens another way, e.g. after a channel (semfed.token_channel.token_receiver).
+    pools the tokens another way, e.g. after a channel (semfed.retrieval.token_channel.token_receiver).
     """
     model.eval()
     out = []
@@ -55,8 +55,8 @@ def pair_recalls(embeddings: dict[str, torch.Tensor], images: np.ndarray | None 
     if images is not None:
         rows = torch.as_tensor(images, dtype=torch.long)
         cols = (rows[:, None] * CAPTIONS_PER_IMAGE + torch.arange(CAPTIONS_PER_IMAGE)).flatten()
-    image_encoders = [e for e in embeddings if e in IMAGE_ENCODERS]
-    texts = [e for e in embeddings if e not in IMAGE_ENCODERS]
+    image_encoders = [e for e in embeddings if is_image_encoder(e)]
+    texts = [e for e in embeddings if not is_image_encoder(e)]
     return {f"{i}+{t}": retrieval_recalls(embeddings[i][rows] @ embeddings[t][cols].T) for i in image_encoders for t in texts}
 
 
@@ -68,7 +68,7 @@ def evaluate_federation(model: GraphAdapter, cfg: SemfedConfig, encoders: tuple[
 
 
 def user_rsum(embeddings: dict[str, torch.Tensor], cfg: SemfedConfig, partition_id: int) -> float:
-    """A user's RSUM on its own test images (semfed.participants.client_test_images), mean over the encoder
+    """A user's RSUM on its own test images (semfed.retrieval.participants.client_test_images), mean over the encoder
     pairs it uses (client_encoders); NaN for a user whose share of the test split is empty."""
     images = client_test_images(cfg)[partition_id]
     if not len(images):
@@ -87,7 +87,7 @@ def client_encoders(profile: ClientProfile, encoders: tuple[str, ...]) -> tuple[
     """The encoders of the pairs a client uses: its own, plus every encoder of the modality it lacks."""
     if len(profile.encoders) == 2:
         return profile.encoders
-    lacking = [e for e in encoders if (e in IMAGE_ENCODERS) != (profile.encoders[0] in IMAGE_ENCODERS)]
+    lacking = [e for e in encoders if is_image_encoder(e) != is_image_encoder(profile.encoders[0])]
     return tuple(sorted((*profile.encoders, *lacking)))
 
 

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-log = logging.getLogger("semfed.metrics")
+log = logging.getLogger("semfed.retrieval.metrics")
 
 RECALL_KS = (1, 5, 10)
 RECALL_NAMES = tuple(f"{d}_r{k}" for d in ("i2t", "t2i") for k in RECALL_KS)

@@ -55,7 +55,7 @@ def pool_tokens(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def token_receiver(channel: str, snr_db: float, generator: torch.Generator | None = None, **channel_options):
     """A function (tokens [B, N, d], mask [B, N]) -> pooled [B, d] of the tokens received over the
-    channel, for semfed.evaluation.embed's `receive`."""
+    channel, for semfed.retrieval.evaluation.embed's `receive`."""
     def receive(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return pool_tokens(send_tokens(tokens, mask, channel, snr_db, generator, **channel_options), mask)
     return receive
