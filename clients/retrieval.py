@@ -43,10 +43,13 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     if keeps_ledger:  # kept in the run directory (retrieval.ledger_files), so that a resumed run continues with it
         folder = ledger_folder(cfg.run_ledgers(str(config[protocol.RUN_NAME])), partition_id)
         ledger, loaded_round = load_ledger(folder, server_round, len(shard))
+    budget = config.get(protocol.MAX_EXAMPLES)  # the examples that fit before the simulated deadline
     local = train_local(model, shard, cfg, profile.local_epochs, client_round_seed(cfg.seed, server_round, partition_id), device,
-                        score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned))
+                        score_labels=scoring, pruned=None if ledger is None else torch.as_tensor(ledger.pruned),
+                        max_examples=None if budget is None else int(budget))
 
-    metrics = {"train_loss": local.train_loss, "steps": local.steps, "num-examples": len(shard),
+    metrics = {"train_loss": local.train_loss, "steps": local.steps,
+               "num-examples": len(shard) if budget is None else min(len(shard), int(budget)),
                protocol.PARTITION_ID: partition_id}
     diagnostics = noise_overlap(shard.noisy)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

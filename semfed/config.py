@@ -42,6 +42,7 @@ from semfed.config_values import (
 )
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.methods import METHODS, Method
+from semfed.network import FADINGS, STRAGGLER_POLICIES, Network, mean_snrs, parse_devices, parse_snr_range
 from semfed.tasks import TASKS, Task, load
 from semfed.tracking import parse_tracking
 
@@ -134,6 +135,12 @@ class SemfedConfig:
     max_client_examples: float
     update_norm_multiple: float
     ledger_dir: str
+    client_devices: str
+    uplink_bandwidth_mhz: float
+    uplink_snr_db: str
+    uplink_fading: str
+    round_deadline_s: float
+    straggler_policy: str
     tracking: str
     resume: bool
     stop_after_round: int
@@ -219,6 +226,7 @@ class SemfedConfig:
         self._check_dataset()
         self._check_robustness()
         self._check_jscc()
+        self._check_network()
         self._run_task_check(self.job.check)
 
     def _check_dataset(self) -> None:
@@ -330,6 +338,41 @@ class SemfedConfig:
                 raise ConfigError(f"{_key(name)}: {folder!r} is not an absolute path to an existing folder "
                                   "('' = scikit-image's bundled images)")
         _ = self.decoder_specs, self.snr_set, self.eval_snrs  # parsed here, once: bad values are refused now
+
+    def _check_network(self) -> None:
+        """The simulated network's keys (docs/network.md)."""
+        if not self.uplink_bandwidth_mhz > 0:
+            raise ConfigError(f"uplink-bandwidth-mhz: must be > 0, got {self.uplink_bandwidth_mhz}")
+        if self.round_deadline_s < 0:
+            raise ConfigError(f"round-deadline-s: must be >= 0 (0 = none), got {self.round_deadline_s}")
+        choices = {"uplink_fading": FADINGS, "straggler_policy": tuple(STRAGGLER_POLICIES)}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
+        try:
+            _ = self.client_device_classes, parse_snr_range(self.uplink_snr_db)  # parsed here, once
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if self.round_deadline_s and not self.client_devices:
+            raise ConfigError("round-deadline-s: a deadline needs the simulated network (set client-devices)")
+        if self.client_devices and self.training_method.pooled:
+            raise ConfigError(f"client-devices: the {self.method} bound trains in the ServerApp; it has no network")
+
+    @functools.cached_property
+    def client_device_classes(self) -> dict[int, str]:
+        """Partition id -> its device class (semfed.network.DEVICES); empty while the network is off."""
+        if not self.client_devices:
+            return {}
+        return parse_devices(self.client_devices, len(self.client_profiles), self.seed)
+
+    def network(self, examples: Mapping[int, int]) -> Network | None:
+        """The run's simulated network (None while client-devices is ''); `examples`: partition id -> the
+        examples it trains in a full round (shard size x local epochs)."""
+        if not self.client_devices:
+            return None
+        return Network(self.client_device_classes, mean_snrs(self.uplink_snr_db, len(self.client_profiles), self.seed),
+                       dict(examples), self.uplink_bandwidth_mhz * 1e6, self.uplink_fading, self.round_deadline_s,
+                       self.straggler_policy, self.seed)
 
     @functools.cached_property
     def client_profiles(self) -> tuple[ClientProfile, ...]:

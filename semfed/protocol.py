@@ -13,6 +13,7 @@ SERVER_ROUND = "server-round"
 SKB_VERSION = "skb-version"  # the SKB both sides must hold
 RUN_NAME = "run-name"  # the run directory relative to runs/ (where the clients keep their label ledgers)
 LABEL_CONSENSUS = "label-consensus"  # the federation's noise component (mean, std)
+MAX_EXAMPLES = "max-examples"  # the examples a user may train this round before the deadline (straggler-policy partial)
 JSCC_ROLE = "jscc-role"  # a D-JSCC client's role this round (semfed.jscc.federation.ROLES)
 
 # keys of a client's reply metrics

@@ -25,12 +25,13 @@ from semfed.retrieval.participants import (build_adapter, client_annotations, da
 from semfed.tracking import Tracking
 from server.nodes import discover_partitions
 from server.resume import offset_evaluate, resumable, resume_from, resume_state, run_name_of
-from strategies.keyed_fedavg import KeyedFedAvg, judged_options
+from strategies.keyed_fedavg import KeyedFedAvg, judged_options, record_nbytes
 from strategies.label_consensus import LabelConsensusFedAvg
 from strategies.local_only import LocalOnly
 
 log = logging.getLogger("semfed.server")
 ROUND_COUNTS = ("clients_replied", "clients_failed", "updates_rejected", "skipped")  # metrics.csv, per round
+NETWORK_COLUMNS = ("clients_late", "sim_round_s", "energy_j")  # metrics.csv, per round, with the simulated network
 
 
 class RoundRecorder:
@@ -75,6 +76,10 @@ class RoundRecorder:
                **{k: stats.get(k, 0) for k in ROUND_COUNTS}}
         if self.cfg.label_noise or self.cfg.label_policy.scores:
             row.update(self.label_columns(server_round))
+        if self.strategy.network is not None:
+            row.update({k: stats.get(k, 0) for k in NETWORK_COLUMNS})
+            row["sim_clock_s"] = row["sim_round_s"] + (0.0 if self.table is None else self.table["sim_clock_s"].iloc[-1])
+            report.write_network(self.run_dir, self.strategy.network_log)
         row["seconds"] = round(now - self.last_time, 2)
         self.last_time = now
         self.table = table = report.append_metrics(self.run_dir, self.table, row)
@@ -115,6 +120,16 @@ def strategy_class(cfg: SemfedConfig) -> type[KeyedFedAvg]:
     return LabelConsensusFedAvg if cfg.label_policy.uses_consensus else KeyedFedAvg
 
 
+def upload_bytes(cfg: SemfedConfig) -> dict[int, int]:
+    """Partition id -> bytes of the update it sends (the arrays of its own encoders' model, as serialised)."""
+    sizes = {}
+    for pid, profile in enumerate(cfg.client_profiles):
+        if profile.encoders not in sizes:
+            sizes[profile.encoders] = record_nbytes(ArrayRecord({k: v.detach() for k, v in build_adapter(cfg, profile.encoders, seed=0)
+                                                                   .state_dict().items()}))
+    return {pid: sizes[profile.encoders] for pid, profile in enumerate(cfg.client_profiles)}
+
+
 def write_noise_record(cfg: SemfedConfig, scenes, run_dir) -> int:
     """label_noise.csv: every corrupted label (client, group, shard row, image, whose annotation it carries)."""
     group_of = {c: g.name for g in cfg.noise_groups for c in g.clients}
@@ -147,9 +162,11 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
                      write_noise_record(cfg, scenes, run_dir))
         nodes = discover_partitions(grid, len(cfg.client_profiles), cfg.round_timeout_s)
         # clients drawn from the seed by partition id; a node that disappears costs its update, not the run
+        shards = shard_sizes(cfg, scenes)
         sampling = dict(nodes=nodes, fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
-                        min_train_nodes=cfg.min_replies, min_replies=cfg.min_replies,
-                        **judged_options(cfg, shard_sizes(cfg, scenes)))
+                        min_train_nodes=cfg.min_replies, min_replies=cfg.min_replies, **judged_options(cfg, shards),
+                        network=cfg.network({pid: n * cfg.client_profiles[pid].local_epochs for pid, n in shards.items()}),
+                        upload_bytes=upload_bytes(cfg))
         strategy = resumable(strategy_class(cfg))(**sampling)
         recorder = RoundRecorder(cfg, run_dir, strategy, skb.version, tracking)
         initial, done = resume_from(cfg, run_dir, strategy, recorder)
@@ -165,6 +182,10 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
                            evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
         groups = report.write_groups(run_dir, cfg, recorder.client_rsum)
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
+        if strategy.network is not None:
+            users = report.write_network_users(run_dir, strategy.network, strategy.network_log, recorder.client_rsum)
+            report.plot_network(run_dir, recorder.table, users, f"semfed {cfg.method}: simulated network, seed {cfg.seed}")
+            log.info("simulated network, per user:\n%s", users.to_string(index=False))
         log.info("done: %s", run_dir)
     finally:
         tracking.close()

@@ -4,8 +4,9 @@ the clients that hold it (semfed.aggregation's rule of the config)."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -15,6 +16,7 @@ from flwr.serverapp.strategy import FedAvg
 from semfed import protocol
 from semfed.aggregation import RuleParams, keyed_aggregate
 from semfed.config import SemfedConfig
+from semfed.network import STRAGGLER_POLICIES, Network
 from semfed.sampling import sample_partitions
 from semfed.update_validation import Judging, example_cap, is_number, norm_outliers, update_problem
 
@@ -65,11 +67,11 @@ class KeyedFedAvg(FedAvg):
     in the bytes, never read by the labelling.
     """
 
-    STATE = ("round_stats", "client_metrics")  # what a checkpoint keeps (strategies.resumable)
+    STATE = ("round_stats", "client_metrics", "network_log")  # what a checkpoint keeps (strategies.resumable)
 
     def __init__(self, nodes: Mapping[int, int] | None = None, seed: int = 0, aggregation: str = "mean",
                  rule_params: RuleParams = RuleParams(), judging: Judging = Judging(), min_replies: int = 1,
-                 **kwargs):
+                 network: Network | None = None, upload_bytes: Mapping[int, int] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.nodes = dict(nodes or {})
         self.partition_of = {node: pid for pid, node in self.nodes.items()}
@@ -80,6 +82,9 @@ class KeyedFedAvg(FedAvg):
         self.round_stats: dict[int, dict[str, float]] = {}
         self.client_metrics: dict[int, dict[int, dict[str, float]]] = {}
         self.client_diagnostics: dict[int, dict[int, dict[str, int]]] = {}
+        self.network, self.upload_bytes = network, dict(upload_bytes or {})
+        self.budgets: dict[int, dict[int, int]] = {}  # round -> partition -> examples it may train (network)
+        self.network_log: dict[int, list[dict]] = {}  # round -> each sampled user's simulated round (ClientRound)
 
     def arrays_for(self, partition: int, arrays: ArrayRecord) -> ArrayRecord:
         """What client `partition` is sent to train on (here: the global arrays)."""
@@ -90,11 +95,57 @@ class KeyedFedAvg(FedAvg):
         self.global_arrays = arrays
         partitions = sample_partitions(self.seed, server_round, list(self.nodes), self.fraction_train,
                                        self.min_train_nodes)
-        messages = self.train_messages(server_round, partitions, lambda pid: self.arrays_for(pid, arrays),
-                                       ConfigRecord({**config, protocol.SERVER_ROUND: server_round}), grid)
+        budgets = self.budgets[server_round] = self.round_budgets(server_round, partitions)
+        round_config = {**config, protocol.SERVER_ROUND: server_round}
+        messages = self.train_messages(
+            server_round, [pid for pid in partitions if budgets.get(pid, 1) > 0], lambda pid: self.arrays_for(pid, arrays),
+            lambda pid: ConfigRecord({**round_config, **({protocol.MAX_EXAMPLES: budgets[pid]} if pid in budgets else {})}),
+            grid)
+        self.round_stats[server_round]["clients_sampled"] = len(partitions)
         self.round_stats[server_round]["bytes_sent"] = sum(record_nbytes(m.content[self.arrayrecord_key])
                                                            for m in messages)
         return messages
+
+    def round_budgets(self, server_round: int, partitions: list[int]) -> dict[int, int]:
+        """Partition -> examples it may train this round, for a network whose straggler policy budgets (the
+        users that cannot even upload in time are logged 'no budget' and not asked); else empty."""
+        if self.network is None or not STRAGGLER_POLICIES[self.network.policy].budgets:
+            return {}
+        budgets = {pid: self.network.budget(server_round, pid, self.upload_bytes[pid]) for pid in partitions}
+        self.network_log[server_round] = [
+            replace(self.network.client_round(server_round, pid, 0, 0), status="no budget").row()
+            for pid in partitions if budgets[pid] == 0]
+        return budgets
+
+    def drop_late(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """The replies that arrive before the simulated deadline (all without a network); logs each replying
+        user's simulated round (trusted figures: the examples the server allowed, the bytes really received)
+        and the round's simulated seconds, energy and late users in round_stats."""
+        if self.network is None:
+            return replies
+        rows, kept = self.network_log.setdefault(server_round, []), []
+        timed = []
+        for msg in replies:
+            pid = self.partition_of.get(msg.metadata.src_node_id)
+            if pid is None or pid not in self.sampled.get(server_round, ()):
+                kept.append(msg)  # judged (and rejected) with the others
+                continue
+            arrays = msg.content.get(self.arrayrecord_key)
+            examples = self.budgets.get(server_round, {}).get(pid, self.network.examples[pid])
+            timing = self.network.client_round(server_round, pid, examples,
+                                               record_nbytes(arrays) if isinstance(arrays, ArrayRecord) else 0)
+            timed.append(timing)
+            if timing.status == "late":
+                log.info("round %d: partition %d is late (%.1f s simulated, deadline %.1f s): its update is dropped",
+                         server_round, pid, timing.time_s, self.network.deadline_s)
+            else:
+                kept.append(msg)
+        rows += [t.row() for t in sorted(timed, key=lambda t: t.partition)]
+        stats = self.round_stats[server_round]
+        stats["clients_late"] = sum(t.status == "late" for t in timed)
+        stats["sim_round_s"] = self.network.round_seconds(timed)
+        stats["energy_j"] = sum(t.energy_j for t in timed)
+        return kept
 
     def train_messages(self, server_round: int, partitions: list[int], arrays_of: Callable[[int], ArrayRecord],
                        config_of: ConfigRecord | Callable[[int], ConfigRecord], grid: Grid) -> list[Message]:
@@ -165,7 +216,8 @@ class KeyedFedAvg(FedAvg):
         claims = {pid: u.claimed for pid, u in read.items()}
         capped = 0
         for pid, update in list(read.items()):
-            update.weight = min(update.claimed, example_cap(pid, claims, self.judging))
+            update.weight = min(update.claimed, example_cap(pid, claims, self.judging),
+                                self.budgets.get(server_round, {}).get(pid, math.inf))
             capped += update.weight < update.claimed
             try:
                 problem = self.extra_problem(update)
@@ -204,9 +256,11 @@ class KeyedFedAvg(FedAvg):
                 log.warning("round %d: node %s failed: %s", server_round, msg.metadata.src_node_id, msg.error.reason)
             else:
                 valid.append(msg)
-        stats["clients_replied"], stats["clients_failed"] = len(valid), max(0, stats["clients_sampled"] - len(valid))
+        asked = len(self.sampled.get(server_round, ()))  # sampled users with a budget (all without a network)
+        stats["clients_replied"], stats["clients_failed"] = len(valid), max(0, asked - len(valid))
         stats["bytes_received"] = sum(record_nbytes(m.content[self.arrayrecord_key]) for m in valid
                                       if isinstance(m.content.get(self.arrayrecord_key), ArrayRecord))
+        valid = self.drop_late(server_round, valid)
         accepted = self.judge(server_round, valid)
         stats["updates_rejected"] = len(valid) - len(accepted)
         stats["skipped"] = int(len(accepted) < self.min_replies)

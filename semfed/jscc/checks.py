@@ -15,12 +15,14 @@ from semfed.jscc.framework_registry import FRAMEWORKS
 
 def check_jscc(cfg: Any) -> None:
     """The channel, framework and decoder families are registered; a two-stage framework has its stage-1
-    rounds; the bandwidth ratio gives whole latent channels."""
+    rounds; the bandwidth ratio gives whole latent channels; no simulated network (retrieval's only)."""
     for key, value, registry in (("jscc-channel", cfg.jscc_channel, CHANNELS),
                                  ("jscc-framework", cfg.jscc_framework, FRAMEWORKS)):
         if value not in registry:
             raise ValueError(f"{key}: {value!r} is not one of {tuple(registry)}")
     check_decoder_specs(cfg.decoder_specs)
+    if cfg.client_devices:
+        raise ValueError("client-devices: the simulated network covers retrieval runs only; set it to ''")
     if FRAMEWORKS[cfg.jscc_framework].two_stage and cfg.jscc_stage1_rounds > cfg.num_server_rounds:
         raise ValueError(f"jscc-stage1-rounds: {cfg.jscc_stage1_rounds} stage-1 rounds exceed "
                          f"num-server-rounds = {cfg.num_server_rounds}")

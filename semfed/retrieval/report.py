@@ -11,6 +11,7 @@ import torch
 
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
+from semfed.network import NETWORK_FIELDS, Network
 from semfed.plots import plt, save_figure
 from semfed.retrieval.metrics import users_mean
 from semfed.tasks import TASKS
@@ -21,6 +22,9 @@ CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_KEYS = ("adapter", "round", "skb_version", "config")
 PLOT = "rsum.png"
 USERS_PLOT = "users.png"
+NETWORK = "network.csv"  # the simulated network: each sampled user's round (semfed.network.ClientRound)
+NETWORK_USERS = "network_users.csv"  # the simulated network: per user over the run
+NETWORK_PLOT = "network.png"
 
 
 def append_metrics(path: Path, table: pd.DataFrame | None, row: dict) -> pd.DataFrame:
@@ -85,3 +89,57 @@ def save_checkpoint(path: Path, state: dict[str, torch.Tensor], server_round: in
 def load_checkpoint(run_dir: Path) -> dict:
     """checkpoint.pt of `run_dir` (semfed.run_directory.load_checkpoint: tensors and plain containers only)."""
     return rd.load_checkpoint(run_dir / CHECKPOINT, CHECKPOINT_KEYS)
+
+
+def write_network(path: Path, network_log: dict[int, list[dict]]) -> pd.DataFrame:
+    """network.csv: one row per round and sampled user (ClientRound's fields), rounds in order."""
+    rows = [{"round": r, **row} for r in sorted(network_log) for row in network_log[r]]
+    table = pd.DataFrame(rows, columns=["round", *NETWORK_FIELDS])
+    table.to_csv(path / NETWORK, index=False)
+    return table
+
+
+def write_network_users(path: Path, network: Network, network_log: dict[int, list[dict]],
+                        client_rsum: dict[int, float]) -> pd.DataFrame:
+    """network_users.csv: per user its device, mean SNR (dB), rounds sampled, included (in time or partial),
+    partial, late and without budget, examples trained, energy (J) over the run, and its final RSUM on its
+    own test images."""
+    log = write_network(path, network_log)
+    rows = []
+    for pid, device in network.devices.items():
+        own = log[log["partition"] == pid]
+        rows.append({"partition-id": pid, "device": device, "mean_snr_db": round(network.mean_snr_db[pid], 2),
+                     "sampled": len(own), "included": int(own["status"].isin(["in time", "partial"]).sum()),
+                     **{status.replace(" ", "_"): int((own["status"] == status).sum())
+                        for status in ("partial", "late", "no budget")},
+                     "examples": int(own["examples"].sum()), "energy_j": float(own["energy_j"].sum()),
+                     "user_rsum": client_rsum.get(pid, float("nan"))})
+    users = pd.DataFrame(rows)
+    users.to_csv(path / NETWORK_USERS, index=False)
+    return users
+
+
+def plot_network(path: Path, table: pd.DataFrame, users: pd.DataFrame, title: str) -> None:
+    """network.png: RSUM against simulated time (left), each round's simulated seconds and energy (middle),
+    and per user the rounds it was included in, coloured by device (right)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    scored = table.dropna(subset=["rsum"])
+    axes[0].plot(scored["sim_clock_s"], scored["rsum"], marker="o")
+    axes[0].set(xlabel="simulated time (s)", ylabel="RSUM (%)", title="RSUM against simulated time")
+    rounds = table[table["round"] > 0]
+    axes[1].bar(rounds["round"], rounds["sim_round_s"], color="tab:blue", label="round time (s)")
+    energy = axes[1].twinx()
+    energy.plot(rounds["round"], rounds["energy_j"], color="tab:red", marker=".", label="energy (J)")
+    axes[1].set(xlabel="round", ylabel="simulated seconds", title="each round")
+    energy.set_ylabel("energy of the sampled users (J)", color="tab:red")
+    devices = sorted(users["device"].unique())
+    colour = {d: plt.get_cmap("tab10")(i) for i, d in enumerate(devices)}
+    axes[2].bar(users["partition-id"], users["included"], color=[colour[d] for d in users["device"]])
+    axes[2].bar(users["partition-id"], users["sampled"] - users["included"], bottom=users["included"], color="lightgrey")
+    axes[2].legend(handles=[Line2D([], [], color=colour[d], lw=6, label=d) for d in devices]
+                   + [Line2D([], [], color="lightgrey", lw=6, label="sampled, not included")], fontsize=7)
+    axes[2].set(xlabel="user (partition id)", ylabel="rounds", title="rounds each user's update counted")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    save_figure(fig, path / NETWORK_PLOT)

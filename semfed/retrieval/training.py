@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -104,8 +105,11 @@ class LocalRound:
 
 
 def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: int, seed: int, device: str,
-                score_labels: bool = False, pruned: torch.Tensor | None = None) -> LocalRound:
+                score_labels: bool = False, pruned: torch.Tensor | None = None,
+                max_examples: int | None = None) -> LocalRound:
     """A client's round: fresh Adam over its shard for `epochs` epochs; deterministic in `seed`.
+    With max_examples (a deadline's budget), training stops before the first batch that would take the
+    examples trained on over all epochs past it (the batches drawn, and the labels scored, are the same).
 
     With score_labels, before each epoch every label gets a confidence from its mini-batch's
     similarity matrix (with the model as it stands) and labels under
@@ -119,14 +123,20 @@ def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: in
     confidence = torch.full((epochs, n), float("nan"))
     excluded = torch.zeros(n, dtype=torch.bool)
     loss_sum, steps = 0.0, 0
+    budget = n * epochs if max_examples is None else max_examples
     for epoch in range(epochs):
         batches = epoch_batches(n, 1, cfg.batch_size, generator)
         keep = allowed
-        if score_labels:
+        if score_labels:  # every label is scored, also where the budget stops the training
             for idx, caption in batches:
                 confidence[epoch, idx] = batch_confidence(model, shard, idx, caption, device)
             keep = allowed & (confidence[epoch] >= cfg.label_confidence_threshold)
             excluded |= allowed & ~keep
+        visited = itertools.accumulate(len(idx) for idx, _ in batches)
+        batches = [batch for batch, used in zip(batches, visited) if used <= budget]
+        budget -= sum(len(idx) for idx, _ in batches)
+        if not batches:
+            break
         stats = train_steps(model, [(shard, idx, caption, keep[idx]) for idx, caption in batches], cfg, device, optimizer)
         loss_sum, steps = loss_sum + stats["loss_sum"], steps + int(stats["steps"])
     return LocalRound(loss_sum / max(steps, 1), steps, confidence, excluded)

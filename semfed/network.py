@@ -1,0 +1,190 @@
+"""The wireless network a retrieval federation runs over, simulated (seed 000 VI-A): each user's device
+(compute speed and power) and uplink (bandwidth, SNR, fading, transmit power) give its simulated time
+and energy in a round; a round deadline turns slow users into stragglers, handled by a straggler policy.
+Torch-free and Flower-free: the server's strategy asks it (strategies/keyed_fedavg.py)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from semfed.seeds import NETWORK_STREAM, round_rng
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device class. samples_per_s: training examples it processes per second (one example = one image
+    with its captions through the adapter, forward and backward); compute_w: power drawn while training (W);
+    transmit_w: uplink transmit power (W). Illustrative figures, in the ratios of a phone, a laptop and an
+    edge server; only their ratios and the deadline's size relative to them matter for who straggles."""
+
+    samples_per_s: float
+    compute_w: float
+    transmit_w: float
+
+
+DEVICES = {  # the `client-devices` names
+    "phone": Device(samples_per_s=40.0, compute_w=3.0, transmit_w=0.2),
+    "laptop": Device(samples_per_s=160.0, compute_w=25.0, transmit_w=0.5),
+    "edge-server": Device(samples_per_s=800.0, compute_w=150.0, transmit_w=1.0),
+}
+
+
+@dataclass(frozen=True)
+class StragglerPolicy:
+    """What a round deadline does to a user that cannot make it. budgets: the server tells each user how
+    many examples fit before the deadline (its compute and this round's upload time known at the BS), and
+    the user trains only those (partial work, weighted by the examples it did); without, every user trains
+    in full and an update that arrives after the deadline is discarded."""
+
+    budgets: bool
+
+
+STRAGGLER_POLICIES = {  # the `straggler-policy` names
+    "drop": StragglerPolicy(budgets=False),
+    "partial": StragglerPolicy(budgets=True),
+}
+FADINGS = ("none", "rayleigh")  # `uplink-fading`: the SNR is the user's mean SNR, or that times an Exp(1) gain per round
+
+
+def capacity_bps(bandwidth_hz: float, snr_db: float) -> float:
+    """Shannon capacity B log2(1 + SNR) of a link, in bits per second."""
+    return bandwidth_hz * math.log2(1.0 + 10.0 ** (snr_db / 10.0))
+
+
+def upload_seconds(nbytes: int, bandwidth_hz: float, snr_db: float) -> float:
+    """Seconds to send `nbytes` at the link's capacity (8 bits per byte)."""
+    return 8.0 * nbytes / capacity_bps(bandwidth_hz, snr_db)
+
+
+@dataclass(frozen=True)
+class ClientRound:
+    """One user's simulated round: its SNR (dB), examples trained, compute and upload seconds, their sum,
+    energy (J) and status ('in time', 'partial', 'late': the update was discarded, 'no budget': nothing
+    fits before the deadline, the user was not asked to train)."""
+
+    partition: int
+    device: str
+    snr_db: float
+    examples: int
+    compute_s: float
+    upload_s: float
+    energy_j: float
+    status: str
+
+    @property
+    def time_s(self) -> float:
+        return self.compute_s + self.upload_s
+
+    @property
+    def included(self) -> bool:
+        return self.status in ("in time", "partial")
+
+    def row(self) -> dict:
+        """The fields and time_s as one network.csv row (plain values: a checkpoint keeps them)."""
+        return {**asdict(self), "time_s": self.time_s}
+
+
+NETWORK_FIELDS = (*(f.name for f in fields(ClientRound)), "time_s")  # network.csv's columns after the round
+
+
+@dataclass(frozen=True)
+class Network:
+    """The simulated network of a run. devices: partition id -> DEVICES name; mean_snr_db: partition id -> its
+    mean uplink SNR (dB); examples: partition id -> examples it trains in a full round (shard size x local
+    epochs); bandwidth_hz per user; fading: one of FADINGS; deadline_s: the round deadline in simulated
+    seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws)."""
+
+    devices: dict[int, str]
+    mean_snr_db: dict[int, float]
+    examples: dict[int, int]
+    bandwidth_hz: float
+    fading: str
+    deadline_s: float
+    policy: str
+    seed: int
+
+    def snr_db(self, server_round: int, partition: int) -> float:
+        """User `partition`'s uplink SNR in `server_round` (dB): its mean, times a Rayleigh power gain Exp(1)
+        drawn from (seed, round) when fading is 'rayleigh' (the same draw however many users are sampled)."""
+        if self.fading == "none":
+            return self.mean_snr_db[partition]
+        gains = round_rng(self.seed, server_round, NETWORK_STREAM).exponential(1.0, size=max(self.devices) + 1)
+        return self.mean_snr_db[partition] + 10.0 * math.log10(max(float(gains[partition]), 1e-12))
+
+    def compute_seconds(self, partition: int, examples: int) -> float:
+        return examples / DEVICES[self.devices[partition]].samples_per_s
+
+    def budget(self, server_round: int, partition: int, upload_bytes: int) -> int:
+        """Examples user `partition` can train and still upload `upload_bytes` before the deadline (all of its
+        examples without a deadline or without a budgeting policy); 0 when even the upload does not fit."""
+        full = self.examples[partition]
+        if not self.deadline_s or not STRAGGLER_POLICIES[self.policy].budgets:
+            return full
+        left = self.deadline_s - upload_seconds(upload_bytes, self.bandwidth_hz, self.snr_db(server_round, partition))
+        if left <= 0:
+            return 0
+        return min(full, int(left * DEVICES[self.devices[partition]].samples_per_s))
+
+    def client_round(self, server_round: int, partition: int, examples: int, upload_bytes: int) -> ClientRound:
+        """User `partition`'s simulated round having trained `examples` and uploaded `upload_bytes`; its status
+        against the deadline (a user that trained fewer than all its examples under a budget is 'partial')."""
+        device = DEVICES[self.devices[partition]]
+        snr = self.snr_db(server_round, partition)
+        compute = self.compute_seconds(partition, examples)
+        upload = upload_seconds(upload_bytes, self.bandwidth_hz, snr)
+        late = bool(self.deadline_s) and compute + upload > self.deadline_s
+        status = "late" if late else ("partial" if examples < self.examples[partition] else "in time")
+        return ClientRound(partition, self.devices[partition], snr, examples, compute, upload,
+                           device.compute_w * compute + device.transmit_w * upload, status)
+
+    def round_seconds(self, rounds: list[ClientRound]) -> float:
+        """Simulated wall-clock of a synchronous round: the slowest included user, or the deadline when some
+        user was late (the server waited for it until then)."""
+        if any(r.status == "late" for r in rounds):
+            return self.deadline_s
+        return max((r.time_s for r in rounds if r.included), default=0.0)
+
+
+def parse_devices(spec: str, clients: int, seed: int) -> dict[int, str]:
+    """`client-devices`: '[Nx ]class;...' in client order (counts summing to the number of clients, or one
+    class for all), or 'drawn' (each user's class drawn uniformly from DEVICES by `seed`). ValueError naming
+    the problem otherwise."""
+    if spec.strip() == "drawn":
+        names = list(DEVICES)
+        draws = np.random.default_rng([seed, NETWORK_STREAM]).integers(len(names), size=clients)
+        return {pid: names[int(i)] for pid, i in enumerate(draws)}
+    classes: list[str] = []
+    for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        count, times, name = item.partition("x ")
+        if not times:
+            count, name = "1", item
+        if not count.strip().isdigit() or int(count) < 1 or name.strip() not in DEVICES:
+            raise ValueError(f"client-devices: bad item {item!r}; expected '[Nx ]class' with class one of "
+                             f"{list(DEVICES)}, or 'drawn'")
+        classes += [name.strip()] * int(count)
+    if len(classes) == 1:
+        classes *= clients
+    if len(classes) != clients:
+        raise ValueError(f"client-devices: lists {len(classes)} devices for {clients} clients")
+    return dict(enumerate(classes))
+
+
+def parse_snr_range(spec: str) -> tuple[float, float]:
+    """`uplink-snr-db`: 'x' (every user's mean SNR x dB) or 'lo,hi' (each drawn uniformly in [lo, hi])."""
+    try:
+        values = [float(v) for v in spec.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(math.isfinite(v) for v in values) or values[0] > values[-1]:
+        raise ValueError(f"uplink-snr-db: expected 'x' or 'lo,hi' in dB with lo <= hi, got {spec!r}")
+    return values[0], values[-1]
+
+
+def mean_snrs(spec: str, clients: int, seed: int) -> dict[int, float]:
+    """Each user's mean uplink SNR (dB), drawn once per run from `seed` within parse_snr_range(spec)."""
+    low, high = parse_snr_range(spec)
+    draws = np.random.default_rng([seed, NETWORK_STREAM, 1]).uniform(low, high, size=clients)
+    return {pid: float(v) for pid, v in enumerate(draws)}

@@ -1,0 +1,193 @@
+"""The simulated network: link and compute times, energy and deadlines on hand-computed values; the straggler
+policies at the strategy with real Flower Messages; a budget that stops local training; the config keys."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord
+
+from semfed import protocol
+from semfed.config_values import ConfigError
+from semfed.network import DEVICES, Network, parse_devices, parse_snr_range, upload_seconds
+from semfed.retrieval import report
+from semfed.retrieval.participants import build_adapter, client_shard
+from semfed.retrieval.training import train_local
+from semfed.update_validation import Judging
+from server.retrieval import upload_bytes
+from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
+from tests.flower_messages import Grid, task_identity  # noqa: F401 (an autouse fixture)
+from tests.flower_runs import tiny_config, tiny_in_process
+from tests.test_strategy_judging import GLOBAL, NODES, SHARDS, client_reply
+
+SNR_3 = 10 * math.log10(3)  # dB: log2(1 + 3) = 2 bits per second per Hz
+
+
+def network(deadline: float = 0.0, policy: str = "drop", devices: dict | None = None, fading: str = "none",
+            snr: float = 0.0, examples: int = 200) -> Network:
+    devices = devices or {pid: "phone" for pid in range(10)}
+    return Network(devices, {pid: snr for pid in devices}, {pid: examples for pid in devices}, 1e6, fading, deadline,
+                   policy, seed=0)
+
+
+def test_upload_time_is_bits_over_shannon_capacity():
+    assert upload_seconds(125_000, 1e6, 0.0) == 1.0  # 1 Mbit over 1 MHz x log2(1 + 1)
+    assert upload_seconds(125_000, 1e6, SNR_3) == pytest.approx(0.5)
+    assert upload_seconds(125_000, 2e6, SNR_3) == pytest.approx(0.25)
+
+
+def test_a_users_round_time_energy_and_status_against_the_deadline():
+    phone = DEVICES["phone"]  # 40 examples/s, 3 W computing, 0.2 W sending
+    timing = network().client_round(1, 0, examples=200, upload_bytes=125_000)
+    assert (timing.compute_s, timing.upload_s, timing.time_s) == (5.0, 1.0, 6.0)
+    assert timing.energy_j == pytest.approx(phone.compute_w * 5.0 + phone.transmit_w * 1.0) == pytest.approx(15.2)
+    assert timing.status == "in time" and timing.included
+    assert network(deadline=5.5).client_round(1, 0, 200, 125_000).status == "late"
+    assert network(deadline=6.0).client_round(1, 0, 200, 125_000).status == "in time"  # exactly at the deadline
+    assert network(deadline=6.0).client_round(1, 0, 120, 125_000).status == "partial"  # fewer than its 200
+
+
+def test_a_budget_is_what_fits_before_the_deadline_after_the_upload():
+    partial = network(deadline=3.0, policy="partial")
+    assert partial.budget(1, 0, 125_000) == 80  # (3 s - 1 s upload) x 40 examples/s
+    assert partial.budget(1, 0, 500_000) == 0  # the upload alone takes 4 s
+    assert network(deadline=30.0, policy="partial").budget(1, 0, 125_000) == 200  # never more than a full round
+    assert network(deadline=3.0, policy="drop").budget(1, 0, 125_000) == 200  # drop: everyone trains in full
+
+
+def test_a_round_lasts_as_long_as_its_slowest_included_user_or_the_deadline():
+    net = network(deadline=5.5, devices={0: "phone", 1: "laptop"})
+    fast, slow = net.client_round(1, 1, 200, 125_000), net.client_round(1, 0, 200, 125_000)  # 2.25 s, 6 s
+    assert net.round_seconds([fast]) == 2.25
+    assert net.round_seconds([fast, slow]) == 5.5  # the server waited for the late phone until the deadline
+
+
+def test_rayleigh_fading_is_drawn_per_round_from_the_seed_and_averages_to_the_mean_power():
+    faded = network(fading="rayleigh", snr=10.0)
+    assert faded.snr_db(3, 4) == network(fading="rayleigh", snr=10.0).snr_db(3, 4)  # same seed, same draw
+    assert faded.snr_db(3, 4) != faded.snr_db(4, 4) and faded.snr_db(3, 4) != faded.snr_db(3, 5)
+    gains = [10 ** ((faded.snr_db(r, 0) - 10.0) / 10) for r in range(1, 2001)]
+    assert abs(np.mean(gains) - 1.0) < 0.1  # Exp(1) power gain
+    assert network(snr=10.0).snr_db(3, 4) == 10.0
+
+
+def test_device_and_snr_specs():
+    assert parse_devices("2x phone; laptop", 3, seed=0) == {0: "phone", 1: "phone", 2: "laptop"}
+    assert parse_devices("edge-server", 2, seed=0) == {0: "edge-server", 1: "edge-server"}
+    drawn = parse_devices("drawn", 50, seed=1)
+    assert drawn == parse_devices("drawn", 50, seed=1) and set(drawn.values()) == set(DEVICES)
+    with pytest.raises(ValueError, match="lists 2 devices for 3 clients"):
+        parse_devices("2x phone", 3, seed=0)
+    with pytest.raises(ValueError, match="bad item 'toaster'"):
+        parse_devices("toaster", 3, seed=0)
+    assert parse_snr_range("5") == (5.0, 5.0) and parse_snr_range("0,20") == (0.0, 20.0)
+    with pytest.raises(ValueError, match="lo <= hi"):
+        parse_snr_range("20,0")
+
+
+def test_network_config_keys_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="round-deadline-s: a deadline needs the simulated network"):
+        tiny_config(tmp_path, round_deadline_s=5.0)._check_network()
+    with pytest.raises(ConfigError, match="client-devices: lists 2 devices for 3 clients"):
+        tiny_config(tmp_path, client_devices="2x phone")._check_network()
+    with pytest.raises(ConfigError, match="straggler-policy: 'wait'"):
+        tiny_config(tmp_path, client_devices="phone", straggler_policy="wait")._check_network()
+    with pytest.raises(ConfigError, match="client-devices: the centralised bound"):
+        tiny_config(tmp_path, client_devices="phone", method="centralised")._check_network()
+    cfg = tiny_config(tmp_path, client_devices="phone;2x edge-server", uplink_snr_db="3")
+    net = cfg.network({pid: 10 for pid in range(3)})
+    assert net.devices == {0: "phone", 1: "edge-server", 2: "edge-server"}
+    assert net.mean_snr_db == {pid: 3.0 for pid in range(3)} and net.bandwidth_hz == 1e6
+    assert tiny_config(tmp_path).network({}) is None
+
+
+def strategy_with(net: Network) -> KeyedFedAvg:
+    """A strategy after configure_train of round 1 (every partition sampled) over the simulated network."""
+    sizes = {pid: record_nbytes(ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})) for pid in NODES}
+    strategy = KeyedFedAvg(nodes=NODES, judging=Judging(SHARDS), network=net, upload_bytes=sizes)
+    strategy.sent = strategy.configure_train(1, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}),
+                                             ConfigRecord({}), Grid(NODES.values()))
+    return strategy
+
+
+def test_drop_discards_the_late_users_updates_and_logs_every_users_round():
+    devices = {pid: "phone" if pid < 3 else "edge-server" for pid in NODES}
+    # every user trains 200 examples: phones 5 s, edge servers 0.25 s, plus a tiny upload; deadline 1 s
+    strategy = strategy_with(network(deadline=1.0, devices=devices))
+    assert all(protocol.MAX_EXAMPLES not in m.content["config"] for m in strategy.sent)  # drop: nobody budgeted
+    strategy.aggregate_train(1, [client_reply(pid, None) for pid in NODES])
+    stats = strategy.round_stats[1]
+    assert (stats["clients_replied"], stats["clients_late"], stats["updates_rejected"]) == (10, 3, 0)
+    assert sorted(strategy.client_metrics[1]) == list(range(3, 10)) and stats["sim_round_s"] == 1.0
+    log = strategy.network_log[1]
+    assert [row["status"] for row in log] == ["late"] * 3 + ["in time"] * 7
+    assert stats["energy_j"] == pytest.approx(sum(row["energy_j"] for row in log))
+    assert log[0]["energy_j"] == pytest.approx(3.0 * 5.0 + 0.2 * log[0]["upload_s"])  # a late phone still spent it
+
+
+def test_partial_sends_each_user_its_budget_and_weights_it_by_the_examples_it_may_train():
+    devices = {pid: "phone" if pid < 3 else "edge-server" for pid in NODES}
+    strategy = strategy_with(network(deadline=0.3, policy="partial", devices=devices, examples=200))
+    budgets = {strategy.partition_of[m.metadata.dst_node_id]: m.content["config"][protocol.MAX_EXAMPLES]
+               for m in strategy.sent}
+    assert [budgets[pid] for pid in range(3)] == [11] * 3  # 0.3 s minus the upload (2.7 ms), x 40 examples/s
+    assert [budgets[pid] for pid in range(3, 10)] == [200] * 7
+    strategy.aggregate_train(1, [client_reply(pid, None) for pid in NODES])
+    assert strategy.round_stats[1]["clients_late"] == 0 and len(strategy.client_metrics[1]) == 10
+    weights = {pid: m["num-examples"] for pid, m in strategy.client_metrics[1].items()}
+    assert weights == {pid: 11 if pid < 3 else SHARDS[pid] for pid in NODES}  # claimed 20-22, capped by the budget
+    assert [row["status"] for row in strategy.network_log[1]] == ["partial"] * 3 + ["in time"] * 7
+
+
+def test_a_user_whose_upload_alone_misses_the_deadline_is_not_asked():
+    strategy = strategy_with(network(deadline=1e-4, policy="partial"))
+    assert strategy.sent == [] and strategy.round_stats[1]["clients_sampled"] == 10
+    assert [row["status"] for row in strategy.network_log[1]] == ["no budget"] * 10
+
+
+def test_a_budget_stops_local_training_before_the_batch_that_would_pass_it(tmp_path, one_torch_thread):
+    cfg = tiny_config(tmp_path)
+    shard = client_shard(cfg, 0)  # 16 images, batch size 16: one batch per epoch
+    profile = cfg.client_profiles[0]
+
+    def trained(max_examples):
+        model = build_adapter(cfg, profile.encoders, seed=0)
+        local = train_local(model, shard, cfg, 2, seed=5, device="cpu", max_examples=max_examples)
+        return local.steps, model.state_dict()
+
+    full_steps, full = trained(None)
+    assert full_steps == 2
+    budget_steps, budgeted = trained(2 * len(shard))  # exactly a full round: the same model, exactly
+    assert budget_steps == 2 and all(torch.equal(full[k], budgeted[k]) for k in full)
+    one_steps, one = trained(2 * len(shard) - 1)  # the second epoch's batch no longer fits
+    assert one_steps == 1 and any(not torch.equal(full[k], one[k]) for k in full)
+    none_steps, untrained = trained(len(shard) - 1)
+    initial = build_adapter(cfg, profile.encoders, seed=0).state_dict()
+    assert none_steps == 0 and all(torch.equal(initial[k], untrained[k]) for k in initial)
+
+
+def test_a_run_over_the_simulated_network_drops_the_late_phone_and_reports_every_users_round(tmp_path):
+    cfg = tiny_config(tmp_path)
+    sizes = upload_bytes(cfg)  # user 0 holds both stems: the largest update, on the slowest device
+    examples = {pid: 16 * p.local_epochs for pid, p in enumerate(cfg.client_profiles)}  # 48 images over 3 users
+    phone = examples[0] / DEVICES["phone"].samples_per_s + upload_seconds(sizes[0], 1e6, 10.0)
+    edge = max(examples[p] / DEVICES["edge-server"].samples_per_s + upload_seconds(sizes[p], 1e6, 10.0) for p in (1, 2))
+    assert edge < phone
+    deadline = (edge + phone) / 2
+    run = tiny_in_process(tmp_path, "network", f"client-devices='phone;2x edge-server' uplink-snr-db='10' "
+                                               f"round-deadline-s={deadline}")
+    metrics, log = pd.read_csv(run / report.METRICS), pd.read_csv(run / report.NETWORK)
+    assert metrics["clients_late"].tolist() == [0, 1, 1] and metrics["clients_replied"].tolist() == [0, 3, 3]
+    assert metrics["sim_round_s"].tolist() == [0.0, deadline, deadline]
+    assert metrics["sim_clock_s"].tolist() == pytest.approx([0.0, deadline, 2 * deadline])
+    assert log["round"].tolist() == [1] * 3 + [2] * 3 and log["partition"].tolist() == [0, 1, 2] * 2
+    assert log["status"].tolist() == ["late", "in time", "in time"] * 2
+    expected_upload = [upload_seconds(sizes[p], 1e6, 10.0) for p in range(3)] * 2  # the bytes really received
+    assert log["upload_s"].tolist() == pytest.approx(expected_upload, rel=1e-12)
+    assert log["time_s"].iloc[0] == pytest.approx(phone)
+    assert metrics["energy_j"].iloc[1] == pytest.approx(log[log["round"] == 1]["energy_j"].sum())
+    users = pd.read_csv(run / report.NETWORK_USERS)
+    assert users["included"].tolist() == [0, 2, 2] and users["late"].tolist() == [2, 0, 0]
+    assert users["device"].tolist() == ["phone"] + ["edge-server"] * 2
