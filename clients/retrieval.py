@@ -7,6 +7,7 @@ import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 
 from semfed import protocol
+from semfed.compression import compress_update
 from semfed.config import SemfedConfig
 from semfed.fault_injection import poison_metrics, poison_statistics, poison_update
 from semfed.retrieval.labels import close_label_round, noise_overlap
@@ -56,7 +57,7 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     poisoned = cfg.poison_kind_in(server_round) if partition_id in cfg.poisoned_clients else None  # test-only (poison-clients)
     if poisoned:
         state, metrics = poison_update(state, poisoned), poison_metrics(metrics, poisoned, len(profiles))
-    arrays = ArrayRecord(state)
+    arrays = compressed(state, global_state, context, cfg) if cfg.compression.active else ArrayRecord(state)
     if poisoned == "bytes":  # the first array's data replaced by bytes that are no .npy file
         first = next(iter(arrays))
         arrays[first] = Array(dtype=arrays[first].dtype, shape=arrays[first].shape, stype=arrays[first].stype,
@@ -78,3 +79,20 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     if cfg.label_diagnostics:  # simulation only; the strategy keeps it out of the averaged metrics and the bytes
         content[protocol.LABEL_DIAGNOSTICS] = MetricRecord(diagnostics)
     return Message(content, reply_to=msg)
+
+
+RESIDUAL = "compression-residual"  # context.state: what this user meant to send but did not (error feedback)
+
+
+def compressed(state: dict[str, torch.Tensor], received: dict[str, torch.Tensor], context: Context,
+               cfg: SemfedConfig) -> ArrayRecord:
+    """The update as semfed.compression's payload against the global arrays `received`; the error-feedback
+    residual is kept in the node's context.state between rounds (it never leaves the node)."""
+    residual = context.state.get(RESIDUAL)
+    payload, carried = compress_update({k: v.numpy() for k, v in state.items()},
+                                       {k: received[k].numpy() for k in state},
+                                       {} if residual is None else {k: a.numpy() for k, a in residual.items()},
+                                       cfg.compression, cfg.error_feedback)
+    if cfg.error_feedback:
+        context.state[RESIDUAL] = ArrayRecord({k: Array(v) for k, v in carried.items()})
+    return ArrayRecord({k: Array(v) for k, v in payload.items()})

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from semfed.aggregation import AGGREGATIONS
+from semfed.compression import Compression, parse_compression
 from semfed.config_values import (
     DETECTOR_ADAPTATIONS,
     ClientProfile,
@@ -141,6 +142,8 @@ class SemfedConfig:
     uplink_fading: str
     round_deadline_s: float
     straggler_policy: str
+    update_compression: str
+    error_feedback: bool
     tracking: str
     resume: bool
     stop_after_round: int
@@ -340,7 +343,7 @@ class SemfedConfig:
         _ = self.decoder_specs, self.snr_set, self.eval_snrs  # parsed here, once: bad values are refused now
 
     def _check_network(self) -> None:
-        """The simulated network's keys (docs/network.md)."""
+        """The simulated network's and the compressed updates' keys (docs/network.md)."""
         if not self.uplink_bandwidth_mhz > 0:
             raise ConfigError(f"uplink-bandwidth-mhz: must be > 0, got {self.uplink_bandwidth_mhz}")
         if self.round_deadline_s < 0:
@@ -357,6 +360,18 @@ class SemfedConfig:
             raise ConfigError("round-deadline-s: a deadline needs the simulated network (set client-devices)")
         if self.client_devices and self.training_method.pooled:
             raise ConfigError(f"client-devices: the {self.method} bound trains in the ServerApp; it has no network")
+        try:
+            _ = self.compression  # parsed here, once
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if self.compression.active and (self.poisoned_clients or not self.training_method.aggregates):
+            raise ConfigError("update-compression: compresses what an aggregating method's users send; not with "
+                              f"method {self.method!r} or the test-only poison-clients")
+
+    @functools.cached_property
+    def compression(self) -> Compression:
+        """How users compress their updates (semfed.compression; inactive for 'none')."""
+        return parse_compression(self.update_compression)
 
     @functools.cached_property
     def client_device_classes(self) -> dict[int, str]:

@@ -9,11 +9,12 @@ import time
 
 import pandas as pd
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord
 from flwr.serverapp import Grid
 
 from semfed import protocol
 from semfed import run_directory as rd
+from semfed.compression import compress_update
 from semfed.config import SemfedConfig
 from semfed.data.features import prepare_features
 from semfed.retrieval import report
@@ -121,12 +122,15 @@ def strategy_class(cfg: SemfedConfig) -> type[KeyedFedAvg]:
 
 
 def upload_bytes(cfg: SemfedConfig) -> dict[int, int]:
-    """Partition id -> bytes of the update it sends (the arrays of its own encoders' model, as serialised)."""
+    """Partition id -> bytes of the update it sends (the arrays of its own encoders' model, as serialised;
+    compressed, the payload's, whose size does not depend on the values)."""
     sizes = {}
     for pid, profile in enumerate(cfg.client_profiles):
         if profile.encoders not in sizes:
-            sizes[profile.encoders] = record_nbytes(ArrayRecord({k: v.detach() for k, v in build_adapter(cfg, profile.encoders, seed=0)
-                                                                   .state_dict().items()}))
+            state = {k: v.detach().numpy() for k, v in build_adapter(cfg, profile.encoders, seed=0).state_dict().items()}
+            if cfg.compression.active:
+                state, _ = compress_update(state, state, {}, cfg.compression, error_feedback=False)
+            sizes[profile.encoders] = record_nbytes(ArrayRecord({k: Array(v) for k, v in state.items()}))
     return {pid: sizes[profile.encoders] for pid, profile in enumerate(cfg.client_profiles)}
 
 

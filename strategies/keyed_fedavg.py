@@ -15,6 +15,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from semfed import protocol
 from semfed.aggregation import RuleParams, keyed_aggregate
+from semfed.compression import Compression, decompress_update
 from semfed.config import SemfedConfig
 from semfed.network import STRAGGLER_POLICIES, Network
 from semfed.sampling import sample_partitions
@@ -30,7 +31,7 @@ def record_nbytes(record: ArrayRecord) -> int:
 
 def judged_options(cfg: SemfedConfig, example_caps: Mapping[int, float]) -> dict:
     """The strategy keyword arguments of the aggregation and update-judging config keys."""
-    return {"seed": cfg.seed, "aggregation": cfg.aggregation,
+    return {"seed": cfg.seed, "aggregation": cfg.aggregation, "compression": cfg.compression,
             "rule_params": RuleParams(cfg.trim_fraction, cfg.krum_byzantine),
             "judging": Judging(dict(example_caps), cfg.max_client_examples, cfg.update_norm_multiple)}
 
@@ -71,7 +72,8 @@ class KeyedFedAvg(FedAvg):
 
     def __init__(self, nodes: Mapping[int, int] | None = None, seed: int = 0, aggregation: str = "mean",
                  rule_params: RuleParams = RuleParams(), judging: Judging = Judging(), min_replies: int = 1,
-                 network: Network | None = None, upload_bytes: Mapping[int, int] | None = None, **kwargs):
+                 network: Network | None = None, upload_bytes: Mapping[int, int] | None = None,
+                 compression: Compression = Compression(), **kwargs):
         super().__init__(**kwargs)
         self.nodes = dict(nodes or {})
         self.partition_of = {node: pid for pid, node in self.nodes.items()}
@@ -82,7 +84,7 @@ class KeyedFedAvg(FedAvg):
         self.round_stats: dict[int, dict[str, float]] = {}
         self.client_metrics: dict[int, dict[int, dict[str, float]]] = {}
         self.client_diagnostics: dict[int, dict[int, dict[str, int]]] = {}
-        self.network, self.upload_bytes = network, dict(upload_bytes or {})
+        self.network, self.upload_bytes, self.compression = network, dict(upload_bytes or {}), compression
         self.budgets: dict[int, dict[int, int]] = {}  # round -> partition -> examples it may train (network)
         self.network_log: dict[int, list[dict]] = {}  # round -> each sampled user's simulated round (ClientRound)
 
@@ -184,6 +186,8 @@ class KeyedFedAvg(FedAvg):
             return f"reply claims partition-id {claimed_id!r}, but node {node} is partition {pid}"
         claimed = metrics.get(self.weighted_by_key)
         update = {key: array.numpy() for key, array in arrays_record.items()}
+        if self.compression.active:
+            update = decompress_update(update, reference, self.compression)
         problem = update_problem(update, reference, claimed, self.may_change(server_round, pid))
         if problem is not None:
             return problem
