@@ -86,12 +86,12 @@ class RoundRecorder:
         self.table = table = report.append_metrics(self.run_dir, self.table, row)
         self.tracking.log(row)
         report.plot_rsum(self.run_dir, table, f"semfed {self.cfg.method}: {len(self.cfg.client_profiles)} clients, "
-                                          f"seed {self.cfg.seed}")
+                                              f"seed {self.cfg.seed}")
         if scored:
             report.plot_users(self.run_dir, table, user_groups(self.cfg), f"semfed {self.cfg.method}: each user, "
-                                                                     f"seed {self.cfg.seed}")
+                                                                         f"seed {self.cfg.seed}")
         report.save_checkpoint(self.run_dir, state, server_round, self.skb_version, self.cfg,
-                           resume_state(self.strategy, table, self.client_rsum))
+                               resume_state(self.strategy, table, self.client_rsum))
         log.info("round %d/%d  RSUM %.1f (best %.1f)  train loss %s  %.1f s", server_round,
                  self.cfg.num_server_rounds, row["rsum"], table["rsum"].max(), f"{row['train_loss']:.3f}",
                  row["seconds"])

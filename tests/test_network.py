@@ -19,6 +19,7 @@ from semfed.update_validation import Judging
 from server.retrieval import upload_bytes
 from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
 from tests.flower_messages import Grid, task_identity  # noqa: F401 (an autouse fixture)
+from tests.checks import assert_trained
 from tests.flower_runs import tiny_config, tiny_in_process
 from tests.test_strategy_judging import GLOBAL, NODES, SHARDS, client_reply
 
@@ -168,18 +169,22 @@ def test_a_budget_stops_local_training_before_the_batch_that_would_pass_it(tmp_p
     assert none_steps == 0 and all(torch.equal(initial[k], untrained[k]) for k in initial)
 
 
-def test_a_run_over_the_simulated_network_drops_the_late_phone_and_reports_every_users_round(tmp_path):
-    cfg = tiny_config(tmp_path)
+def test_a_compressed_run_over_the_simulated_network_drops_the_late_phone_and_counts_the_payload_bytes(tmp_path):
+    cfg = tiny_config(tmp_path, update_compression="topk:0.1+int8")
     sizes = upload_bytes(cfg)  # user 0 holds both stems: the largest update, on the slowest device
+    assert sum(sizes.values()) < sum(upload_bytes(tiny_config(tmp_path)).values()) / 7  # int8 and int32 of a tenth
     examples = {pid: 16 * p.local_epochs for pid, p in enumerate(cfg.client_profiles)}  # 48 images over 3 users
     phone = examples[0] / DEVICES["phone"].samples_per_s + upload_seconds(sizes[0], 1e6, 10.0)
     edge = max(examples[p] / DEVICES["edge-server"].samples_per_s + upload_seconds(sizes[p], 1e6, 10.0) for p in (1, 2))
     assert edge < phone
     deadline = (edge + phone) / 2
     run = tiny_in_process(tmp_path, "network", f"client-devices='phone;2x edge-server' uplink-snr-db='10' "
-                                               f"round-deadline-s={deadline}")
+                                               f"round-deadline-s={deadline} update-compression='topk:0.1+int8'")
     metrics, log = pd.read_csv(run / report.METRICS), pd.read_csv(run / report.NETWORK)
+    assert metrics["bytes_received"].tolist() == [0] + [sum(sizes.values())] * 2  # the payloads, late one included
     assert metrics["clients_late"].tolist() == [0, 1, 1] and metrics["clients_replied"].tolist() == [0, 3, 3]
+    assert metrics["updates_rejected"].tolist() == [0, 0, 0]  # every payload decoded and judged sound
+    assert_trained(metrics)
     assert metrics["sim_round_s"].tolist() == [0.0, deadline, deadline]
     assert metrics["sim_clock_s"].tolist() == pytest.approx([0.0, deadline, 2 * deadline])
     assert log["round"].tolist() == [1] * 3 + [2] * 3 and log["partition"].tolist() == [0, 1, 2] * 2
