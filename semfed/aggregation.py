@@ -53,6 +53,18 @@ def krum(arrays: list[np.ndarray], weights: list[float], params: RuleParams) -> 
     return arrays[int(np.argmin(nearest.sum(axis=1)))].astype(np.float64)
 
 
+def fair_weights(weights: list[float], losses: list[float], q: float, cap: float = 10.0) -> list[float]:
+    """q-fair weights (the reweighting view of q-FFL, Li et al. 2020): w_c x F_c^q, with F_c a client's
+    training loss, so users the global model serves worst weigh more (q = 0: the weights unchanged).
+    A claimed loss is capped at `cap` x the round's median claim (it is the client's word)."""
+    if q == 0:
+        return list(weights)
+    clipped = [max(loss, 0.0) for loss in losses]  # a negative claim counts as no loss
+    bound = cap * float(np.median(clipped))
+    fair = [w * min(loss, bound) ** q for w, loss in zip(weights, clipped)]
+    return fair if sum(fair) > 0 else list(weights)
+
+
 Rule = Callable[[list[np.ndarray], list[float], RuleParams], np.ndarray]
 #: config value of `aggregation` -> per-key rule over the key's holders (arrays in a fixed order, weights
 #: = capped num-examples); returns float64 in the key's shape.

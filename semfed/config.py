@@ -131,6 +131,7 @@ class SemfedConfig:
     poison_clients: str
     poison_kind: str
     aggregation: str
+    fairness_q: float
     trim_fraction: float
     krum_byzantine: int
     max_client_examples: float
@@ -316,6 +317,8 @@ class SemfedConfig:
             raise ConfigError(f"aggregation: {self.aggregation!r} is not one of {tuple(AGGREGATIONS)}")
         if not 0 <= self.trim_fraction < 0.5:
             raise ConfigError(f"trim-fraction: must be in [0, 0.5), got {self.trim_fraction}")
+        if not 0 <= self.fairness_q <= 10:
+            raise ConfigError(f"fairness-q: must be in [0, 10] (0 = FedAvg's weights), got {self.fairness_q}")
         if self.krum_byzantine < 0:
             raise ConfigError(f"krum-byzantine: must be >= 0, got {self.krum_byzantine}")
         for name in ("max_client_examples", "update_norm_multiple"):

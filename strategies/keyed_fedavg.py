@@ -14,7 +14,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from semfed import protocol
-from semfed.aggregation import RuleParams, keyed_aggregate
+from semfed.aggregation import RuleParams, fair_weights, keyed_aggregate
 from semfed.compression import Compression, decompress_update
 from semfed.config import SemfedConfig
 from semfed.network import STRAGGLER_POLICIES, Network
@@ -32,6 +32,7 @@ def record_nbytes(record: ArrayRecord) -> int:
 def judged_options(cfg: SemfedConfig, example_caps: Mapping[int, float]) -> dict:
     """The strategy keyword arguments of the aggregation and update-judging config keys."""
     return {"seed": cfg.seed, "aggregation": cfg.aggregation, "compression": cfg.compression,
+            "fairness_q": cfg.fairness_q,
             "rule_params": RuleParams(cfg.trim_fraction, cfg.krum_byzantine),
             "judging": Judging(dict(example_caps), cfg.max_client_examples, cfg.update_norm_multiple)}
 
@@ -73,7 +74,7 @@ class KeyedFedAvg(FedAvg):
     def __init__(self, nodes: Mapping[int, int] | None = None, seed: int = 0, aggregation: str = "mean",
                  rule_params: RuleParams = RuleParams(), judging: Judging = Judging(), min_replies: int = 1,
                  network: Network | None = None, upload_bytes: Mapping[int, int] | None = None,
-                 compression: Compression = Compression(), **kwargs):
+                 compression: Compression = Compression(), fairness_q: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.nodes = dict(nodes or {})
         self.partition_of = {node: pid for pid, node in self.nodes.items()}
@@ -85,6 +86,7 @@ class KeyedFedAvg(FedAvg):
         self.client_metrics: dict[int, dict[int, dict[str, float]]] = {}
         self.client_diagnostics: dict[int, dict[int, dict[str, int]]] = {}
         self.network, self.upload_bytes, self.compression = network, dict(upload_bytes or {}), compression
+        self.fairness_q = fairness_q
         self.budgets: dict[int, dict[int, int]] = {}  # round -> partition -> examples it may train (network)
         self.network_log: dict[int, list[dict]] = {}  # round -> each sampled user's simulated round (ClientRound)
 
@@ -234,7 +236,12 @@ class KeyedFedAvg(FedAvg):
         for pid, problem in sorted(outliers.items()):
             self.reject(server_round, read.pop(pid).msg, pid, problem)
         self.round_stats[server_round]["weights_capped"] = capped
-        return [read[pid] for pid in sorted(read)]
+        accepted = [read[pid] for pid in sorted(read)]
+        fair = fair_weights([u.weight for u in accepted], [u.metrics.get("train_loss", 0.0) for u in accepted],
+                            self.fairness_q)
+        for update, weight in zip(accepted, fair):
+            update.weight = weight
+        return accepted
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -115,12 +116,16 @@ def evaluate_shared_model(model: GraphAdapter, cfg: SemfedConfig, encoders: tupl
 def recall_columns(per_pair: dict[str, dict[str, float]], client_rsum: dict[int, float],
                    cfg: SemfedConfig) -> dict[str, float]:
     """A metrics row's evaluation columns: RSUM and its recalls (mean over encoder pairs, whole split), RSUM
-    per pair, each user's RSUM on its own test images (user_rsum[k]), and with label noise or handling on,
+    per pair, each user's RSUM on its own test images (user_rsum[k]), the worst user's and their spread (the
+    population standard deviation; fairness, seed 000 VI-B), and with label noise or handling on,
     group_rsum[g]: the mean of a label group's users' RSUMs (users without test images left out)."""
     recalls = mean_recalls(per_pair)
+    scored = [v for v in client_rsum.values() if math.isfinite(v)]
     row = {"rsum": recalls["rsum"], **{k: recalls[k] for k in RECALL_NAMES},
            **{f"rsum[{pair}]": r["rsum"] for pair, r in per_pair.items()},
-           **{f"user_rsum[{c}]": client_rsum[c] for c in sorted(client_rsum)}}
+           **{f"user_rsum[{c}]": client_rsum[c] for c in sorted(client_rsum)},
+           "user_rsum_worst": min(scored, default=float("nan")),
+           "user_rsum_spread": float(np.std(scored)) if scored else float("nan")}
     if cfg.label_noise or cfg.label_policy.scores:
         row.update({f"group_rsum[{name}]": users_mean(client_rsum, clients)
                     for name, clients in cfg.label_groups().items()})

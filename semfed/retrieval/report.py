@@ -137,7 +137,8 @@ def plot_network(path: Path, table: pd.DataFrame, users: pd.DataFrame, title: st
     axes[2].bar(users["partition-id"], users["included"], color=[colour[d] for d in users["device"]])
     axes[2].bar(users["partition-id"], users["sampled"] - users["included"], bottom=users["included"], color="lightgrey")
     axes[2].legend(handles=[Line2D([], [], color=colour[d], lw=6, label=d) for d in devices]
-                   + [Line2D([], [], color="lightgrey", lw=6, label="sampled, not included")], fontsize=7)
+                   + [Line2D([], [], color="lightgrey", lw=6, label="sampled, not included")], fontsize=7,
+                   loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[2].set(xlabel="user (partition id)", ylabel="rounds", title="rounds each user's update counted")
     for ax in axes:
         ax.grid(alpha=0.3)
