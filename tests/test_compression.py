@@ -2,12 +2,17 @@
 8-bit quantisation stays within half a step, payload bytes against hand counts, malformed payloads refused
 at the strategy at the cost of that reply only (a compressed run end to end: tests/test_network.py)."""
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from experiments.rsum_curves import summary
 from semfed.compression import Compression, compress_update, decode, decompress_update, encode, parse_compression
 from semfed.config_values import ConfigError
+from semfed.retrieval import report
 from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
 from tests.flower_messages import Grid, reply_from, task_identity  # noqa: F401 (an autouse fixture)
 from tests.flower_runs import tiny_config
@@ -122,3 +127,15 @@ def test_compression_keys_are_checked(tmp_path):
         tiny_config(tmp_path, update_compression="topk:2")._check_network()
     with pytest.raises(ConfigError, match="not with method 'local-only'"):
         tiny_config(tmp_path, update_compression="int8", method="local-only")._check_network()
+
+
+def test_rsum_curves_report_the_cost_until_a_target_on_hand_made_runs(tmp_path):
+    for name, received, rsums in [("dense", [0, 8e6, 8e6, 8e6], [2.0, 60.0, 110.0, 130.0]),
+                                  ("sparse", [0, 1e6, 1e6, 1e6], [2.0, 40.0, 90.0, 105.0])]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"update-compression": name}))
+        pd.DataFrame({"round": [0, 1, 2, 3], "rsum": rsums, "bytes_received": received}).to_csv(
+            tmp_path / name / report.METRICS, index=False)
+    table = summary([tmp_path / "dense", tmp_path / "sparse"], "bytes", target=100)
+    assert table["MB uplink"].tolist() == [24.0, 3.0] and table["final_rsum"].tolist() == [130.0, 105.0]
+    assert table["MB uplink to RSUM 100"].tolist() == [16.0, 3.0]  # the first round at or above 100
