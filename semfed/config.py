@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from semfed.aggregation import AGGREGATIONS
+from semfed.churn import Churn, parse_churn
 from semfed.compression import Compression, parse_compression
 from semfed.config_values import (
     DETECTOR_ADAPTATIONS,
@@ -143,6 +144,7 @@ class SemfedConfig:
     uplink_fading: str
     round_deadline_s: float
     straggler_policy: str
+    churn: str
     update_compression: str
     error_feedback: bool
     tracking: str
@@ -364,12 +366,23 @@ class SemfedConfig:
         if self.client_devices and self.training_method.pooled:
             raise ConfigError(f"client-devices: the {self.method} bound trains in the ServerApp; it has no network")
         try:
+            _ = self.churn_model  # parsed here, once
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if self.churn and self.training_method.pooled:
+            raise ConfigError(f"churn: the {self.method} bound trains in the ServerApp; nobody joins or leaves")
+        try:
             _ = self.compression  # parsed here, once
         except ValueError as error:
             raise ConfigError(str(error)) from None
         if self.compression.active and (self.poisoned_clients or not self.training_method.aggregates):
             raise ConfigError("update-compression: compresses what an aggregating method's users send; not with "
                               f"method {self.method!r} or the test-only poison-clients")
+
+    @functools.cached_property
+    def churn_model(self) -> Churn | None:
+        """Who is online in each round (semfed.churn; None: everyone, every round)."""
+        return parse_churn(self.churn, self.seed)
 
     @functools.cached_property
     def compression(self) -> Compression:

@@ -8,6 +8,7 @@ import numpy as np
 FAULT_STREAM = 6  # semfed.fault_injection: which clients fail in a round
 SAMPLING_STREAM = 7  # semfed.sampling: which clients train in a round
 NETWORK_STREAM = 8  # semfed.network: each user's device class and mean SNR, the fading per round
+CHURN_STREAM = 9  # semfed.churn: which users are online in a round
 
 
 def client_round_seed(seed: int, server_round: int, partition_id: int) -> int:
@@ -27,5 +28,5 @@ def decoder_init_seed(seed: int, partition_id: int) -> int:
 
 def round_rng(seed: int, server_round: int, stream: int) -> np.random.Generator:
     """A NumPy generator for one per-round choice of the server (`stream`: FAULT_STREAM, SAMPLING_STREAM,
-    NETWORK_STREAM)."""
+    NETWORK_STREAM, CHURN_STREAM)."""
     return np.random.default_rng([seed, server_round, stream])

@@ -33,6 +33,7 @@ from strategies.local_only import LocalOnly
 log = logging.getLogger("semfed.server")
 ROUND_COUNTS = ("clients_replied", "clients_failed", "updates_rejected", "skipped")  # metrics.csv, per round
 NETWORK_COLUMNS = ("clients_late", "sim_round_s", "energy_j")  # metrics.csv, per round, with the simulated network
+CHURN_COLUMNS = ("users_online", "users_joined", "users_left")  # metrics.csv, per round, with churn
 
 
 class RoundRecorder:
@@ -77,6 +78,8 @@ class RoundRecorder:
                **{k: stats.get(k, 0) for k in ROUND_COUNTS}}
         if self.cfg.label_noise or self.cfg.label_policy.scores:
             row.update(self.label_columns(server_round))
+        if self.cfg.churn_model is not None:
+            row.update({k: stats.get(k, 0) for k in CHURN_COLUMNS})
         if self.strategy.network is not None:
             row.update({k: stats.get(k, 0) for k in NETWORK_COLUMNS})
             row["sim_clock_s"] = row["sim_round_s"] + (0.0 if self.table is None else self.table["sim_clock_s"].iloc[-1])

@@ -15,6 +15,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from semfed import protocol
 from semfed.aggregation import RuleParams, fair_weights, keyed_aggregate
+from semfed.churn import Churn
 from semfed.compression import Compression, decompress_update
 from semfed.config import SemfedConfig
 from semfed.network import STRAGGLER_POLICIES, Network
@@ -32,7 +33,7 @@ def record_nbytes(record: ArrayRecord) -> int:
 def judged_options(cfg: SemfedConfig, example_caps: Mapping[int, float]) -> dict:
     """The strategy keyword arguments of the aggregation and update-judging config keys."""
     return {"seed": cfg.seed, "aggregation": cfg.aggregation, "compression": cfg.compression,
-            "fairness_q": cfg.fairness_q,
+            "fairness_q": cfg.fairness_q, "churn": cfg.churn_model,
             "rule_params": RuleParams(cfg.trim_fraction, cfg.krum_byzantine),
             "judging": Judging(dict(example_caps), cfg.max_client_examples, cfg.update_norm_multiple)}
 
@@ -74,7 +75,8 @@ class KeyedFedAvg(FedAvg):
     def __init__(self, nodes: Mapping[int, int] | None = None, seed: int = 0, aggregation: str = "mean",
                  rule_params: RuleParams = RuleParams(), judging: Judging = Judging(), min_replies: int = 1,
                  network: Network | None = None, upload_bytes: Mapping[int, int] | None = None,
-                 compression: Compression = Compression(), fairness_q: float = 0.0, **kwargs):
+                 compression: Compression = Compression(), fairness_q: float = 0.0, churn: Churn | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.nodes = dict(nodes or {})
         self.partition_of = {node: pid for pid, node in self.nodes.items()}
@@ -86,7 +88,8 @@ class KeyedFedAvg(FedAvg):
         self.client_metrics: dict[int, dict[int, dict[str, float]]] = {}
         self.client_diagnostics: dict[int, dict[int, dict[str, int]]] = {}
         self.network, self.upload_bytes, self.compression = network, dict(upload_bytes or {}), compression
-        self.fairness_q = fairness_q
+        self.fairness_q, self.churn = fairness_q, churn
+        self.churn_counts: dict[int, dict[str, int]] = {}
         self.budgets: dict[int, dict[int, int]] = {}  # round -> partition -> examples it may train (network)
         self.network_log: dict[int, list[dict]] = {}  # round -> each sampled user's simulated round (ClientRound)
 
@@ -97,7 +100,7 @@ class KeyedFedAvg(FedAvg):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         self.global_arrays = arrays
-        partitions = sample_partitions(self.seed, server_round, list(self.nodes), self.fraction_train,
+        partitions = sample_partitions(self.seed, server_round, self.online(server_round), self.fraction_train,
                                        self.min_train_nodes)
         budgets = self.budgets[server_round] = self.round_budgets(server_round, partitions)
         round_config = {**config, protocol.SERVER_ROUND: server_round}
@@ -105,10 +108,22 @@ class KeyedFedAvg(FedAvg):
             server_round, [pid for pid in partitions if budgets.get(pid, 1) > 0], lambda pid: self.arrays_for(pid, arrays),
             lambda pid: ConfigRecord({**round_config, **({protocol.MAX_EXAMPLES: budgets[pid]} if pid in budgets else {})}),
             grid)
-        self.round_stats[server_round]["clients_sampled"] = len(partitions)
+        self.round_stats[server_round].update({"clients_sampled": len(partitions),
+                                               **self.churn_counts.get(server_round, {})})
         self.round_stats[server_round]["bytes_sent"] = sum(record_nbytes(m.content[self.arrayrecord_key])
                                                            for m in messages)
         return messages
+
+    def online(self, server_round: int) -> list[int]:
+        """The partitions online in `server_round` (all without churn); with churn, the round's users
+        online, joined and left go into round_stats."""
+        if self.churn is None:
+            return list(self.nodes)
+        now = self.churn.online(server_round, len(self.nodes))
+        before = self.churn.online(server_round - 1, len(self.nodes)) if server_round > 1 else frozenset(self.nodes)
+        self.churn_counts[server_round] = {"users_online": len(now), "users_joined": len(now - before),
+                                           "users_left": len(before - now)}
+        return sorted(now)
 
     def round_budgets(self, server_round: int, partitions: list[int]) -> dict[int, int]:
         """Partition -> examples it may train this round, for a network whose straggler policy budgets (the

@@ -23,6 +23,8 @@ def check_jscc(cfg: Any) -> None:
     check_decoder_specs(cfg.decoder_specs)
     if cfg.client_devices:
         raise ValueError("client-devices: the simulated network covers retrieval runs only; set it to ''")
+    if cfg.churn:
+        raise ValueError("churn: users joining and leaving cover retrieval runs only; set it to ''")
     if cfg.compression.active:
         raise ValueError("update-compression: compressed updates cover retrieval runs only; set it to 'none'")
     if FRAMEWORKS[cfg.jscc_framework].two_stage and cfg.jscc_stage1_rounds > cfg.num_server_rounds:
