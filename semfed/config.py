@@ -45,6 +45,7 @@ from semfed.config_values import (
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.methods import METHODS, Method
 from semfed.network import FADINGS, STRAGGLER_POLICIES, Network, mean_snrs, parse_devices, parse_snr_range
+from semfed.scheduling import SCHEDULERS
 from semfed.tasks import TASKS, Task, load
 from semfed.tracking import parse_tracking
 
@@ -145,6 +146,7 @@ class SemfedConfig:
     round_deadline_s: float
     straggler_policy: str
     churn: str
+    scheduling: str
     update_compression: str
     error_feedback: bool
     tracking: str
@@ -353,7 +355,8 @@ class SemfedConfig:
             raise ConfigError(f"uplink-bandwidth-mhz: must be > 0, got {self.uplink_bandwidth_mhz}")
         if self.round_deadline_s < 0:
             raise ConfigError(f"round-deadline-s: must be >= 0 (0 = none), got {self.round_deadline_s}")
-        choices = {"uplink_fading": FADINGS, "straggler_policy": tuple(STRAGGLER_POLICIES)}
+        choices = {"uplink_fading": FADINGS, "straggler_policy": tuple(STRAGGLER_POLICIES),
+                   "scheduling": tuple(SCHEDULERS)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")

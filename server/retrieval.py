@@ -34,6 +34,8 @@ log = logging.getLogger("semfed.server")
 ROUND_COUNTS = ("clients_replied", "clients_failed", "updates_rejected", "skipped")  # metrics.csv, per round
 NETWORK_COLUMNS = ("clients_late", "sim_round_s", "energy_j")  # metrics.csv, per round, with the simulated network
 CHURN_COLUMNS = ("users_online", "users_joined", "users_left")  # metrics.csv, per round, with churn
+AUCTION_COLUMNS = ("auction_price", "auction_value")  # metrics.csv, per round, with scheduling='auction'
+
 
 
 class RoundRecorder:
@@ -80,6 +82,8 @@ class RoundRecorder:
             row.update(self.label_columns(server_round))
         if self.cfg.churn_model is not None:
             row.update({k: stats.get(k, 0) for k in CHURN_COLUMNS})
+        if self.strategy.scheduler.auction:
+            row.update({k: stats.get(k, float("nan")) for k in AUCTION_COLUMNS})
         if self.strategy.network is not None:
             row.update({k: stats.get(k, 0) for k in NETWORK_COLUMNS})
             row["sim_clock_s"] = row["sim_round_s"] + (0.0 if self.table is None else self.table["sim_clock_s"].iloc[-1])

@@ -19,7 +19,8 @@ from semfed.churn import Churn
 from semfed.compression import Compression, decompress_update
 from semfed.config import SemfedConfig
 from semfed.network import STRAGGLER_POLICIES, Network
-from semfed.sampling import sample_partitions
+from semfed.sampling import sample_partitions, slots
+from semfed.scheduling import SCHEDULERS, Scheduler, second_price, semantic_bids
 from semfed.update_validation import Judging, example_cap, is_number, norm_outliers, update_problem
 
 log = logging.getLogger("semfed.strategy")
@@ -33,7 +34,7 @@ def record_nbytes(record: ArrayRecord) -> int:
 def judged_options(cfg: SemfedConfig, example_caps: Mapping[int, float]) -> dict:
     """The strategy keyword arguments of the aggregation and update-judging config keys."""
     return {"seed": cfg.seed, "aggregation": cfg.aggregation, "compression": cfg.compression,
-            "fairness_q": cfg.fairness_q, "churn": cfg.churn_model,
+            "fairness_q": cfg.fairness_q, "churn": cfg.churn_model, "scheduler": SCHEDULERS[cfg.scheduling],
             "rule_params": RuleParams(cfg.trim_fraction, cfg.krum_byzantine),
             "judging": Judging(dict(example_caps), cfg.max_client_examples, cfg.update_norm_multiple)}
 
@@ -76,7 +77,7 @@ class KeyedFedAvg(FedAvg):
                  rule_params: RuleParams = RuleParams(), judging: Judging = Judging(), min_replies: int = 1,
                  network: Network | None = None, upload_bytes: Mapping[int, int] | None = None,
                  compression: Compression = Compression(), fairness_q: float = 0.0, churn: Churn | None = None,
-                 **kwargs):
+                 scheduler: Scheduler = SCHEDULERS["uniform"], **kwargs):
         super().__init__(**kwargs)
         self.nodes = dict(nodes or {})
         self.partition_of = {node: pid for pid, node in self.nodes.items()}
@@ -90,6 +91,7 @@ class KeyedFedAvg(FedAvg):
         self.network, self.upload_bytes, self.compression = network, dict(upload_bytes or {}), compression
         self.fairness_q, self.churn = fairness_q, churn
         self.churn_counts: dict[int, dict[str, int]] = {}
+        self.scheduler, self.auctions = scheduler, {}
         self.budgets: dict[int, dict[int, int]] = {}  # round -> partition -> examples it may train (network)
         self.network_log: dict[int, list[dict]] = {}  # round -> each sampled user's simulated round (ClientRound)
 
@@ -100,8 +102,7 @@ class KeyedFedAvg(FedAvg):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         self.global_arrays = arrays
-        partitions = sample_partitions(self.seed, server_round, self.online(server_round), self.fraction_train,
-                                       self.min_train_nodes)
+        partitions = self.choose(server_round, self.online(server_round))
         budgets = self.budgets[server_round] = self.round_budgets(server_round, partitions)
         round_config = {**config, protocol.SERVER_ROUND: server_round}
         messages = self.train_messages(
@@ -109,10 +110,28 @@ class KeyedFedAvg(FedAvg):
             lambda pid: ConfigRecord({**round_config, **({protocol.MAX_EXAMPLES: budgets[pid]} if pid in budgets else {})}),
             grid)
         self.round_stats[server_round].update({"clients_sampled": len(partitions),
-                                               **self.churn_counts.get(server_round, {})})
+                                               **self.churn_counts.get(server_round, {}),
+                                               **self.auctions.get(server_round, {})})
         self.round_stats[server_round]["bytes_sent"] = sum(record_nbytes(m.content[self.arrayrecord_key])
                                                            for m in messages)
         return messages
+
+    def choose(self, server_round: int, online: list[int]) -> list[int]:
+        """Who of the `online` partitions trains: seeded uniform sampling, or the semantic-aware auction's
+        winners (semfed.scheduling; its clearing price and the winners' total bid go into round_stats)."""
+        if not self.scheduler.auction:
+            return sample_partitions(self.seed, server_round, online, self.fraction_train, self.min_train_nodes)
+        losses = {pid: metrics["train_loss"] for r in sorted(self.client_metrics)
+                  for pid, metrics in self.client_metrics[r].items() if "train_loss" in metrics}  # the latest
+        examples = {pid: self.judging.example_caps.get(pid, 1) for pid in online}
+        energy = None if self.network is None else {
+            pid: self.network.client_round(server_round, pid, self.network.examples[pid],
+                                           self.upload_bytes[pid]).energy_j for pid in online}
+        auction = second_price(semantic_bids(losses, examples, energy),
+                               slots(len(online), self.fraction_train, self.min_train_nodes))
+        self.auctions[server_round] = {"auction_price": auction.price if math.isfinite(auction.price) else math.nan,
+                                       "auction_value": auction.value if math.isfinite(auction.value) else math.nan}
+        return auction.winners
 
     def online(self, server_round: int) -> list[int]:
         """The partitions online in `server_round` (all without churn); with churn, the round's users

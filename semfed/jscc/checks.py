@@ -11,6 +11,7 @@ from semfed.data.image_folder import image_sizes
 from semfed.jscc.decoders import check_decoder_specs
 from semfed.jscc.encoder import latent_channels
 from semfed.jscc.framework_registry import FRAMEWORKS
+from semfed.scheduling import SCHEDULERS
 
 
 def check_jscc(cfg: Any) -> None:
@@ -23,6 +24,8 @@ def check_jscc(cfg: Any) -> None:
     check_decoder_specs(cfg.decoder_specs)
     if cfg.client_devices:
         raise ValueError("client-devices: the simulated network covers retrieval runs only; set it to ''")
+    if SCHEDULERS[cfg.scheduling].auction:
+        raise ValueError("scheduling: the auction schedules retrieval users only; set it to 'uniform'")
     if cfg.churn:
         raise ValueError("churn: users joining and leaving cover retrieval runs only; set it to ''")
     if cfg.compression.active:
