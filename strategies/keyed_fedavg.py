@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -18,9 +18,9 @@ from semfed.aggregation import RuleParams, fair_weights, keyed_aggregate
 from semfed.churn import Churn
 from semfed.compression import Compression, decompress_update
 from semfed.config import SemfedConfig
-from semfed.network import STRAGGLER_POLICIES, Network
-from semfed.sampling import sample_partitions, slots
-from semfed.scheduling import SCHEDULERS, Scheduler, second_price, semantic_bids
+from semfed.network import Network
+from semfed.participation import Participation
+from semfed.scheduling import SCHEDULERS, Scheduler
 from semfed.update_validation import Judging, example_cap, is_number, norm_outliers, update_problem
 
 log = logging.getLogger("semfed.strategy")
@@ -58,8 +58,10 @@ class KeyedFedAvg(FedAvg):
 
     nodes: partition id -> Flower node id (server.nodes.discover_partitions); a reply's partition is its
     node's, its own 'partition-id' must agree or it is rejected. configure_train sends to the nodes of
-    semfed.sampling.sample_partitions (seeded by partition id); a sampled node not connected, a reply
-    with an error or none before the timeout counts as a failed client. Every reply is judged on its own
+    the round's plan (semfed.participation: the users online under churn, seeded uniform sampling by
+    partition id or the semantic auction, the simulated network's example budgets); a sampled node not
+    connected, a reply with an error or none before the timeout counts as a failed client; with the
+    simulated network a reply after the deadline is dropped (drop_late). Every reply is judged on its own
     (semfed.update_validation; any exception while reading it is a rejection), its num-examples capped
     (Judging), then updates too far from the round's median are rejected; a rejection is logged with
     node and partition. The accepted updates are aggregated in partition order by `aggregation`
@@ -89,9 +91,7 @@ class KeyedFedAvg(FedAvg):
         self.client_metrics: dict[int, dict[int, dict[str, float]]] = {}
         self.client_diagnostics: dict[int, dict[int, dict[str, int]]] = {}
         self.network, self.upload_bytes, self.compression = network, dict(upload_bytes or {}), compression
-        self.fairness_q, self.churn = fairness_q, churn
-        self.churn_counts: dict[int, dict[str, int]] = {}
-        self.scheduler, self.auctions = scheduler, {}
+        self.fairness_q, self.churn, self.scheduler = fairness_q, churn, scheduler
         self.budgets: dict[int, dict[int, int]] = {}  # round -> partition -> examples it may train (network)
         self.network_log: dict[int, list[dict]] = {}  # round -> each sampled user's simulated round (ClientRound)
 
@@ -102,58 +102,31 @@ class KeyedFedAvg(FedAvg):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         self.global_arrays = arrays
-        partitions = self.choose(server_round, self.online(server_round))
-        budgets = self.budgets[server_round] = self.round_budgets(server_round, partitions)
+        plan = self.participation().plan(server_round, self.latest_losses())
+        self.budgets[server_round] = plan.budgets
+        if plan.no_budget:
+            self.network_log[server_round] = list(plan.no_budget)
         round_config = {**config, protocol.SERVER_ROUND: server_round}
         messages = self.train_messages(
-            server_round, [pid for pid in partitions if budgets.get(pid, 1) > 0], lambda pid: self.arrays_for(pid, arrays),
-            lambda pid: ConfigRecord({**round_config, **({protocol.MAX_EXAMPLES: budgets[pid]} if pid in budgets else {})}),
-            grid)
-        self.round_stats[server_round].update({"clients_sampled": len(partitions),
-                                               **self.churn_counts.get(server_round, {}),
-                                               **self.auctions.get(server_round, {})})
+            server_round, plan.asked, lambda pid: self.arrays_for(pid, arrays),
+            lambda pid: ConfigRecord({**round_config, **({protocol.MAX_EXAMPLES: plan.budgets[pid]}
+                                                         if pid in plan.budgets else {})}), grid)
+        self.round_stats[server_round].update(clients_sampled=len(plan.partitions), **plan.stats)
         self.round_stats[server_round]["bytes_sent"] = sum(record_nbytes(m.content[self.arrayrecord_key])
                                                            for m in messages)
         return messages
 
-    def choose(self, server_round: int, online: list[int]) -> list[int]:
-        """Who of the `online` partitions trains: seeded uniform sampling, or the semantic-aware auction's
-        winners (semfed.scheduling; its clearing price and the winners' total bid go into round_stats)."""
-        if not self.scheduler.auction:
-            return sample_partitions(self.seed, server_round, online, self.fraction_train, self.min_train_nodes)
-        losses = {pid: metrics["train_loss"] for r in sorted(self.client_metrics)
-                  for pid, metrics in self.client_metrics[r].items() if "train_loss" in metrics}  # the latest
-        examples = {pid: self.judging.example_caps.get(pid, 1) for pid in online}
-        energy = None if self.network is None else {
-            pid: self.network.client_round(server_round, pid, self.network.examples[pid],
-                                           self.upload_bytes[pid]).energy_j for pid in online}
-        auction = second_price(semantic_bids(losses, examples, energy),
-                               slots(len(online), self.fraction_train, self.min_train_nodes))
-        self.auctions[server_round] = {"auction_price": auction.price if math.isfinite(auction.price) else math.nan,
-                                       "auction_value": auction.value if math.isfinite(auction.value) else math.nan}
-        return auction.winners
+    def participation(self) -> Participation:
+        """Who takes part in a round (semfed.participation), from this strategy's settings (fraction_train
+        and min_train_nodes are FedAvg's)."""
+        return Participation(tuple(self.nodes), self.seed, self.fraction_train, self.min_train_nodes,
+                             dict(self.judging.example_caps), self.churn, self.scheduler, self.network,
+                             self.upload_bytes)
 
-    def online(self, server_round: int) -> list[int]:
-        """The partitions online in `server_round` (all without churn); with churn, the round's users
-        online, joined and left go into round_stats."""
-        if self.churn is None:
-            return list(self.nodes)
-        now = self.churn.online(server_round, len(self.nodes))
-        before = self.churn.online(server_round - 1, len(self.nodes)) if server_round > 1 else frozenset(self.nodes)
-        self.churn_counts[server_round] = {"users_online": len(now), "users_joined": len(now - before),
-                                           "users_left": len(before - now)}
-        return sorted(now)
-
-    def round_budgets(self, server_round: int, partitions: list[int]) -> dict[int, int]:
-        """Partition -> examples it may train this round, for a network whose straggler policy budgets (the
-        users that cannot even upload in time are logged 'no budget' and not asked); else empty."""
-        if self.network is None or not STRAGGLER_POLICIES[self.network.policy].budgets:
-            return {}
-        budgets = {pid: self.network.budget(server_round, pid, self.upload_bytes[pid]) for pid in partitions}
-        self.network_log[server_round] = [
-            replace(self.network.client_round(server_round, pid, 0, 0), status="no budget").row()
-            for pid in partitions if budgets[pid] == 0]
-        return budgets
+    def latest_losses(self) -> dict[int, float]:
+        """Each partition's latest reported (accepted) training loss."""
+        return {pid: metrics["train_loss"] for r in sorted(self.client_metrics)
+                for pid, metrics in self.client_metrics[r].items() if "train_loss" in metrics}
 
     def drop_late(self, server_round: int, replies: list[Message]) -> list[Message]:
         """The replies that arrive before the simulated deadline (all without a network); logs each replying
