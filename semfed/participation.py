@@ -50,7 +50,7 @@ class Participation:
         online = list(self.users)
         if self.churn is not None:
             now = self.churn.online(server_round, len(self.users))
-            before = self.churn.online(server_round - 1, len(self.users)) if server_round > 1 else frozenset(self.users)
+            before = self.churn.online(server_round - 1, len(self.users)) if server_round > 1 else frozenset()
             stats.update(users_online=len(now), users_joined=len(now - before), users_left=len(before - now))
             online = sorted(now)
         if self.scheduler.auction:

@@ -44,7 +44,7 @@ def test_a_user_that_joins_is_aggregated_from_its_first_round_online():
     strategy = KeyedFedAvg(nodes=NODES, judging=Judging(SHARDS), churn=Churn(leave=0, join=1, start=0.0, seed=0))
     arrays = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
     assert strategy.configure_train(1, arrays, ConfigRecord({}), Grid(NODES.values())) == []  # nobody online
-    assert strategy.round_stats[1]["users_online"] == 0
+    assert (strategy.round_stats[1]["users_online"], strategy.round_stats[1]["users_left"]) == (0, 0)
     sent = strategy.configure_train(2, arrays, ConfigRecord({}), Grid(NODES.values()))
     assert len(sent) == 10 and strategy.round_stats[2]["users_joined"] == 10
     result, _ = strategy.aggregate_train(2, [client_reply(pid, None) for pid in NODES])
