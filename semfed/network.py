@@ -5,6 +5,7 @@ Torch-free and Flower-free: the server's strategy asks it (strategies/keyed_feda
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -111,8 +112,8 @@ class Network:
         drawn from (seed, round) when fading is 'rayleigh' (the same draw however many users are sampled)."""
         if self.fading == "none":
             return self.mean_snr_db[partition]
-        gains = round_rng(self.seed, server_round, NETWORK_STREAM).exponential(1.0, size=max(self.devices) + 1)
-        return self.mean_snr_db[partition] + 10.0 * math.log10(max(float(gains[partition]), 1e-12))
+        gain = _fading_gains(self.seed, server_round, max(self.devices) + 1)[partition]
+        return self.mean_snr_db[partition] + 10.0 * math.log10(max(float(gain), 1e-12))
 
     def compute_seconds(self, partition: int, examples: int) -> float:
         return examples / DEVICES[self.devices[partition]].samples_per_s
@@ -146,6 +147,12 @@ class Network:
         if any(r.status == "late" for r in rounds):
             return self.deadline_s
         return max((r.time_s for r in rounds if r.included), default=0.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _fading_gains(seed: int, server_round: int, users: int) -> np.ndarray:
+    """Every user's Rayleigh power gain (Exp(1)) in one round, drawn once per round."""
+    return round_rng(seed, server_round, NETWORK_STREAM).exponential(1.0, size=users)
 
 
 def parse_devices(spec: str, clients: int, seed: int) -> dict[int, str]:

@@ -177,7 +177,7 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
         sampling = dict(nodes=nodes, fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
                         min_train_nodes=cfg.min_replies, min_replies=cfg.min_replies, **judged_options(cfg, shards),
                         network=cfg.network({pid: n * cfg.client_profiles[pid].local_epochs for pid, n in shards.items()}),
-                        upload_bytes=upload_bytes(cfg))
+                        upload_bytes=upload_bytes(cfg) if cfg.client_devices else {})
         strategy = resumable(strategy_class(cfg))(**sampling)
         recorder = RoundRecorder(cfg, run_dir, strategy, skb.version, tracking)
         initial, done = resume_from(cfg, run_dir, strategy, recorder)
