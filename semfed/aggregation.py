@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from semfed.update_validation import capped_claims
+
 
 @dataclass(frozen=True)
 class RuleParams:
@@ -56,12 +58,10 @@ def krum(arrays: list[np.ndarray], weights: list[float], params: RuleParams) -> 
 def fair_weights(weights: list[float], losses: list[float], q: float, cap: float = 10.0) -> list[float]:
     """q-fair weights (the reweighting view of q-FFL, Li et al. 2020): w_c x F_c^q, with F_c a client's
     training loss, so users the global model serves worst weigh more (q = 0: the weights unchanged).
-    A claimed loss is capped at `cap` x the round's median claim (it is the client's word)."""
+    A claimed loss is capped (update_validation.capped_claims: it is the client's word)."""
     if q == 0:
         return list(weights)
-    clipped = [max(loss, 0.0) for loss in losses]  # a negative claim counts as no loss
-    bound = cap * float(np.median(clipped))
-    fair = [w * min(loss, bound) ** q for w, loss in zip(weights, clipped)]
+    fair = [w * loss ** q for w, loss in zip(weights, capped_claims(losses, cap))]
     return fair if sum(fair) > 0 else list(weights)
 
 

@@ -350,7 +350,7 @@ class SemfedConfig:
         _ = self.decoder_specs, self.snr_set, self.eval_snrs  # parsed here, once: bad values are refused now
 
     def _check_network(self) -> None:
-        """The simulated network's and the compressed updates' keys (docs/network.md)."""
+        """The keys of the simulated network, churn, scheduling and compressed updates (docs/network.md)."""
         if not self.uplink_bandwidth_mhz > 0:
             raise ConfigError(f"uplink-bandwidth-mhz: must be > 0, got {self.uplink_bandwidth_mhz}")
         if self.round_deadline_s < 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from semfed.update_validation import capped_claims
+
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,13 @@ def semantic_bids(losses: dict[int, float], examples: dict[int, int], energy_j: 
     """Each user's bid: its last reported training loss (capped at `cap` x the median report: it is the
     user's word) times its examples, divided by its expected energy (J) when given. A user not heard from
     yet (no loss) bids infinity, so every user trains once before the bids decide."""
-    known = sorted(v for v in losses.values() if math.isfinite(v))
-    bound = cap * known[len(known) // 2] if known else math.inf
+    known = {pid: loss for pid, loss in losses.items() if math.isfinite(loss)}
+    capped = dict(zip(known, capped_claims(list(known.values()), cap)))
     bids = {}
     for pid, n in examples.items():
-        loss = losses.get(pid)
-        if loss is None or not math.isfinite(loss):
+        if pid not in capped:
             bids[pid] = math.inf
             continue
-        value = min(max(loss, 0.0), bound) * n
+        value = capped[pid] * n
         bids[pid] = value / energy_j[pid] if energy_j else value
     return bids

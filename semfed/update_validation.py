@@ -58,6 +58,14 @@ def update_problem(update: Mapping[str, np.ndarray], reference: Mapping[str, np.
     return None
 
 
+def capped_claims(claims: list[float], multiple: float = 10.0) -> list[float]:
+    """Clients' numeric claims (e.g. training losses) clipped to [0, multiple x the median of the clipped
+    claims]: one client's word cannot outweigh the round by more than `multiple`."""
+    clipped = [max(claim, 0.0) for claim in claims]
+    bound = multiple * float(np.median(clipped)) if clipped else 0.0
+    return [min(claim, bound) for claim in clipped]
+
+
 def example_cap(partition: int, claims: Mapping[int, float], judging: Judging) -> float:
     """Most examples partition `partition` may weigh: its assigned shard size, else max_examples,
     else the median of the round's claims (partition id -> claimed num-examples)."""
