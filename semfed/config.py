@@ -360,24 +360,16 @@ class SemfedConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
-        try:
-            _ = self.client_device_classes, parse_snr_range(self.uplink_snr_db)  # parsed here, once
+        try:  # parsed here, once
+            _ = self.client_device_classes, parse_snr_range(self.uplink_snr_db), self.churn_model, self.compression
         except ValueError as error:
             raise ConfigError(str(error)) from None
         if self.round_deadline_s and not self.client_devices:
             raise ConfigError("round-deadline-s: a deadline needs the simulated network (set client-devices)")
         if self.client_devices and self.training_method.pooled:
             raise ConfigError(f"client-devices: the {self.method} bound trains in the ServerApp; it has no network")
-        try:
-            _ = self.churn_model  # parsed here, once
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
         if self.churn and self.training_method.pooled:
             raise ConfigError(f"churn: the {self.method} bound trains in the ServerApp; nobody joins or leaves")
-        try:
-            _ = self.compression  # parsed here, once
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
         if self.compression.active and (self.poisoned_clients or not self.training_method.aggregates):
             raise ConfigError("update-compression: compresses what an aggregating method's users send; not with "
                               f"method {self.method!r} or the test-only poison-clients")

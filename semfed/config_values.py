@@ -101,20 +101,30 @@ def check_text_encoder(key: str, name: str) -> None:
             raise ConfigError(f"{key}: {name!r} is not a local model folder (no {folder / 'config.json'})")
 
 
+def counted_items(key: str, spec: str) -> list[str]:
+    """The ';'-separated items of `spec`, in order, an 'Nx item' written out N times ('2x a; b' -> a, a, b);
+    ConfigError naming `key` for a count below 1."""
+    items = []
+    for item in [s.strip() for s in spec.split(";") if s.strip()]:
+        count, times, rest = item.partition("x ")
+        if times and count.strip().isdigit():
+            if int(count) < 1:
+                raise ConfigError(f"{key}: a count must be >= 1 in {item!r}")
+            items += [rest.strip()] * int(count)
+        else:
+            items.append(item)
+    return items
+
+
 def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
     """Parse '[Nx ]enc[+enc][:epochs];...' into profiles, in order (an 'Nx ' item is N clients of that
     profile: '300x frcnn-r50+minilm:2; 700x minilm'); raise ConfigError on bad input."""
     allowed = (f"'[Nx ]enc[+enc][:epochs]' items separated by ';' with image encoders "
                f"{encoder_names(lambda e: e.modality == 'image')} and text encoders {text_encoder_names()} "
                "or hf@/abs/dir")
-    profiles = []
-    for item in [s.strip() for s in spec.split(";") if s.strip()]:
-        count, times, rest = item.partition("x ")
-        if times and count.strip().isdigit():
-            if int(count) < 1:
-                raise ConfigError(f"clients: a count must be >= 1 in {item!r}")
-            profiles += parse_client_profiles(rest) * int(count)
-            continue
+    items = counted_items("clients", spec)
+    parsed: dict[str, ClientProfile] = {}
+    for item in dict.fromkeys(items):  # each distinct item parsed once ('700x minilm': once)
         encoders, _, epochs = item.partition(":")
         try:
             local_epochs = int(epochs) if epochs else 1
@@ -132,7 +142,8 @@ def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
                 text = name
             else:
                 raise ConfigError(f"clients: unknown or repeated encoder {name!r} in {item!r}; expected {allowed}")
-        profiles.append(ClientProfile(image, text, local_epochs))
+        parsed[item] = ClientProfile(image, text, local_epochs)
+    profiles = [parsed[item] for item in items]
     if not profiles:
         raise ConfigError(f"clients: no client profiles given; expected {allowed}")
     return tuple(profiles)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from semfed.config_values import counted_items
 from semfed.seeds import NETWORK_STREAM, round_rng
 
 
@@ -163,15 +164,11 @@ def parse_devices(spec: str, clients: int, seed: int) -> dict[int, str]:
         names = list(DEVICES)
         draws = np.random.default_rng([seed, NETWORK_STREAM]).integers(len(names), size=clients)
         return {pid: names[int(i)] for pid, i in enumerate(draws)}
-    classes: list[str] = []
-    for item in [s.strip() for s in spec.split(";") if s.strip()]:
-        count, times, name = item.partition("x ")
-        if not times:
-            count, name = "1", item
-        if not count.strip().isdigit() or int(count) < 1 or name.strip() not in DEVICES:
-            raise ValueError(f"client-devices: bad item {item!r}; expected '[Nx ]class' with class one of "
+    classes = counted_items("client-devices", spec)
+    for name in classes:
+        if name not in DEVICES:
+            raise ValueError(f"client-devices: bad item {name!r}; expected '[Nx ]class' with class one of "
                              f"{list(DEVICES)}, or 'drawn'")
-        classes += [name.strip()] * int(count)
     if len(classes) == 1:
         classes *= clients
     if len(classes) != clients:

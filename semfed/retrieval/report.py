@@ -91,12 +91,15 @@ def load_checkpoint(run_dir: Path) -> dict:
     return rd.load_checkpoint(run_dir / CHECKPOINT, CHECKPOINT_KEYS)
 
 
-def write_network(path: Path, network_log: dict[int, list[dict]]) -> pd.DataFrame:
-    """network.csv: one row per round and sampled user (ClientRound's fields), rounds in order."""
+def network_table(network_log: dict[int, list[dict]]) -> pd.DataFrame:
+    """One row per round and sampled user (ClientRound's fields), rounds in order."""
     rows = [{"round": r, **row} for r in sorted(network_log) for row in network_log[r]]
-    table = pd.DataFrame(rows, columns=["round", *NETWORK_FIELDS])
-    table.to_csv(path / NETWORK, index=False)
-    return table
+    return pd.DataFrame(rows, columns=["round", *NETWORK_FIELDS])
+
+
+def write_network(path: Path, network_log: dict[int, list[dict]]) -> None:
+    """network.csv: network_table, rewritten after every round."""
+    network_table(network_log).to_csv(path / NETWORK, index=False)
 
 
 def write_network_users(path: Path, network: Network, network_log: dict[int, list[dict]],
@@ -104,7 +107,7 @@ def write_network_users(path: Path, network: Network, network_log: dict[int, lis
     """network_users.csv: per user its device, mean SNR (dB), rounds sampled, included (in time or partial),
     partial, late and without budget, examples trained, energy (J) over the run, and its final RSUM on its
     own test images."""
-    log = write_network(path, network_log)
+    log = network_table(network_log)  # network.csv itself is written every round
     rows = []
     for pid, device in network.devices.items():
         own = log[log["partition"] == pid]
