@@ -3,6 +3,7 @@ its own frozen encoders, with its label policy (semfed.label_policies)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 
@@ -65,9 +66,9 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     content = RecordDict({"arrays": arrays})
     if scoring:
         consensus = config.get(protocol.LABEL_CONSENSUS)
-        report = close_label_round(ledger, local.confidence, local.excluded, policy,
-                                   None if consensus is None else tuple(consensus), cfg.label_confidence_threshold,
-                                   cfg.label_prune_rounds)
+        report = close_label_round(ledger, local.confidence, local.decoy_confidence, local.excluded, policy,
+                                   None if consensus is None else np.asarray(consensus, dtype=np.float64),
+                                   cfg.label_prune_precision, cfg.label_prune_rounds)
         metrics.update({f"label-{k}": v for k, v in report.counts.items()})
         diagnostics = noise_overlap(shard.noisy, local.excluded, report.pruned)
         if ledger is not None:

@@ -108,6 +108,7 @@ class SemfedConfig:
     label_confidence_threshold: float
     label_warmup_rounds: int
     label_prune_rounds: int
+    label_prune_precision: float
     label_diagnostics: bool
     task: str
     method: str
@@ -220,6 +221,8 @@ class SemfedConfig:
             raise ConfigError(f"label-warmup-rounds: must be >= 0, got {self.label_warmup_rounds}")
         if self.label_prune_rounds < 1:
             raise ConfigError(f"label-prune-rounds: must be >= 1, got {self.label_prune_rounds}")
+        if not 0 < self.label_prune_precision <= 1:
+            raise ConfigError(f"label-prune-precision: must be in (0, 1], got {self.label_prune_precision}")
         _ = self.noise_groups  # parsed here, once: a bad label-noise is refused now
         if self.label_policy.uses_consensus and not self.training_method.aggregates:
             raise ConfigError(f"label-handling: {self.label_handling!r} needs a federation's consensus; method "

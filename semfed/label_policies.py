@@ -13,7 +13,7 @@ class LabelPolicy:
     keeps_ledger: a per-label ledger (a file per round, semfed.retrieval.ledger_files) tracks labels that stay
     inconsistent across rounds and prunes them after label-prune-rounds (semfed.retrieval.labels).
     uses_consensus: the clients share confidence histograms and the ledger's cut uses the
-    federation's noise mode (strategies.label_consensus); it needs a method that aggregates."""
+    federation's null, its pooled decoy confidences (strategies.label_consensus); it needs a method that aggregates."""
 
     scores: bool
     keeps_ledger: bool
@@ -25,8 +25,8 @@ LABEL_POLICIES = {
     "none": LabelPolicy(scores=False, keeps_ledger=False, uses_consensus=False),
     # per-epoch masking of low-confidence labels, no memory across rounds
     "exclusion": LabelPolicy(scores=True, keeps_ledger=False, uses_consensus=False),
-    # + the ledger: a client prunes the labels its own confidence mixture calls noise, round after round
+    # + the ledger: a client prunes the labels that rank like its own decoys (chance), round after round
     "local": LabelPolicy(scores=True, keeps_ledger=True, uses_consensus=False),
-    # + the federation's consensus on the noise mode (the proposed scheme)
+    # + the federation's consensus on what chance looks like (the proposed scheme)
     "federated": LabelPolicy(scores=True, keeps_ledger=True, uses_consensus=True),
 }

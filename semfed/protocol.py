@@ -5,14 +5,14 @@ imported by both sides. (The values are Flower record names; semfed itself never
 ARRAYS = "arrays"  # ArrayRecord: the global arrays out, the client's update back
 CONFIG = "config"  # ConfigRecord: the server's instructions for the round
 METRICS = "metrics"  # MetricRecord: the client's reply metrics (averaged by the strategy)
-LABEL_STATS = "label-stats"  # ArrayRecord: the client's label-confidence histogram (label-handling federated)
+LABEL_STATS = "label-stats"  # ArrayRecord: the client's label- and decoy-confidence histograms (label-handling federated)
 LABEL_DIAGNOSTICS = "label-diagnostics"  # MetricRecord, simulation only: overlap with the injected noise
 
 # keys of the server's train config
 SERVER_ROUND = "server-round"
 SKB_VERSION = "skb-version"  # the SKB both sides must hold
 RUN_NAME = "run-name"  # the run directory relative to runs/ (where the clients keep their label ledgers)
-LABEL_CONSENSUS = "label-consensus"  # the federation's noise component (mean, std)
+LABEL_CONSENSUS = "label-consensus"  # the federation's null: its clients' decoy-confidence histograms pooled
 MAX_EXAMPLES = "max-examples"  # the examples a user may train this round before the deadline (straggler-policy partial)
 JSCC_ROLE = "jscc-role"  # a D-JSCC client's role this round (semfed.jscc.federation.ROLES)
 

@@ -110,13 +110,13 @@ class RoundRecorder:
         return MetricRecord({k: float(v) for k, v in row.items()})
 
     def label_columns(self, server_round: int) -> dict[str, float]:
-        """Per label-noise group: label counts, pruning P/R/F1 (label-diagnostics on), and the consensus noise mode."""
+        """Per label-noise group: label counts, pruning P/R/F1 (label-diagnostics on), and the consensus null's mean and std."""
         diagnostics = self.strategy.client_diagnostics.get(server_round, {}) if self.cfg.label_diagnostics else None
         row = group_label_metrics(self.cfg.label_groups(), self.strategy.client_metrics.get(server_round, {}),
                                   diagnostics)
         consensus = getattr(self.strategy, "consensus_history", {}).get(server_round)
         if consensus is not None:
-            row["noise_mean"], row["noise_std"] = consensus
+            row["null_mean"], row["null_std"] = consensus
         return row
 
 

@@ -11,8 +11,9 @@ from semfed.label_policies import LABEL_POLICIES
 from semfed.retrieval import training
 from semfed.retrieval.adapter.model import GraphAdapter
 from semfed.retrieval.shards import Modality, Shard
-from semfed.retrieval.labels import (HISTOGRAM_BINS, LabelLedger, close_label_round, confidence_histogram,
-                                     fit_noise_mixture, group_label_metrics, noise_overlap, rank_confidence)
+from semfed.retrieval.labels import (CONFIDENCE, HISTOGRAM_BINS, NULL, LabelLedger, close_label_round,
+                                     confidence_histogram, decoy_rank_confidence, group_label_metrics, noise_cut,
+                                     noise_fraction, noise_overlap, rank_confidence)
 from strategies.keyed_fedavg import KeyedFedAvg
 from strategies.label_consensus import LabelConsensusFedAvg
 from tests.flower_messages import Grid, task_identity  # noqa: F401 (an autouse fixture)
@@ -30,27 +31,51 @@ def test_rank_confidence_on_a_hand_made_similarity_matrix():
     assert rank_confidence(torch.tensor([[0.3]])).tolist() == [1.0]
 
 
-def test_noise_mixture_cut_splits_two_modes_and_falls_back_without_a_noise_mode():
-    histogram = np.zeros(HISTOGRAM_BINS)
-    histogram[[4, 15]] = 50  # equal modes at bin centres 0.225 and 0.775: the cut is their midpoint
-    mixture = fit_noise_mixture(histogram[None])
-    assert mixture.noise_mean == pytest.approx(0.225) and mixture.clean_mean[0] == pytest.approx(0.775)
-    assert mixture.cut(0, fallback=0.3) == pytest.approx(0.5, abs=1e-3)
-    unimodal = np.zeros(HISTOGRAM_BINS)
-    unimodal[[18, 19]] = [40, 60]
-    assert fit_noise_mixture(unimodal[None]).cut(0, fallback=0.3) == 0.3
-    assert fit_noise_mixture(histogram[None] / 20).cut(0, fallback=0.3) == 0.3  # 5 labels: too few to say
+def test_decoy_rank_confidence_on_a_hand_made_similarity_matrix():
+    similarity = torch.tensor([[0.9, 0.1, 0.5],
+                               [0.2, 0.3, 0.8],
+                               [0.4, 0.4, 0.4]])
+    decoy_similarity = torch.tensor([[0.3, 0.0, 0.0],
+                                     [0.0, 0.9, 0.0],
+                                     [0.0, 0.6, 0.4]])
+    # decoy 0 (0.3): above label 1's 0.1, below label 2's 0.5 (1/2); column 0 of the decoys: above 0.0, 0.0 (2/2) -> 3/4
+    # decoy 1 (0.9): above 0.2 and 0.8, its own label 0.3 left out (2/2); column 1: above 0.0, 0.6 (2/2) -> 1
+    # decoy 2 (0.4): ties 0.4 twice (1/2); column 2: above 0.0, 0.0 (2/2) -> 3/4
+    torch.testing.assert_close(decoy_rank_confidence(similarity, decoy_similarity), torch.tensor([0.75, 1.0, 0.75]))
+    assert decoy_rank_confidence(torch.tensor([[0.3]]), torch.tensor([[0.9]])).tolist() == [0.5]
 
 
-def test_a_fixed_noise_component_moves_a_clients_cut():
+def spread(per_bin: dict[range, float]) -> np.ndarray:
+    """A histogram with `per_bin[bins]` labels in each of `bins`."""
     histogram = np.zeros(HISTOGRAM_BINS)
-    histogram[[6, 7, 16, 17, 18]] = [10, 10, 30, 40, 30]
-    own = fit_noise_mixture(histogram[None])
-    held = fit_noise_mixture(histogram[None], noise=(0.5, 0.2))
-    assert held.noise_mean == 0.5 and held.noise_std == 0.2  # the consensus is applied, not re-fitted
-    assert own.noise_mean == pytest.approx(0.35, abs=0.02)
-    assert own.cut(0, 0.5) != pytest.approx(held.cut(0, 0.5), abs=0.01)
-    assert held.noise_mean < held.cut(0, 0.5) < held.clean_mean[0]
+    for bins, count in per_bin.items():
+        histogram[list(bins)] += count
+    return histogram
+
+
+def test_noise_fraction_and_cut_on_hand_made_histograms():
+    null = spread({range(20): 10})  # chance: flat
+    noisy = spread({range(20): 1, range(19, 20): 80})  # 20 noisy labels ranking like decoys, 80 clean ones at 0.95-1
+    # 10 of 100 labels under 0.5, where chance puts half its mass: 0.2 noise
+    assert noise_fraction(noisy, null) == pytest.approx(0.2)
+    # under every edge below 0.95 the labels are all noise (0.2 x (k/20) / (k/100) = 1): cut 0.95
+    assert noise_cut(noisy, null, precision=0.8) == pytest.approx(0.95)
+    clean = spread({range(17, 20): 30})
+    assert noise_fraction(clean, null) == 0 and noise_cut(clean, null, precision=0.8) == 0  # nothing looks like chance
+    wide = spread({range(20): 1, range(12, 20): 10})  # clean labels spread over 0.6-1
+    # under 0.6: 12 of 100 labels, expected 0.2 x 0.6 / 0.12 = 1 noise; under 0.65: 0.2 x 0.65 / 0.23 = 0.57
+    assert noise_cut(wide, null, precision=0.8) == pytest.approx(0.6)
+    assert noise_cut(wide, null, precision=0.5) == pytest.approx(0.65)
+    assert noise_cut(noisy, np.zeros(HISTOGRAM_BINS), 0.8) == 0 and noise_cut(np.zeros(HISTOGRAM_BINS), null, 0.8) == 0
+
+
+def test_a_pooled_null_moves_a_clients_cut():
+    own_null = spread({range(0, 10): 2, range(10, 20): 18})  # a client's few decoys happen to rank high
+    pooled = spread({range(20): 10})
+    labels = spread({range(20): 1, range(19, 20): 80})
+    # own null: 20 of 200 decoys under 0.5 -> noise fraction 0.1 / 0.1 = 1, every edge flagged as noise
+    assert noise_fraction(labels, own_null) == 1.0 and noise_cut(labels, own_null, 0.8) == 1.0
+    assert noise_cut(labels, pooled, 0.8) == pytest.approx(0.95)
 
 
 def test_confidence_histogram_counts_every_label_once():
@@ -86,7 +111,8 @@ def test_a_label_excluded_in_one_epoch_is_back_when_its_confidence_recovers(monk
     model, shard = tiny_shard()
     cfg = load_config(batch_size=6, label_confidence_threshold=0.5)
     epoch_confidence = iter([torch.tensor([0.9, 0.1, 0.9, 0.9, 0.9, 0.9]), torch.full((6,), 0.9)])
-    monkeypatch.setattr(training, "batch_confidence", lambda model, shard, idx, caption, device: next(epoch_confidence)[idx])
+    monkeypatch.setattr(training, "batch_confidence",
+                        lambda model, shard, idx, caption, decoy, device: (next(epoch_confidence)[idx], torch.zeros(len(idx))))
     keeps = []  # per step: keep mask in shard-row order
     original = training.batch_loss
 
@@ -109,7 +135,25 @@ def test_scored_training_gives_every_label_a_confidence_and_never_trains_pruned_
     pruned[3] = True
     local = training.train_local(model, shard, cfg, epochs=2, seed=0, device="cpu", score_labels=True, pruned=pruned)
     assert local.confidence.shape == (2, 8) and ((local.confidence >= 0) & (local.confidence <= 1)).all()
+    assert local.decoy_confidence.shape == (2, 8) and not local.decoy_confidence.isnan().any()
     assert not local.excluded[3]  # pruned labels are out for good, not counted as excluded
+
+
+def test_each_labels_decoy_is_another_rows_label_the_same_in_every_epoch(monkeypatch):
+    model, shard = tiny_shard(n=8)
+    decoys = []  # per epoch: each row's decoy row
+    original = training.batch_confidence
+
+    def spy(model, shard, idx, caption, decoy, device):
+        if len(decoys) == 0 or (decoys[-1] >= 0).all():
+            decoys.append(torch.full((8,), -1))
+        decoys[-1][idx] = decoy
+        return original(model, shard, idx, caption, decoy, device)
+
+    monkeypatch.setattr(training, "batch_confidence", spy)
+    training.train_local(model, shard, load_config(batch_size=3), epochs=3, seed=0, device="cpu", score_labels=True)
+    assert len(decoys) == 3 and all(torch.equal(d, decoys[0]) for d in decoys)
+    assert (decoys[0] != torch.arange(8)).all() and sorted(decoys[0].tolist()) == list(range(8))  # a derangement
 
 
 def test_a_label_is_pruned_only_after_the_configured_persistence():
@@ -130,42 +174,64 @@ def test_a_label_is_pruned_only_after_the_configured_persistence():
     assert restored.pruned.tolist() == ledger.pruned.tolist() and restored.history.shape == (6, 3)
 
 
-def test_consensus_is_aggregated_from_three_clients_statistics():
+def test_consensus_pools_three_clients_decoy_histograms():
     strategy = LabelConsensusFedAvg(nodes={p: 100 + p for p in range(3)}, fraction_evaluate=0.0)
     strategy.configure_train(1, ArrayRecord({"core": Array(np.zeros(1, np.float32))}), ConfigRecord({}),
                              Grid([100, 101, 102]))
-    histograms = np.zeros((3, HISTOGRAM_BINS))
-    histograms[0, [19, 9]] = [50, 10]  # clean labels near 1, noise around 0.5 in every client
-    histograms[1, [15, 10]] = [40, 10]  # a weaker encoder: its clean labels rank lower
-    histograms[2, [19, 8]] = [30, 10]
+    nulls = np.zeros((3, HISTOGRAM_BINS))
+    nulls[0, [5, 14]] = [20, 30]
+    nulls[1, [9]] = [40]
+    nulls[2, [10, 14]] = [30, 30]
     replies = [reply({"core": [1.0]}, 60, p) for p in range(3)]  # at least as many examples as labels counted
-    for r, h in zip(replies, histograms):
-        r.content["label-stats"] = ArrayRecord({"confidence-histogram": Array(h)})
+    for r, null in zip(replies, nulls):
+        r.content["label-stats"] = ArrayRecord({CONFIDENCE: Array(spread({range(19, 20): null.sum()})), NULL: Array(null)})
     strategy.aggregate_train(1, replies)
-    joint = fit_noise_mixture(histograms)
-    assert strategy.consensus == (joint.noise_mean, joint.noise_std)
-    # one noise mode for all: the count-weighted mean of the three low bins' centres
-    assert strategy.consensus[0] == pytest.approx((0.475 + 0.525 + 0.425) / 3, abs=1e-3)
-    np.testing.assert_allclose(joint.clean_mean, [0.975, 0.775, 0.975], atol=1e-3)
-    # .npy payloads (128-byte header + data): three float32 [1] updates and three float64 [20] histograms
-    assert strategy.round_stats[1]["bytes_received"] == 3 * (128 + 4) + 3 * (128 + 20 * 8)
+    assert strategy.consensus == nulls.sum(0).tolist()
+    # 20 at 0.275, 40 at 0.475, 30 at 0.525, 60 at 0.725 (bin centres): mean 80.5 / 150
+    assert strategy.consensus_history[1][0] == pytest.approx((20 * 0.275 + 40 * 0.475 + 30 * 0.525 + 60 * 0.725) / 150)
+    # .npy payloads (128-byte header + data): three float32 [1] updates and six float64 [20] histograms
+    assert strategy.round_stats[1]["bytes_received"] == 3 * (128 + 4) + 6 * (128 + 20 * 8)
+    sent = strategy.configure_train(2, ArrayRecord({"core": Array(np.zeros(1, np.float32))}), ConfigRecord({}),
+                                    Grid([100, 101, 102]))
+    assert list(sent[0].content["config"]["label-consensus"]) == strategy.consensus
+    assert strategy.round_stats[2]["bytes_sent"] - 3 * (128 + 4) == 3 * 20 * 8
 
 
 def test_label_statistics_hold_no_sample_content():
     confidence = torch.tensor([[0.1, 0.8, 0.95, 0.4, 0.99, 0.7]])
+    decoys = torch.tensor([[0.5, 0.2, 0.6, 0.3, 0.9, 0.1]])
     excluded = confidence[0] < 0.5
-    report = close_label_round(LabelLedger.empty(6), confidence, excluded, LABEL_POLICIES["federated"], None, 0.5, 2)
+    federated = LABEL_POLICIES["federated"]
+    report = close_label_round(LabelLedger.empty(6), confidence, decoys, excluded, federated, None, 0.8, 2)
     perm = torch.tensor([5, 3, 0, 1, 4, 2])
-    permuted = close_label_round(LabelLedger.empty(6), confidence[:, perm], excluded[perm], LABEL_POLICIES["federated"], None, 0.5, 2)
-    bigger = close_label_round(LabelLedger.empty(12), confidence.repeat(1, 2), excluded.repeat(2), LABEL_POLICIES["federated"], None,
-                               0.5, 2)
-    assert set(report.statistics) == {"confidence-histogram"}
-    histogram = report.statistics["confidence-histogram"]
-    assert histogram.shape == (HISTOGRAM_BINS,) and histogram.sum() == 6
-    # order-free and of fixed size: nothing in it can name, order or reconstruct a sample
-    np.testing.assert_array_equal(permuted.statistics["confidence-histogram"], histogram)
-    assert bigger.statistics["confidence-histogram"].shape == histogram.shape
+    permuted = close_label_round(LabelLedger.empty(6), confidence[:, perm], decoys[:, perm], excluded[perm], federated,
+                                 None, 0.8, 2)
+    bigger = close_label_round(LabelLedger.empty(12), confidence.repeat(1, 2), decoys.repeat(1, 2), excluded.repeat(2),
+                               federated, None, 0.8, 2)
+    assert set(report.statistics) == {CONFIDENCE, NULL}
+    for key in (CONFIDENCE, NULL):
+        histogram = report.statistics[key]
+        assert histogram.shape == (HISTOGRAM_BINS,) and histogram.sum() == 6
+        # order-free and of fixed size: nothing in it can name, order or reconstruct a sample
+        np.testing.assert_array_equal(permuted.statistics[key], histogram)
+        assert bigger.statistics[key].shape == histogram.shape
     assert report.counts == {"excluded": 2, "tracked": 2, "pruned": 0}  # what the scheme knows, no ground truth
+
+
+def test_hard_clean_labels_are_kept_and_chance_level_ones_pruned():
+    decoys = ((torch.arange(100) + 0.5) / 100).repeat(2, 1)  # chance: 5 decoys per bin
+    hard = torch.full((2, 100), 0.97)
+    hard[:, :10] = torch.tensor([[0.45], [0.75]])  # 10 clean but hard labels: excluded in epoch 1, 0.6 on average
+    noisy = torch.full((2, 100), 0.97)
+    noisy[:, :30] = (torch.arange(30) + 0.5) / 30  # 30 labels ranking like decoys: 15 under 0.5
+    # hard: no label under 0.5 on average, noise fraction 0, cut 0; noisy: fraction 0.3 and cut 0.95, and of
+    # the labels under it the ledger prunes those it tracks (excluded, under 0.5 in an epoch): the first 15
+    for confidence, expected in ((hard, []), (noisy, list(range(15)))):
+        ledger = LabelLedger.empty(100)
+        report = close_label_round(ledger, confidence, decoys, (confidence < 0.5).any(0), LABEL_POLICIES["local"],
+                                   None, 0.8, 1)
+        assert np.nonzero(ledger.pruned)[0].tolist() == expected
+        assert report.counts["excluded"] == (10 if confidence is hard else 15)
 
 
 def test_noise_overlap_counts_excluded_and_pruned_noisy_labels():

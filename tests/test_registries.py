@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.methods import METHODS, Method
 from semfed.retrieval import participants
 from semfed.retrieval.evaluation import pair_recalls
-from semfed.retrieval.labels import LabelLedger, close_label_round
+from semfed.retrieval.labels import HISTOGRAM_BINS, LabelLedger, close_label_round
 from semfed.tasks import TASKS, Task
 from server.retrieval import strategy_class
 from strategies.keyed_fedavg import KeyedFedAvg
@@ -57,22 +58,26 @@ def test_an_unregistered_method_is_refused_naming_the_registry():
 
 
 def test_a_toy_label_policy_uses_the_consensus_it_declares(monkeypatch):
-    """'consensus-only' keeps a ledger on the federation's noise mode: the same confidences close to other
-    pruning under a consensus than under its own fit, exactly as 'federated' does and 'local' does not."""
+    """'consensus-only' keeps a ledger on the federation's null: the same confidences close to other
+    pruning under a consensus than under the client's own decoys, exactly as 'federated' does and 'local' does not."""
     monkeypatch.setitem(LABEL_POLICIES, "consensus-only", LabelPolicy(scores=True, keeps_ledger=True,
                                                                       uses_consensus=True))
     cfg = load_config(label_handling="consensus-only")
     assert strategy_class(cfg) is LabelConsensusFedAvg and strategy_class(load_config()) is KeyedFedAvg
-    confidence = torch.cat([torch.full((1, 30), 0.9) + torch.linspace(-0.05, 0.05, 30), torch.full((1, 10), 0.55)], 1)
-    excluded = torch.arange(40) >= 30  # the 0.55 labels sat an epoch out: the ledger watches them
+    # 30 confident labels, 10 hard ones (0.45 then 0.75: 0.6 on average) and 5 at chance level (0.2)
+    confidence = torch.cat([torch.full((2, 30), 0.95), torch.tensor([[0.45], [0.75]]).expand(2, 10),
+                            torch.full((2, 5), 0.2)], 1)
+    decoys = ((torch.arange(45) + 0.5) / 45).expand(2, 45)  # the client's own decoys rank uniformly
+    excluded = torch.arange(45) >= 30  # the hard and the low labels sat an epoch out: the ledger watches them
 
     def pruned(policy: str, consensus) -> int:
-        return int(close_label_round(LabelLedger.empty(40), confidence, excluded, LABEL_POLICIES[policy],
-                                     consensus, 0.5, 1).pruned.sum())
+        return int(close_label_round(LabelLedger.empty(45), confidence, decoys, excluded, LABEL_POLICIES[policy],
+                                     consensus, 0.8, 1).pruned.sum())
 
-    consensus = (0.3, 0.05)  # the federation's noise mode far below 0.55: under it those labels look clean
-    assert pruned("consensus-only", consensus) == pruned("federated", consensus) == 0
-    assert pruned("local", consensus) == pruned("consensus-only", None) == 10  # a local fit calls them noise
+    consensus = np.zeros(HISTOGRAM_BINS)  # the federation's decoys: chance ranks at 0.5-0.65 here
+    consensus[[8, 10, 11, 12]] = [10, 30, 30, 30]
+    assert pruned("consensus-only", consensus) == pruned("federated", consensus) == 15  # the 0.6 labels look like chance
+    assert pruned("local", consensus) == pruned("consensus-only", None) == 5  # against uniform decoys they do not
 
 
 def toy_server(grid, cfg):

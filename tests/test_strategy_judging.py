@@ -41,7 +41,7 @@ def content(state, metrics, statistics=None) -> RecordDict:
 def histogram(pid: int) -> dict[str, np.ndarray]:
     counts = np.zeros(HISTOGRAM_BINS)
     counts[[3, 15]] = [2, SHARDS[pid] - 4]  # a few low-confidence labels, the rest confident
-    return {"confidence-histogram": counts}
+    return {"confidence-histogram": counts, "null-histogram": np.full(HISTOGRAM_BINS, (SHARDS[pid] - 2) / HISTOGRAM_BINS)}
 
 
 def client_reply(pid: int, kind: str | None, with_stats: bool = False) -> Message:
@@ -104,7 +104,8 @@ def test_with_three_label_statistics_attackers_the_consensus_is_the_honest_clien
     clean, attacked = strategy_for(cls=LabelConsensusFedAvg), strategy_for(cls=LabelConsensusFedAvg)
     clean.aggregate_train(1, [client_reply(p, None, True) for p in range(3, N)])
     attacked.aggregate_train(1, [client_reply(p, "histogram" if p < 3 else None, True) for p in range(N)])
-    assert attacked.consensus == clean.consensus and attacked.consensus_history == {1: clean.consensus}
+    assert attacked.consensus == clean.consensus and attacked.consensus_history == clean.consensus_history
+    assert clean.consensus is not None
 
 
 def test_replies_are_mapped_by_node_a_forged_or_unknown_sender_and_a_second_reply_are_rejected(caplog):
@@ -137,8 +138,10 @@ def test_replies_are_mapped_by_node_a_forged_or_unknown_sender_and_a_second_repl
     (lambda: RecordDict({"arrays": ArrayRecord({"core.w": Array(np.zeros((2, 3), np.float32))}),
                          "metrics": ConfigRecord({"num-examples": 5})}), "reply lacks the ArrayRecord 'arrays'"),
     (lambda: RecordDict({"metrics": MetricRecord({"num-examples": 5})}), "reply lacks the ArrayRecord 'arrays'"),
-    (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {"confidence-histogram": np.ones(3)}),
-     "label histogram has dtype float64 and shape (3,), expected float64 (20,)"),
+    (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {**histogram(1), "null-histogram": np.ones(3)}),
+     "null-histogram: label histogram has dtype float64 and shape (3,), expected float64 (20,)"),
+    (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {"confidence-histogram": np.ones(20)}),
+     "'label-stats' is not an"),
     (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {"other": np.ones(20)}), "'label-stats' is not an"),
 ])
 def test_a_malformed_reply_is_rejected_with_its_reason_never_raised(make, reason, caplog):

@@ -6,7 +6,9 @@ encoders frozen there is no ground truth for the aligned tokens, so the adapter'
 SKB-aligned output of the annotation is the *provisional label*: the embedding of the
 caption for a client holding both modalities, the unit mean of the named concepts'
 SKB embeddings for a single-modality client. A label is trusted as far as the sample's
-embedding picks it out of a mini-batch of labels (`rank_confidence`).
+embedding picks it out of a mini-batch of labels (`rank_confidence`). What chance looks like
+is measured the same way: each label has a *decoy*, another sample's label, scored against the sample
+(`decoy_rank_confidence`); a noisy label ranks like a decoy, whatever the encoders.
 """
 
 from __future__ import annotations
@@ -48,70 +50,54 @@ def confidence_histogram(confidence: np.ndarray) -> np.ndarray:
     return np.histogram(np.clip(confidence, 0, 1), bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0].astype(np.float64)
 
 
-@dataclass
-class NoiseMixture:
-    """Confidence histograms of C clients as two-component Gaussian mixtures whose low
-    (noise) component is shared: a label that does not describe its sample ranks at chance
-    whatever the encoder, while how confidently clean labels rank depends on each client's
-    encoders and data. noise_mean, noise_std: shared; noise_weight, clean_mean,
-    clean_std, total: [C] per client."""
+def decoy_rank_confidence(similarity: torch.Tensor, decoy_similarity: torch.Tensor) -> torch.Tensor:
+    """Confidence each sample's *decoy* label would get in its mini-batch: the chance distribution.
+    [B, B], [B, B] -> [B] in [0, 1].
 
-    noise_mean: float
-    noise_std: float
-    noise_weight: np.ndarray
-    clean_mean: np.ndarray
-    clean_std: np.ndarray
-    total: np.ndarray
-
-    def cut(self, row: int, fallback: float) -> float:
-        """Confidence below which client `row`'s label is more likely noise than clean: where
-        the weighted densities cross between the two means. `fallback` when the client's
-        histogram shows no noise mode (fewer than 10 labels, noise weight under 1%, or
-        means less than 0.1 apart)."""
-        weight, mean, std = self.noise_weight[row], self.clean_mean[row], self.clean_std[row]
-        if self.total[row] < 10 or weight < 0.01 or mean - self.noise_mean < 0.1:
-            return fallback
-        grid = np.linspace(self.noise_mean, mean, 1001)
-        noise = np.log(weight) - np.log(self.noise_std) - 0.5 * ((grid - self.noise_mean) / self.noise_std) ** 2
-        clean = np.log1p(-weight) - np.log(std) - 0.5 * ((grid - mean) / std) ** 2
-        return float(grid[np.argmax(clean >= noise)])
-
-
-def fit_noise_mixture(histograms: np.ndarray, noise: tuple[float, float] | None = None,
-                      iterations: int = 200) -> NoiseMixture:
-    """EM fit of histograms [C, HISTOGRAM_BINS] (bin centres weighted by counts).
-
-    The noise component starts at chance (mean 0.5, std 0.15) and is fitted on all rows
-    together, or held at `noise` = (mean, std) when given (a client applying the
-    federation's consensus). Each row's clean component starts at its 90% quantile bin.
+    similarity[i, j]: sample i against the batch's label j (as in rank_confidence); decoy_similarity[i, j]:
+    sample i against the decoy label of sample j (another sample's label, which does not describe it). The
+    decoy of label i is scored exactly as a label of sample i would be: the fraction of the batch's other
+    labels (j != i) that sample i scores below its decoy, averaged with the fraction of the other samples
+    (m != i) that the decoy scores below sample i; ties count half. A batch of one gives 0.5.
     """
-    counts = np.atleast_2d(np.asarray(histograms, dtype=np.float64))
-    bins = counts.shape[1]
-    centres = (np.arange(bins) + 0.5) / bins
-    total = counts.sum(1)
-    cdf = np.cumsum(counts, 1) / total.clip(1e-12)[:, None]
-    clean_mean = centres[np.minimum((cdf < 0.9).sum(1), bins - 1)]
-    clean_std = np.full(len(counts), 0.1)
-    noise_mean, noise_std = noise if noise is not None else (0.5, 0.15)
-    weight = np.full(len(counts), 0.5)
-    min_std = 0.5 / bins
+    b = similarity.shape[0]
+    if b == 1:
+        return torch.full((1,), 0.5, device=similarity.device)
+    decoy = decoy_similarity.diag()
+    others = ~torch.eye(b, dtype=torch.bool, device=similarity.device)
+    row = ((decoy[:, None] > similarity).float() + 0.5 * (decoy[:, None] == similarity).float()) * others
+    col = ((decoy[None, :] > decoy_similarity).float() + 0.5 * (decoy[None, :] == decoy_similarity).float()) * others
+    return (row.sum(1) + col.sum(0)) / (2 * (b - 1))
 
-    def gaussian(mean, std):
-        return np.exp(-0.5 * ((centres - mean) / std) ** 2) / std
 
-    for _ in range(iterations):
-        low = weight[:, None] * gaussian(noise_mean, noise_std)[None, :]  # [C, bins]
-        high = (1 - weight)[:, None] * gaussian(clean_mean[:, None], clean_std[:, None])
-        resp = low / (low + high).clip(1e-300)
-        low_mass, high_mass = (resp * counts).sum(1), ((1 - resp) * counts).sum(1)
-        weight = low_mass / total.clip(1e-12)
-        clean_mean = ((1 - resp) * counts * centres).sum(1) / high_mass.clip(1e-12)
-        clean_std = np.sqrt(((1 - resp) * counts * (centres - clean_mean[:, None]) ** 2).sum(1)
-                            / high_mass.clip(1e-12)).clip(min_std)
-        if noise is None and low_mass.sum() > 0:
-            noise_mean = float((resp * counts * centres).sum() / low_mass.sum())
-            noise_std = float(np.sqrt((resp * counts * (centres - noise_mean) ** 2).sum() / low_mass.sum()).clip(min_std))
-    return NoiseMixture(noise_mean, noise_std, weight, clean_mean, clean_std, total)
+CHANCE_BIN = HISTOGRAM_BINS // 2  # labels under confidence 0.5 (the first CHANCE_BIN bins) estimate the noise fraction
+
+
+def noise_fraction(histogram: np.ndarray, null: np.ndarray) -> float:
+    """Estimated fraction of noisy labels in a confidence histogram [HISTOGRAM_BINS], given the chance
+    (decoy) histogram `null` [HISTOGRAM_BINS]: the labels under 0.5 over the share of chance that falls
+    there (Storey's pi_0 at lambda = 0.5; clean labels rarely rank under chance, so it errs high only by
+    them). In [0, 1]; 0 for an empty histogram, 1 when the null has no mass under 0.5."""
+    total, null_total = histogram.sum(), null.sum()
+    if total <= 0:
+        return 0.0
+    null_below = null[:CHANCE_BIN].sum() / null_total if null_total > 0 else 0.0
+    if null_below <= 0:
+        return 1.0
+    return float(min(1.0, histogram[:CHANCE_BIN].sum() / total / null_below))
+
+
+def noise_cut(histogram: np.ndarray, null: np.ndarray, precision: float) -> float:
+    """Confidence under which a client's labels are called noise: the highest bin edge t at which the
+    labels under t are expected to be noise at least `precision` of the time, pi_0 F_0(t) / F(t)
+    (noise_fraction; F, F_0 the cumulative shares of the histogram and of the null); 0 when no t is
+    (a client whose labels show no excess of chance-level confidences prunes nothing)."""
+    if histogram.sum() <= 0 or null.sum() <= 0:
+        return 0.0
+    share, null_share = np.cumsum(histogram) / histogram.sum(), np.cumsum(null) / null.sum()
+    expected_noise = noise_fraction(histogram, null) * null_share / np.clip(share, 1e-12, None)
+    edges = np.nonzero((share > 0) & (expected_noise >= precision))[0]
+    return float((edges.max() + 1) / HISTOGRAM_BINS) if len(edges) else 0.0
 
 
 @dataclass
@@ -164,15 +150,18 @@ def detection_scores(flagged: int, flagged_noisy: int, noisy: int) -> dict[str, 
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
+CONFIDENCE, NULL = "confidence-histogram", "null-histogram"  # the label statistics a client sends
+
+
 @dataclass
 class LabelRoundReport:
     """A client's label outcome for one round.
 
-    statistics: what the client sends for the federation's consensus (only the
-    confidence histogram of its unpruned labels, [HISTOGRAM_BINS]; no samples, captions,
-    features or indices). counts: what the scheme itself knows (labels excluded this round,
-    tracked, pruned), for the metrics table. pruned: [N] bool, the client's pruned labels
-    (stays on the client; noise_overlap compares it with the injected noise).
+    statistics: what the client sends for the federation's consensus: the histograms [HISTOGRAM_BINS]
+    of its unpruned labels' round confidences (CONFIDENCE) and of their decoys' (NULL); no samples,
+    captions, features or indices. counts: what the scheme itself knows (labels excluded this round,
+    tracked, pruned), for the metrics table. pruned: [N] bool, the client's pruned labels (stays on
+    the client; noise_overlap compares it with the injected noise).
     """
 
     statistics: dict[str, np.ndarray]
@@ -180,23 +169,25 @@ class LabelRoundReport:
     pruned: np.ndarray
 
 
-def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, excluded: torch.Tensor,
-                      policy: LabelPolicy, consensus: tuple[float, float] | None, fallback: float,
-                      prune_rounds: int) -> LabelRoundReport:
-    """Fold one round's per-epoch confidences [E, N] and exclusions [N] into the ledger.
+def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, decoy_confidence: torch.Tensor,
+                      excluded: torch.Tensor, policy: LabelPolicy, consensus: np.ndarray | None,
+                      precision: float, prune_rounds: int) -> LabelRoundReport:
+    """Fold one round's per-epoch confidences of the labels and of their decoys [E, N] and the
+    exclusions [N] into the ledger.
 
-    A policy without a ledger passes None. Otherwise a label is inconsistent when its round
-    confidence (mean over epochs) is under the client's cut (NoiseMixture.cut) of a mixture
-    fitted to its own histogram: with the noise component fitted on its own labels alone, or,
-    for a policy that uses the consensus, held at the federation's `consensus` (noise mean,
-    std) once one has arrived.
+    A policy without a ledger passes None. Otherwise a label is inconsistent when its round confidence
+    (mean over epochs) is under noise_cut(its histogram, null, precision), where the null, what chance
+    looks like, is the histogram of the client's own decoys, or, for a policy that uses the consensus,
+    the federation's pooled decoy histogram `consensus` once one has arrived.
     """
     round_confidence = torch.nanmean(confidence, dim=0).numpy()
+    round_decoy = torch.nanmean(decoy_confidence, dim=0).numpy()
     pruned_before = ledger.pruned.copy() if ledger is not None else np.zeros(len(round_confidence), bool)
-    statistics = {"confidence-histogram": confidence_histogram(round_confidence[~pruned_before])}
+    statistics = {CONFIDENCE: confidence_histogram(round_confidence[~pruned_before]),
+                  NULL: confidence_histogram(round_decoy[~pruned_before])}
     if ledger is not None:
-        noise = consensus if policy.uses_consensus else None
-        cut = fit_noise_mixture(statistics["confidence-histogram"][None], noise).cut(0, fallback)
+        null = consensus if policy.uses_consensus and consensus is not None else statistics[NULL]
+        cut = noise_cut(statistics[CONFIDENCE], null, precision)
         ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds)
     pruned = ledger.pruned.copy() if ledger is not None else pruned_before
     tracked = ledger.tracked if ledger is not None else np.zeros_like(pruned)

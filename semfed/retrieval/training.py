@@ -11,7 +11,7 @@ from semfed.config import SemfedConfig
 from semfed.data.dataset import CAPTIONS_PER_IMAGE
 from semfed.retrieval.adapter.losses import hardest_negative_triplet, skb_alignment
 from semfed.retrieval.adapter.model import GraphAdapter
-from semfed.retrieval.labels import concept_prototypes, rank_confidence
+from semfed.retrieval.labels import concept_prototypes, decoy_rank_confidence, rank_confidence
 from semfed.retrieval.shards import Shard
 
 Step = tuple[Shard, torch.Tensor, torch.Tensor, torch.Tensor | None]  # shard, rows [B], caption [B], keep [B] or None
@@ -49,22 +49,35 @@ def batch_loss(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: to
     return loss
 
 
+def provisional_labels(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
+                       image_z: torch.Tensor | None, text_z: torch.Tensor | None, device: str) -> torch.Tensor:
+    """Provisional labels [B, d] of rows idx (see semfed.retrieval.labels): the adapter's embeddings of
+    their captions text_z when the client holds both modalities, else the SKB prototypes of their concepts."""
+    if image_z is not None and text_z is not None:
+        return text_z
+    if image_z is not None:
+        return concept_prototypes(shard.image_labels[idx].to(device), model.concepts)
+    return concept_prototypes(shard.caption_labels[idx, caption].to(device), model.concepts)
+
+
 @torch.no_grad()
 def batch_confidence(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
-                     device: str) -> torch.Tensor:
-    """Confidence [B] of the batch's labels from its similarity matrix (see semfed.retrieval.labels):
-    images against the adapter's embeddings of their captions when the client holds both,
-    else each embedding against the SKB prototype of its label's concepts."""
+                     decoy: torch.Tensor, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Confidence [B] of the batch's labels from its similarity matrix, and of their decoys [B]
+    (semfed.retrieval.labels.rank_confidence, decoy_rank_confidence): each sample's embedding against
+    the batch's provisional labels, and against the provisional labels of rows `decoy` [B] (the same
+    caption choice); a text-only client's samples are its captions, so only its decoys' concepts differ."""
     model.eval()
     image_z, text_z = batch_embeddings(model, shard, idx, caption, device)
-    if image_z is not None and text_z is not None:
-        labels = text_z
-    elif image_z is not None:
-        labels = concept_prototypes(shard.image_labels[idx].to(device), model.concepts)
-    else:
-        labels = concept_prototypes(shard.caption_labels[idx, caption].to(device), model.concepts)
     samples = image_z if image_z is not None else text_z
-    return rank_confidence(samples @ labels.T).cpu()
+    labels = provisional_labels(model, shard, idx, caption, image_z, text_z, device)
+    if image_z is not None and text_z is not None:
+        _, decoys = model(shard.text.feats[decoy, caption].to(device), shard.text.mask[decoy, caption].to(device),
+                          shard.text.encoder)
+    else:
+        decoys = provisional_labels(model, shard, decoy, caption, image_z, None, device)
+    similarity = samples @ labels.T
+    return rank_confidence(similarity).cpu(), decoy_rank_confidence(similarity, samples @ decoys.T).cpu()
 
 
 def epoch_batches(n: int, epochs: int, batch_size: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -95,12 +108,13 @@ def train_steps(model: GraphAdapter, steps: list[Step], cfg: SemfedConfig, devic
 @dataclass
 class LocalRound:
     """Outcome of a client's round: mean train loss, optimiser steps, and per label the
-    confidence before each epoch [E, N] (NaN when labels were not scored) and whether it was
-    left out of at least one epoch [N] bool."""
+    confidence before each epoch [E, N] and its decoy's [E, N] (NaN when labels were not scored) and
+    whether it was left out of at least one epoch [N] bool."""
 
     train_loss: float
     steps: int
     confidence: torch.Tensor
+    decoy_confidence: torch.Tensor
     excluded: torch.Tensor
 
 
@@ -113,14 +127,19 @@ def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: in
 
     With score_labels, before each epoch every label gets a confidence from its mini-batch's
     similarity matrix (with the model as it stands) and labels under
-    label-confidence-threshold are masked out of that epoch's loss. Pruned labels [N] bool
-    never take part.
+    label-confidence-threshold are masked out of that epoch's loss, and its decoy, the label of
+    another row (a derangement of the shard drawn from `seed`, the same in every epoch, as a noisy label
+    stays with its sample), is scored beside it. Pruned labels [N] bool never take part.
     """
     n = len(shard)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     allowed = torch.ones(n, dtype=torch.bool) if pruned is None else ~pruned
     confidence = torch.full((epochs, n), float("nan"))
+    decoy_confidence = torch.full((epochs, n), float("nan"))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    decoy = torch.empty(n, dtype=torch.long)
+    decoy[order] = order.roll(-1)  # each row's decoy is the next row of a random cycle: never itself when n > 1
     excluded = torch.zeros(n, dtype=torch.bool)
     loss_sum, steps = 0.0, 0
     budget = n * epochs if max_examples is None else max_examples
@@ -129,7 +148,8 @@ def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: in
         keep = allowed
         if score_labels:  # every label is scored, also where the budget stops the training
             for idx, caption in batches:
-                confidence[epoch, idx] = batch_confidence(model, shard, idx, caption, device)
+                confidence[epoch, idx], decoy_confidence[epoch, idx] = batch_confidence(
+                    model, shard, idx, caption, decoy[idx], device)
             keep = allowed & (confidence[epoch] >= cfg.label_confidence_threshold)
             excluded |= allowed & ~keep
         visited = itertools.accumulate(len(idx) for idx, _ in batches)
@@ -139,4 +159,4 @@ def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: in
             break
         stats = train_steps(model, [(shard, idx, caption, keep[idx]) for idx, caption in batches], cfg, device, optimizer)
         loss_sum, steps = loss_sum + stats["loss_sum"], steps + int(stats["steps"])
-    return LocalRound(loss_sum / max(steps, 1), steps, confidence, excluded)
+    return LocalRound(loss_sum / max(steps, 1), steps, confidence, decoy_confidence, excluded)
