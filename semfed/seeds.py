@@ -9,11 +9,17 @@ FAULT_STREAM = 6  # semfed.fault_injection: which clients fail in a round
 SAMPLING_STREAM = 7  # semfed.sampling: which clients train in a round
 NETWORK_STREAM = 8  # semfed.network: each user's device class and mean SNR, the fading per round
 CHURN_STREAM = 9  # semfed.churn: which users are online in a round
+DECOY_STREAM = 10  # semfed.retrieval.training: each label's decoy in a client's round
 
 
 def client_round_seed(seed: int, server_round: int, partition_id: int) -> int:
     """One client's local training in one round (batches, captions, SNR draws)."""
     return seed * 1_000_003 + server_round * 1_009 + partition_id
+
+
+def decoy_seed(round_seed: int) -> int:
+    """The decoys of a client's round (its own stream beside the round's training seed client_round_seed)."""
+    return int(np.random.SeedSequence([round_seed, DECOY_STREAM]).generate_state(1)[0])
 
 
 def label_noise_seed(seed: int, partition_id: int) -> int:

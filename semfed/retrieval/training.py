@@ -13,6 +13,7 @@ from semfed.retrieval.adapter.losses import hardest_negative_triplet, skb_alignm
 from semfed.retrieval.adapter.model import GraphAdapter
 from semfed.retrieval.labels import concept_prototypes, decoy_rank_confidence, rank_confidence
 from semfed.retrieval.shards import Shard
+from semfed.seeds import decoy_seed
 
 Step = tuple[Shard, torch.Tensor, torch.Tensor, torch.Tensor | None]  # shard, rows [B], caption [B], keep [B] or None
 
@@ -137,7 +138,7 @@ def train_local(model: GraphAdapter, shard: Shard, cfg: SemfedConfig, epochs: in
     allowed = torch.ones(n, dtype=torch.bool) if pruned is None else ~pruned
     confidence = torch.full((epochs, n), float("nan"))
     decoy_confidence = torch.full((epochs, n), float("nan"))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(decoy_seed(seed)))
     decoy = torch.empty(n, dtype=torch.long)
     decoy[order] = order.roll(-1)  # each row's decoy is the next row of a random cycle: never itself when n > 1
     excluded = torch.zeros(n, dtype=torch.bool)
