@@ -1,5 +1,6 @@
 """ClientApp: one user's side of the run's task (semfed.tasks): retrieval (clients/retrieval.py) or
-seed 001's D-JSCC (clients/jscc.py); and the node's identity for the server's handshake."""
+seed 001's D-JSCC (clients/jscc.py), its training and its client-side evaluation; and the node's identity for
+the server's handshake."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def train(msg: Message, context: Context) -> Message:
     if partition_id in failing_clients(cfg.seed, server_round, len(cfg.client_profiles), cfg.fail_fraction):
         inject_failure(cfg.fail_mode, server_round, partition_id, cfg.round_timeout_s)  # test-only (fail-fraction)
     return load(cfg.job.client)(msg, context, cfg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """The task's client-side evaluation (retrieval: a user's personalisation after the last round)."""
+    cfg = run_config(frozenset(context.run_config.items()))
+    if not cfg.job.client_evaluate:
+        raise ValueError(f"task {cfg.task!r} sends no EVALUATE messages")
+    return load(cfg.job.client_evaluate)(msg, context, cfg)
 
 
 @app.query()

@@ -13,7 +13,8 @@ from semfed.config import SemfedConfig
 from semfed.fault_injection import poison_metrics, poison_statistics, poison_update
 from semfed.retrieval.labels import close_label_round, noise_overlap
 from semfed.retrieval.ledger_files import ledger_folder, load_ledger, save_ledger
-from semfed.retrieval.participants import build_adapter, client_shard, dataset_and_skb
+from semfed.retrieval.evaluation import client_encoders, encoder_embeddings, user_rsum
+from semfed.retrieval.participants import build_adapter, client_shard, dataset_and_skb, federation_encoders
 from semfed.retrieval.training import train_local
 from semfed.seeds import client_round_seed
 
@@ -97,3 +98,33 @@ def compressed(state: dict[str, torch.Tensor], received: dict[str, torch.Tensor]
     if cfg.error_feedback:
         context.state[RESIDUAL] = ArrayRecord({k: Array(v) for k, v in carried.items()})
     return ArrayRecord({k: Array(v) for k, v in payload.items()})
+
+
+def personalise(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
+    """This user's own-test RSUM (semfed.retrieval.evaluation.user_rsum) with the global adapter it is sent,
+    and with a personal copy fine-tuned on its own shard for personal-finetune-epochs, leaving out the
+    labels its ledger pruned. The copy never leaves the client: the reply holds the two RSUMs only. The
+    modality a single-modality user lacks is embedded with the global adapter (the federation's encoders)."""
+    server_round, partition_id = int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]), int(context.node_config[protocol.PARTITION_ID])
+    profile = cfg.client_profiles[partition_id]
+    global_state = msg.content["arrays"].to_torch_state_dict()
+    everyone = federation_encoders(cfg)
+    shared = build_adapter(cfg, everyone, seed=0)
+    shared.load_state_dict({key: global_state[key] for key in shared.state_dict()})
+    embeddings = encoder_embeddings(shared.to(cfg.torch_device), cfg, client_encoders(profile, everyone))
+    rsum_global = user_rsum(embeddings, cfg, partition_id)
+
+    personal = build_adapter(cfg, profile.encoders, seed=0)
+    personal.load_state_dict({key: global_state[key] for key in personal.state_dict()})
+    personal.to(cfg.torch_device)
+    pruned = None
+    if cfg.label_policy.keeps_ledger:
+        folder = ledger_folder(cfg.run_ledgers(str(msg.content[protocol.CONFIG][protocol.RUN_NAME])), partition_id)
+        ledger, _ = load_ledger(folder, server_round + 1, len(client_shard(cfg, partition_id)))
+        pruned = torch.as_tensor(ledger.pruned)
+    train_local(personal, client_shard(cfg, partition_id), cfg, cfg.personal_finetune_epochs,
+                client_round_seed(cfg.seed, server_round + 1, partition_id), cfg.torch_device, pruned=pruned)
+    embeddings.update(encoder_embeddings(personal, cfg, profile.encoders))
+    metrics = {protocol.PARTITION_ID: partition_id, protocol.RSUM_GLOBAL: rsum_global,
+               protocol.RSUM_PERSONAL: user_rsum(embeddings, cfg, partition_id)}
+    return Message(RecordDict({protocol.METRICS: MetricRecord(metrics)}), reply_to=msg)

@@ -113,6 +113,7 @@ class SemfedConfig:
     task: str
     method: str
     eval_every: int
+    personal_finetune_epochs: int
     jscc_framework: str
     jscc_decoders: str
     jscc_images: str
@@ -231,6 +232,11 @@ class SemfedConfig:
         if self.training_method.pooled and self.label_policy.scores:
             raise ConfigError(f"label-handling: the {self.method} bound trains on every label; use one that does not "
                               f"score labels ({[n for n, p in LABEL_POLICIES.items() if not p.scores]})")
+        if self.personal_finetune_epochs < 0:
+            raise ConfigError(f"personal-finetune-epochs: must be an integer >= 0, got {self.personal_finetune_epochs}")
+        if self.personal_finetune_epochs and not self.training_method.aggregates:
+            raise ConfigError(f"personal-finetune-epochs: method {self.method!r} has no global adapter for users to "
+                              "personalise; use a method that aggregates")
         if self.resume and not self.training_method.resumable:
             raise ConfigError(f"resume: method {self.method!r} cannot resume (its per-client or pooled state is not "
                               "checkpointed); start it again")

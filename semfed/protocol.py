@@ -19,3 +19,7 @@ JSCC_ROLE = "jscc-role"  # a D-JSCC client's role this round (semfed.jscc.federa
 # keys of a client's reply metrics
 PARTITION_ID = "partition-id"  # the client's claim of its partition (also its node-config key and query reply)
 NUM_EXAMPLES = "num-examples"  # the client's claim of its examples (capped by the server)
+
+# keys of a client's personalisation reply (an EVALUATE message after the last round, personal-finetune-epochs > 0)
+RSUM_GLOBAL = "rsum-global"  # its own-test RSUM with the global adapter
+RSUM_PERSONAL = "rsum-personal"  # with its personal fine-tuned copy

@@ -16,6 +16,7 @@ from typing import Any
 class Task:
     """server: 'module:function', called as function(grid, cfg) by server.app (the whole run).
     client: 'module:function', called as function(msg, context, cfg) -> Message by clients.app's train.
+    client_evaluate: the same for clients.app's evaluate ('' = the task sends no EVALUATE messages).
     per_client: cfg -> the parsed per-client items (one SuperNode each).
     check: 'module:function', function(cfg) raises ValueError naming the key for values only this task
     cannot run with ('' = none). check_machine: the same for what only this machine can tell (once per run).
@@ -27,6 +28,7 @@ class Task:
 
     server: str
     client: str
+    client_evaluate: str
     per_client: Callable[[Any], tuple]
     check: str
     check_machine: str
@@ -54,11 +56,12 @@ def check_retrieval(cfg: Any) -> None:
 TASKS = {
     # seed 000: heterogeneous users federate a graph adapter aligned to the SKB; retrieval RSUM
     "retrieval": Task(server="server.retrieval:run_retrieval", client="clients.retrieval:train",
-                      per_client=attrgetter("client_profiles"), check="semfed.tasks:check_retrieval",
+                      client_evaluate="clients.retrieval:personalise", per_client=attrgetter("client_profiles"), check="semfed.tasks:check_retrieval",
                       check_machine="", resumable=True, rounds_table="metrics.csv", final_table="groups.csv",
                       sweep_report="experiments.sweep_results:report"),
     # seed 001: one BS encoder, one decoder per user, over AWGN / Rayleigh channels; PSNR and MS-SSIM
-    "jscc": Task(server="server.jscc:run_jscc", client="clients.jscc:train", per_client=attrgetter("decoder_specs"),
+    "jscc": Task(server="server.jscc:run_jscc", client="clients.jscc:train", client_evaluate="",
+                 per_client=attrgetter("decoder_specs"),
                  check="semfed.jscc.checks:check_jscc", check_machine="semfed.jscc.checks:check_jscc_images",
                  resumable=False, rounds_table="jscc_metrics.csv", final_table="jscc_table.csv",
                  sweep_report="experiments.jscc_results:report"),

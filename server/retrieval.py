@@ -28,6 +28,7 @@ from server.nodes import discover_partitions
 from server.resume import offset_evaluate, resumable, resume_from, resume_state, run_name_of
 from strategies.keyed_fedavg import KeyedFedAvg, judged_options, record_nbytes
 from strategies.label_consensus import LabelConsensusFedAvg
+from strategies.personal_evaluation import personalised
 from strategies.local_only import LocalOnly
 
 log = logging.getLogger("semfed.server")
@@ -122,10 +123,12 @@ class RoundRecorder:
 
 def strategy_class(cfg: SemfedConfig) -> type[KeyedFedAvg]:
     """A method that does not aggregate: LocalOnly; one that does: keyed FedAvg (robust rules included),
-    with the label consensus when the label policy uses it."""
+    with the label consensus when the label policy uses it and the users' personalisation after the last
+    round when personal-finetune-epochs > 0."""
     if not cfg.training_method.aggregates:
         return LocalOnly
-    return LabelConsensusFedAvg if cfg.label_policy.uses_consensus else KeyedFedAvg
+    aggregating = LabelConsensusFedAvg if cfg.label_policy.uses_consensus else KeyedFedAvg
+    return personalised(aggregating) if cfg.personal_finetune_epochs else aggregating
 
 
 def upload_bytes(cfg: SemfedConfig) -> dict[int, int]:
@@ -179,6 +182,7 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
                         network=cfg.network({pid: n * cfg.client_profiles[pid].local_epochs for pid, n in shards.items()}),
                         upload_bytes=upload_bytes(cfg) if cfg.client_devices else {})
         strategy = resumable(strategy_class(cfg))(**sampling)
+        strategy.personal_round = cfg.num_server_rounds
         recorder = RoundRecorder(cfg, run_dir, strategy, skb.version, tracking)
         initial, done = resume_from(cfg, run_dir, strategy, recorder)
         if initial is None:
@@ -189,10 +193,14 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
             train_config = ConfigRecord({protocol.SKB_VERSION: skb.version,
                                          protocol.RUN_NAME: run_name_of(cfg, run_dir)})
             strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds - done,
-                           timeout=cfg.round_timeout_s, train_config=train_config,
+                           timeout=cfg.round_timeout_s, train_config=train_config, evaluate_config=train_config,
                            evaluate_fn=offset_evaluate(recorder, done, cfg.stop_after_round))
         groups = report.write_groups(run_dir, cfg, recorder.client_rsum)
         log.info("final RSUM per client group:\n%s", groups.to_string(index=False))
+        if cfg.personal_finetune_epochs:
+            personal = report.write_personal(run_dir, cfg, strategy.personal, user_groups(cfg))
+            log.info("personalisation (%d epochs), own-test RSUM per user:\n%s", cfg.personal_finetune_epochs,
+                     personal.to_string(index=False))
         if strategy.network is not None:
             users = report.write_network_users(run_dir, strategy.network, strategy.network_log, recorder.client_rsum)
             report.plot_network(run_dir, recorder.table, users, f"semfed {cfg.method}: simulated network, seed {cfg.seed}")

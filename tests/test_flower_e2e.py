@@ -17,11 +17,12 @@ from tests.test_tracking import expected_series, read_mlflow, read_tensorboard
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """a: the real `flwr run`, filling work's own cache, its simulation attached to a Ray head of the test's
-    own through RAY_ADDRESS (the managed SuperLink passes it on); b: the same config in this process,
-    reading a's features (and mirroring its metrics to TensorBoard and MLflow)."""
+    own through RAY_ADDRESS (the managed SuperLink passes it on), its users personalising after the last
+    round; b: the same config in this process without personalisation, reading a's features (and mirroring
+    its metrics to TensorBoard and MLflow)."""
     work = tmp_path_factory.mktemp("work")
     with ray_head() as (address, temp_dir):
-        result = flwr_run(work, "a", fresh_cache=True, env={"RAY_ADDRESS": address})
+        result = flwr_run(work, "a", "personal-finetune-epochs=1", fresh_cache=True, env={"RAY_ADDRESS": address})
         superlink_log = work / "flwr-home" / "local-superlink" / "superlink.log"
         assert result.returncode == 0, (result.stdout[-3000:] + result.stderr[-3000:] +
                                         (superlink_log.read_text()[-3000:] if superlink_log.exists() else ""))
@@ -55,10 +56,26 @@ def test_simulation_writes_a_complete_run_directory(two_runs):
 
 @pytest.mark.slow
 def test_same_seed_gives_identical_metrics_through_flower_and_in_process(two_runs):
+    """Also: a's personalisation changed neither its global arrays nor anything the server measured."""
     work, *_ = two_runs
     a, b = (pd.read_csv(work / "runs" / name / "metrics.csv").drop(columns="seconds") for name in ("a", "b"))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert a.loc[2, "rsum"] != a.loc[0, "rsum"] or a.loc[2, "train_loss"] != a.loc[1, "train_loss"]
+    adapters = [torch.load(work / "runs" / name / "checkpoint.pt", weights_only=True)["adapter"] for name in ("a", "b")]
+    assert adapters[0].keys() == adapters[1].keys() and all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
+
+
+@pytest.mark.slow
+def test_each_user_personalises_on_its_own_node_and_reports_both_rsums(two_runs):
+    work, *_ = two_runs
+    personal = pd.read_csv(work / "runs" / "a" / "personal.csv")
+    table = pd.read_csv(work / "runs" / "a" / "metrics.csv")
+    assert personal["partition-id"].tolist() == [0, 1, 2, 3]
+    # the global adapter scored on the user's node gives the server's own score of that user
+    own = [table.loc[2, f"user_rsum[{pid}]"] for pid in personal["partition-id"]]
+    assert personal["rsum_global"].tolist() == pytest.approx(own, abs=1e-6, nan_ok=True)
+    assert (personal["rsum_personal"] != personal["rsum_global"]).any()  # a fine-tuned copy scores differently
+    assert_plot(work / "runs" / "a" / "personal.png")
 
 
 @pytest.mark.slow

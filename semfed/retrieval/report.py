@@ -1,11 +1,12 @@
 """A retrieval run's results in its run directory: the metrics table, groups.csv, the RSUM and per-user
-plots and the checkpoint (semfed.run_directory writes them)."""
+plots, personalisation and network tables and the checkpoint (semfed.run_directory writes them)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from matplotlib.lines import Line2D
+import numpy as np
 import pandas as pd
 import torch
 
@@ -22,6 +23,8 @@ CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_KEYS = ("adapter", "round", "skb_version", "config")
 PLOT = "rsum.png"
 USERS_PLOT = "users.png"
+PERSONAL = "personal.csv"  # personalisation: each user's own-test RSUM, global adapter against its personal copy
+PERSONAL_PLOT = "personal.png"
 NETWORK = "network.csv"  # the simulated network: each sampled user's round (semfed.network.ClientRound)
 NETWORK_USERS = "network_users.csv"  # the simulated network: per user over the run
 NETWORK_PLOT = "network.png"
@@ -41,6 +44,28 @@ def write_groups(path: Path, cfg: SemfedConfig, client_rsum: dict[int, float]) -
     table = pd.DataFrame([{"group": g, "clients": " ".join(map(str, pids)),
                            "rsum": users_mean(client_rsum, pids)} for g, pids in groups.items()])
     table.to_csv(path / GROUPS, index=False)
+    return table
+
+
+def write_personal(path: Path, cfg: SemfedConfig, personal: dict[int, tuple[float, float]],
+                   group_of: dict[int, str]) -> pd.DataFrame:
+    """personal.csv and personal.png: per user that replied (strategies.personal_evaluation), its group
+    (group_of: partition id -> group), its own-test RSUM with the global adapter and with its personal copy,
+    and the gain; the plot shows the two as bars per user."""
+    table = pd.DataFrame([{"partition-id": pid, "group": group_of[pid], "rsum_global": personal[pid][0],
+                           "rsum_personal": personal[pid][1], "gain": personal[pid][1] - personal[pid][0]}
+                          for pid in sorted(personal)],
+                         columns=["partition-id", "group", "rsum_global", "rsum_personal", "gain"])
+    table.to_csv(path / PERSONAL, index=False)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(table)), 4))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["rsum_global"], 0.4, label="global adapter")
+    ax.bar(x + 0.2, table["rsum_personal"], 0.4, label=f"personal copy ({cfg.personal_finetune_epochs} epochs)")
+    ax.set_xticks(x, [f"{p}\n{g}" for p, g in zip(table["partition-id"], table["group"])], fontsize=6)
+    ax.set(ylabel="own-test RSUM (%)", title=f"semfed {cfg.method}: personalisation, seed {cfg.seed}")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    save_figure(fig, path / PERSONAL_PLOT)
     return table
 
 
