@@ -26,7 +26,7 @@ from strategies.jscc_iterative import IterativeFedAvg
 from strategies.jscc_simultaneous import SimultaneousFedAvg
 from tests.checks import assert_plot
 from tests.flower_messages import Grid, reply_from
-from tests.flower_runs import in_process, run_flower
+from tests.flower_runs import in_process
 
 TINY = dict(task="jscc", jscc_decoders="attention:8:2;conv:8:2", jscc_encoder_width=8, jscc_crop_size=48,
             jscc_batch_size=2, jscc_steps_per_round=2, jscc_eval_snrs="1,13", jscc_stage1_rounds=1,
@@ -189,7 +189,7 @@ def test_stage2_role_leaves_the_encoder_bit_identical_and_trains_the_decoder():
         train_role("joint", cfg, encoder, decoder, batches, generator)
 
 
-# --- real Flower simulations (slow) ------------------------------------------------------------
+# --- whole runs (slow) ------------------------------------------------------------------------------
 
 def two_rounds(framework: str) -> str:
     """The run config of two rounds of `framework` on 2 clients."""
@@ -200,13 +200,11 @@ def two_rounds(framework: str) -> str:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """anchor through the real `flwr run` (SuperLink, Ray, the log streamed to the user); the other two
-    frameworks in this process."""
+    """The three frameworks in this process (the real ServerApp and ClientApp, every message through
+    Flower's wire format; the real `flwr run` path, SuperLink and Ray, is tested by test_flower_e2e and the
+    TLS cluster test, which cost most of the suite's time)."""
     work = tmp_path_factory.mktemp("jscc")
-    result = run_flower(work, two_rounds("anchor"), 2, 39291)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "round 2/2" in result.stdout + result.stderr  # progress is streamed to the user
-    for framework in ("iterative", "simultaneous"):
+    for framework in ("anchor", "iterative", "simultaneous"):
         in_process(work, two_rounds(framework))
     return work
 
