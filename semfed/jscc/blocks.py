@@ -9,7 +9,6 @@ and SNR fusion (SNR alone). SNR-conditioned modules take ``snr`` as a [B, 1] col
 from __future__ import annotations
 
 import torch
-from compressai.layers import GDN
 from torch import nn
 
 SnrDb = float | torch.Tensor
@@ -28,6 +27,15 @@ def snr_column(snr_db: SnrDb, batch: int, like: torch.Tensor) -> torch.Tensor:
     return snr.reshape(batch, 1)
 
 
+def gdn(channels: int, inverse: bool = False) -> nn.Module:
+    """CompressAI's GDN (IGDN if inverse) over `channels`. Imported here, when a model is built: importing
+    compressai imports its point-cloud datasets and PyG with them (about 10 s), which the config check
+    of a D-JSCC run (it reads the decoder families) has no use for."""
+    from compressai.layers import GDN
+
+    return GDN(channels, inverse=inverse)
+
+
 def tconv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.ConvTranspose2d:
     """Transposed conv that maps [B, C_in, H, W] -> [B, C_out, H*stride, W*stride] (odd kernel_size)."""
     return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride,
@@ -40,7 +48,7 @@ class ConvGDNPReLU(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 1):
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2),
-            GDN(out_channels),
+            gdn(out_channels),
             nn.PReLU(out_channels),
         )
 
@@ -52,7 +60,7 @@ class TConvGDNPReLU(nn.Sequential):
                  inverse: bool = True):
         super().__init__(
             tconv(in_channels, out_channels, kernel_size, stride),
-            GDN(out_channels, inverse=inverse),
+            gdn(out_channels, inverse=inverse),
             nn.PReLU(out_channels),
         )
 
