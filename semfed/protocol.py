@@ -5,7 +5,7 @@ imported by both sides. (The values are Flower record names; semfed itself never
 ARRAYS = "arrays"  # ArrayRecord: the global arrays out, the client's update back
 CONFIG = "config"  # ConfigRecord: the server's instructions for the round
 METRICS = "metrics"  # MetricRecord: the client's reply metrics (averaged by the strategy)
-LABEL_STATS = "label-stats"  # ArrayRecord: the client's label- and decoy-confidence histograms (label-handling federated)
+LABEL_STATS = "label-stats"  # ArrayRecord: the client's decoy-confidence histogram (label-handling federated)
 LABEL_DIAGNOSTICS = "label-diagnostics"  # MetricRecord, simulation only: overlap with the injected noise
 
 # keys of the server's train config

@@ -11,7 +11,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from semfed import protocol
-from semfed.retrieval.labels import CONFIDENCE, HISTOGRAM_BINS, NULL
+from semfed.retrieval.labels import HISTOGRAM_BINS, NULL
 from semfed.update_validation import histogram_problem
 from strategies.keyed_fedavg import KeyedFedAvg, Update, record_nbytes
 
@@ -45,18 +45,18 @@ class LabelConsensusFedAvg(KeyedFedAvg):
         return messages
 
     def extra_problem(self, update: Update) -> str | None:
-        """Reads the reply's histograms (if any) into update.extras; their problem, or None."""
+        """Reads the reply's null histogram (if any) into update.extras; its problem, or None."""
         if protocol.LABEL_STATS not in update.msg.content:
             return None
         record = update.msg.content[protocol.LABEL_STATS]
-        if not isinstance(record, ArrayRecord) or sorted(record) != sorted((CONFIDENCE, NULL)):
-            return f"'{protocol.LABEL_STATS}' is not an ArrayRecord holding only '{CONFIDENCE}' and '{NULL}'"
+        if not isinstance(record, ArrayRecord) or list(record) != [NULL]:
+            return f"'{protocol.LABEL_STATS}' is not an ArrayRecord holding only '{NULL}'"
+        null = record[NULL].numpy()
         known_cap = self.judging.example_caps.get(update.partition, self.judging.max_examples or math.inf)
-        for key in (CONFIDENCE, NULL):
-            if problem := histogram_problem(record[key].numpy(), HISTOGRAM_BINS, min(update.claimed, known_cap)):
-                return f"{key}: {problem}"
-        update.extras[protocol.LABEL_STATS] = (record[NULL].numpy(), record_nbytes(record))
-        return None
+        problem = histogram_problem(null, HISTOGRAM_BINS, min(update.claimed, known_cap))
+        if problem is None:
+            update.extras[protocol.LABEL_STATS] = (null, record_nbytes(record))
+        return problem
 
     def accepted_hook(self, server_round: int, accepted: list[Update]) -> None:
         stats = [(*u.extras[protocol.LABEL_STATS], u.weight) for u in accepted if protocol.LABEL_STATS in u.extras]

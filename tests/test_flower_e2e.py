@@ -98,9 +98,9 @@ def test_federated_label_consensus_prunes_injected_noise_and_counts_its_bytes(tm
     # better than chance: a random pick of labels would be noisy at the injected rate (corrupted / 48 training labels)
     assert table.loc[3, "precision[all]"] > len(record) / 48 and table.loc[3, "recall[all]"] > 0
     assert_trained(table)
-    # a histogram is a float64 [20] .npy payload: 128-byte header + 160 bytes of counts; two per client
+    # the decoy histogram is a float64 [20] .npy payload: 128-byte header + 160 bytes of counts
     received, sent = table["bytes_received"].diff(), table["bytes_sent"].diff()
-    assert received[2] == 3 * 2 * (128 + 160) and received[3] == 0  # statistics from round 2 on
+    assert received[2] == 3 * (128 + 160) and received[3] == 0  # statistics from round 2 on
     assert sent[2] == 0 and sent[3] == 3 * 160  # the pooled null (20 float64) goes back from round 3 on
     assert 0.3 < table.loc[2, "null_mean"] < 0.7 and table.loc[2, "null_std"] > 0  # the null of round 2: near chance
 

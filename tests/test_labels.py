@@ -11,7 +11,7 @@ from semfed.label_policies import LABEL_POLICIES
 from semfed.retrieval import training
 from semfed.retrieval.adapter.model import GraphAdapter
 from semfed.retrieval.shards import Modality, Shard
-from semfed.retrieval.labels import (CONFIDENCE, HISTOGRAM_BINS, NULL, LabelLedger, close_label_round,
+from semfed.retrieval.labels import (HISTOGRAM_BINS, NULL, LabelLedger, close_label_round,
                                      confidence_histogram, decoy_rank_confidence, group_label_metrics, noise_cut,
                                      noise_fraction, noise_overlap, rank_confidence)
 from strategies.keyed_fedavg import KeyedFedAvg
@@ -184,13 +184,13 @@ def test_consensus_pools_three_clients_decoy_histograms():
     nulls[2, [10, 14]] = [30, 30]
     replies = [reply({"core": [1.0]}, 60, p) for p in range(3)]  # at least as many examples as labels counted
     for r, null in zip(replies, nulls):
-        r.content["label-stats"] = ArrayRecord({CONFIDENCE: Array(spread({range(19, 20): null.sum()})), NULL: Array(null)})
+        r.content["label-stats"] = ArrayRecord({NULL: Array(null)})
     strategy.aggregate_train(1, replies)
     assert strategy.consensus == nulls.sum(0).tolist()
     # 20 at 0.275, 40 at 0.475, 30 at 0.525, 60 at 0.725 (bin centres): mean 80.5 / 150
     assert strategy.consensus_history[1][0] == pytest.approx((20 * 0.275 + 40 * 0.475 + 30 * 0.525 + 60 * 0.725) / 150)
-    # .npy payloads (128-byte header + data): three float32 [1] updates and six float64 [20] histograms
-    assert strategy.round_stats[1]["bytes_received"] == 3 * (128 + 4) + 6 * (128 + 20 * 8)
+    # .npy payloads (128-byte header + data): three float32 [1] updates and three float64 [20] histograms
+    assert strategy.round_stats[1]["bytes_received"] == 3 * (128 + 4) + 3 * (128 + 20 * 8)
     sent = strategy.configure_train(2, ArrayRecord({"core": Array(np.zeros(1, np.float32))}), ConfigRecord({}),
                                     Grid([100, 101, 102]))
     assert list(sent[0].content["config"]["label-consensus"]) == strategy.consensus
@@ -208,13 +208,12 @@ def test_label_statistics_hold_no_sample_content():
                                  None, 0.8, 2)
     bigger = close_label_round(LabelLedger.empty(12), confidence.repeat(1, 2), decoys.repeat(1, 2), excluded.repeat(2),
                                federated, None, 0.8, 2)
-    assert set(report.statistics) == {CONFIDENCE, NULL}
-    for key in (CONFIDENCE, NULL):
-        histogram = report.statistics[key]
-        assert histogram.shape == (HISTOGRAM_BINS,) and histogram.sum() == 6
-        # order-free and of fixed size: nothing in it can name, order or reconstruct a sample
-        np.testing.assert_array_equal(permuted.statistics[key], histogram)
-        assert bigger.statistics[key].shape == histogram.shape
+    assert set(report.statistics) == {NULL}  # the labels' own confidences stay on the client
+    histogram = report.statistics[NULL]
+    assert histogram.shape == (HISTOGRAM_BINS,) and histogram.sum() == 6
+    # order-free and of fixed size: nothing in it can name, order or reconstruct a sample
+    np.testing.assert_array_equal(permuted.statistics[NULL], histogram)
+    assert bigger.statistics[NULL].shape == histogram.shape
     assert report.counts == {"excluded": 2, "tracked": 2, "pruned": 0}  # what the scheme knows, no ground truth
 
 

@@ -40,8 +40,8 @@ def content(state, metrics, statistics=None) -> RecordDict:
 
 def histogram(pid: int) -> dict[str, np.ndarray]:
     counts = np.zeros(HISTOGRAM_BINS)
-    counts[[3, 15]] = [2, SHARDS[pid] - 4]  # a few low-confidence labels, the rest confident
-    return {"confidence-histogram": counts, "null-histogram": np.full(HISTOGRAM_BINS, (SHARDS[pid] - 2) / HISTOGRAM_BINS)}
+    counts[[3, 15]] = [2, SHARDS[pid] - 4]  # the decoys of all but two labels
+    return {"null-histogram": counts}
 
 
 def client_reply(pid: int, kind: str | None, with_stats: bool = False) -> Message:
@@ -138,9 +138,9 @@ def test_replies_are_mapped_by_node_a_forged_or_unknown_sender_and_a_second_repl
     (lambda: RecordDict({"arrays": ArrayRecord({"core.w": Array(np.zeros((2, 3), np.float32))}),
                          "metrics": ConfigRecord({"num-examples": 5})}), "reply lacks the ArrayRecord 'arrays'"),
     (lambda: RecordDict({"metrics": MetricRecord({"num-examples": 5})}), "reply lacks the ArrayRecord 'arrays'"),
-    (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {**histogram(1), "null-histogram": np.ones(3)}),
-     "null-histogram: label histogram has dtype float64 and shape (3,), expected float64 (20,)"),
-    (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {"confidence-histogram": np.ones(20)}),
+    (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {"null-histogram": np.ones(3)}),
+     "label histogram has dtype float64 and shape (3,), expected float64 (20,)"),
+    (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {**histogram(1), "confidence-histogram": np.ones(20)}),
      "'label-stats' is not an"),
     (lambda: content(honest_state(1), {"num-examples": SHARDS[1]}, {"other": np.ones(20)}), "'label-stats' is not an"),
 ])

@@ -150,16 +150,15 @@ def detection_scores(flagged: int, flagged_noisy: int, noisy: int) -> dict[str, 
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-CONFIDENCE, NULL = "confidence-histogram", "null-histogram"  # the label statistics a client sends
+NULL = "null-histogram"  # the label statistic a client sends: its decoys' confidences
 
 
 @dataclass
 class LabelRoundReport:
     """A client's label outcome for one round.
 
-    statistics: what the client sends for the federation's consensus: the histograms [HISTOGRAM_BINS]
-    of its unpruned labels' round confidences (CONFIDENCE) and of their decoys' (NULL); no samples,
-    captions, features or indices. counts: what the scheme itself knows (labels excluded this round,
+    statistics: what the client sends for the federation's consensus: the histogram [HISTOGRAM_BINS] of
+    its unpruned labels' decoys' round confidences (NULL); no samples, captions, features or indices. counts: what the scheme itself knows (labels excluded this round,
     tracked, pruned), for the metrics table. pruned: [N] bool, the client's pruned labels (stays on
     the client; noise_overlap compares it with the injected noise).
     """
@@ -183,11 +182,10 @@ def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, deco
     round_confidence = torch.nanmean(confidence, dim=0).numpy()
     round_decoy = torch.nanmean(decoy_confidence, dim=0).numpy()
     pruned_before = ledger.pruned.copy() if ledger is not None else np.zeros(len(round_confidence), bool)
-    statistics = {CONFIDENCE: confidence_histogram(round_confidence[~pruned_before]),
-                  NULL: confidence_histogram(round_decoy[~pruned_before])}
+    statistics = {NULL: confidence_histogram(round_decoy[~pruned_before])}
     if ledger is not None:
         null = consensus if policy.uses_consensus and consensus is not None else statistics[NULL]
-        cut = noise_cut(statistics[CONFIDENCE], null, precision)
+        cut = noise_cut(confidence_histogram(round_confidence[~pruned_before]), null, precision)
         ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds)
     pruned = ledger.pruned.copy() if ledger is not None else pruned_before
     tracked = ledger.tracked if ledger is not None else np.zeros_like(pruned)
