@@ -12,8 +12,8 @@ class LabelPolicy:
     epoch and labels under label-confidence-threshold sit that epoch out (semfed.retrieval.training).
     keeps_ledger: a per-label ledger (a file per round, semfed.retrieval.ledger_files) tracks labels that stay
     inconsistent across rounds and prunes them after label-prune-rounds (semfed.retrieval.labels).
-    uses_consensus: the clients share confidence histograms and the ledger's cut uses the
-    federation's null, its pooled decoy confidences (strategies.label_consensus); it needs a method that aggregates."""
+    uses_consensus: the ledger's cut uses the federation's null, the clients' decoy-confidence histograms
+    pooled (strategies.label_consensus); it needs a method that aggregates."""
 
     scores: bool
     keeps_ledger: bool
