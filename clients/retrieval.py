@@ -11,9 +11,9 @@ from semfed import protocol
 from semfed.compression import compress_update
 from semfed.config import SemfedConfig
 from semfed.fault_injection import poison_metrics, poison_statistics, poison_update
+from semfed.retrieval.evaluation import client_encoders, encoder_embeddings, user_rsum
 from semfed.retrieval.labels import close_label_round, noise_overlap
 from semfed.retrieval.ledger_files import ledger_folder, load_ledger, save_ledger
-from semfed.retrieval.evaluation import client_encoders, encoder_embeddings, user_rsum
 from semfed.retrieval.participants import build_adapter, client_shard, dataset_and_skb, federation_encoders
 from semfed.retrieval.training import train_local
 from semfed.seeds import client_round_seed

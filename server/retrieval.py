@@ -28,8 +28,8 @@ from server.nodes import discover_partitions
 from server.resume import offset_evaluate, resumable, resume_from, resume_state, run_name_of
 from strategies.keyed_fedavg import KeyedFedAvg, judged_options, record_nbytes
 from strategies.label_consensus import LabelConsensusFedAvg
-from strategies.personal_evaluation import personalised
 from strategies.local_only import LocalOnly
+from strategies.personal_evaluation import personalised
 
 log = logging.getLogger("semfed.server")
 ROUND_COUNTS = ("clients_replied", "clients_failed", "updates_rejected", "skipped")  # metrics.csv, per round
@@ -182,7 +182,8 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
                         network=cfg.network({pid: n * cfg.client_profiles[pid].local_epochs for pid, n in shards.items()}),
                         upload_bytes=upload_bytes(cfg) if cfg.client_devices else {})
         strategy = resumable(strategy_class(cfg))(**sampling)
-        strategy.personal_round = cfg.num_server_rounds
+        if cfg.personal_finetune_epochs:
+            strategy.personal_round = cfg.num_server_rounds  # the users personalise after the last round
         recorder = RoundRecorder(cfg, run_dir, strategy, skb.version, tracking)
         initial, done = resume_from(cfg, run_dir, strategy, recorder)
         if initial is None:
