@@ -22,13 +22,18 @@ def batch_embeddings(model: GraphAdapter, shard: Shard, idx: torch.Tensor, capti
                      device: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Pooled unit embeddings [B, d] of the batch's images and of its chosen captions (None
     for a modality the client lacks). idx: [B] shard rows; caption: [B] which of five."""
-    image_z = text_z = None
+    image_z = None
     if shard.image is not None:
         _, image_z = model(shard.image.feats[idx].to(device), shard.image.mask[idx].to(device), shard.image.encoder)
-    if shard.text is not None:
-        feats, mask = shard.text.feats[idx, caption], shard.text.mask[idx, caption]
-        _, text_z = model(feats.to(device), mask.to(device), shard.text.encoder)
-    return image_z, text_z
+    return image_z, None if shard.text is None else caption_embeddings(model, shard, idx, caption, device)
+
+
+def caption_embeddings(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
+                       device: str) -> torch.Tensor:
+    """Pooled unit embeddings [B, d] of rows idx's captions `caption` [B] (a client holding text)."""
+    feats, mask = shard.text.feats[idx, caption], shard.text.mask[idx, caption]
+    _, text_z = model(feats.to(device), mask.to(device), shard.text.encoder)
+    return text_z
 
 
 def batch_loss(model: GraphAdapter, shard: Shard, idx: torch.Tensor, caption: torch.Tensor,
@@ -73,8 +78,7 @@ def batch_confidence(model: GraphAdapter, shard: Shard, idx: torch.Tensor, capti
     samples = image_z if image_z is not None else text_z
     labels = provisional_labels(model, shard, idx, caption, image_z, text_z, device)
     if image_z is not None and text_z is not None:
-        _, decoys = model(shard.text.feats[decoy, caption].to(device), shard.text.mask[decoy, caption].to(device),
-                          shard.text.encoder)
+        decoys = caption_embeddings(model, shard, decoy, caption, device)
     else:
         decoys = provisional_labels(model, shard, decoy, caption, image_z, None, device)
     similarity = samples @ labels.T
