@@ -15,9 +15,9 @@ from experiments.sweep_grid import load_sweep
 from semfed import channels as ch
 from semfed.data.image_folder import DEFAULT_IMAGES, center_crops, load_images
 from semfed.jscc import AttentionEncoder, build_decoder, psnr
-from semfed.jscc.cliff import SEPARATION, cliff_curve, separation_scores
+from semfed.jscc.cliff import cliff_curve, separation_scores
 from semfed.jscc.forgetting import forgetting_curve
-from semfed.jscc.separation import FAILURE_GREY
+from semfed.jscc.separation import CODECS, FAILURE_GREY
 from semfed.retrieval.adapter.model import GraphAdapter
 from semfed.retrieval.evaluation import embed
 from semfed.retrieval.metrics import retrieval_recalls
@@ -142,18 +142,28 @@ def test_separation_fails_below_the_capacity_threshold_and_succeeds_above(defaul
     below = separation_scores(default_image[None], ratio, threshold - 0.3)
     above = separation_scores(default_image[None], ratio, threshold + 0.3)
     grey = psnr(torch.full_like(default_image, FAILURE_GREY)[None], default_image[None]).item()
-    assert below["failed"] == 1.0 and below["jpeg_quality"] == 0 and below["psnr"] == pytest.approx(grey)
-    assert above["failed"] == 0.0 and above["jpeg_quality"] >= 1 and above["psnr"] > grey + 3
+    assert below["failed"] == 1.0 and below["quality"] == 0 and below["psnr"] == pytest.approx(grey)
+    assert above["failed"] == 0.0 and above["quality"] >= 1 and above["psnr"] > grey + 3
 
 
 def test_cliff_curve_has_a_row_per_method_channel_and_snr(default_image):
     encoder, target, _ = _tiny_models()
     table = cliff_curve(encoder, {"a": target}, default_image[None], [-2.0, 20.0], 1 / 6, ("awgn", "rayleigh"))
-    assert len(table) == 2 * (2 + 1)
-    assert set(table["method"]) == {"D-JSCC a", SEPARATION}
-    jpeg = table[table["method"] == SEPARATION].set_index("snr")
-    assert jpeg.loc[-2.0, "failed"] == 1.0 and jpeg.loc[20.0, "failed"] == 0.0
+    separation = [codec.label for codec in CODECS.values()]  # every registered codec by default
+    assert len(table) == 2 * (2 + len(CODECS)) and len(set(separation)) == len(CODECS) >= 4
+    assert set(table["method"]) == {"D-JSCC a", *separation}
+    assert set(table[table["method"].isin(separation)]["channel"]) == {"awgn"}
+    by_method = table[table["method"].isin(separation)].set_index(["method", "snr"])
+    jpeg, payload = CODECS["jpeg"].label, CODECS["jpeg-payload"].label
+    assert by_method.loc[(jpeg, -2.0), "failed"] == 1.0 and by_method.loc[(jpeg, 20.0), "failed"] == 0.0
+    assert by_method.loc[(payload, -2.0), "failed"] == 0.0  # 81 bytes fit from -6.1 dB, the whole file from 7.6 dB
+    for snr in (-2.0, 20.0):  # the payload is smaller at every quality, so it never gets a lower one
+        assert by_method.loc[(payload, snr), "quality"] >= by_method.loc[(jpeg, snr), "quality"]
     assert table[table["method"] == "D-JSCC a"]["failed"].isna().all()
+    only = cliff_curve(encoder, {}, default_image[None], [20.0], 1 / 6, codecs=["webp"])
+    assert only["method"].tolist() == ["WebP separation (whole file)"]
+    with pytest.raises(ValueError, match="'png' is not one of"):
+        cliff_curve(encoder, {}, default_image[None], [20.0], 1 / 6, codecs=["png"])
 
 
 # --- D-JSCC sweep summary --------------------------------------------------------------------
