@@ -28,6 +28,7 @@ from semfed.compression import Compression, parse_compression
 from semfed.config_values import (
     DETECTOR_ADAPTATIONS,
     ClientProfile,
+    TEXT_SCORES,
     ConfigError,
     DecoderSpec,
     NOISE_KINDS,
@@ -37,7 +38,10 @@ from semfed.config_values import (
     encoder_names,
     parse_client_list,
     parse_client_profiles,
+    parse_bidder_counts,
     parse_decoder_specs,
+    parse_distance_range,
+    parse_even_dims,
     parse_noise_groups,
     parse_poison_kinds,
     parse_snrs,
@@ -128,6 +132,25 @@ class SemfedConfig:
     jscc_eval_snrs: str
     jscc_encoder_width: int
     jscc_learning_rate: float
+    text_devices: int
+    text_corpus: str
+    text_encoder: str
+    text_train_sentences: int
+    text_eval_sentences: int
+    text_words: int
+    text_output_dims: str
+    text_channel: str
+    text_snr_set: str
+    text_eval_snrs: str
+    text_batch_size: int
+    text_steps_per_round: int
+    text_learning_rate: float
+    text_feature_bits: int
+    hap_power_w: float
+    hap_distance_m: str
+    auction_bidders: str
+    auction_value: str
+    auction_train_steps: int
     min_replies: int
     round_timeout_s: float
     fail_fraction: float
@@ -243,6 +266,7 @@ class SemfedConfig:
         self._check_dataset()
         self._check_robustness()
         self._check_jscc()
+        self._check_text()
         self._check_network()
         self._run_task_check(self.job.check)
 
@@ -298,9 +322,8 @@ class SemfedConfig:
         if self.run_name and (any(p in ("", ".", "..") for p in parts) or any(c in self.run_name for c in "\\\0")):
             raise ConfigError(f"run-name: {self.run_name!r} must be a relative folder name under runs/ ('/' for "
                               "sub-folders, no empty, '.' or '..' parts)")
-        n_clients = len(self.client_profiles)
-        if not 1 <= self.min_replies <= n_clients:
-            raise ConfigError(f"min-replies: must be in 1..{n_clients} (the number of clients), got {self.min_replies}")
+        if not 1 <= self.min_replies <= self.supernodes:
+            raise ConfigError(f"min-replies: must be in 1..{self.supernodes} (the number of clients), got {self.min_replies}")
         if not self.round_timeout_s > 0:
             raise ConfigError(f"round-timeout-s: must be > 0, got {self.round_timeout_s}")
         if not 0 <= self.fail_fraction < 1:
@@ -358,6 +381,28 @@ class SemfedConfig:
                                   "('' = scikit-image's bundled images)")
         _ = self.decoder_specs, self.snr_set, self.eval_snrs  # parsed here, once: bad values are refused now
 
+    def _check_text(self) -> None:
+        """The text task's keys (seed 003), checked for every task (cheap); what only a text run needs:
+        semfed.text.checks."""
+        for name in ["text_devices", "text_train_sentences", "text_eval_sentences", "text_words", "text_batch_size",
+                     "text_steps_per_round", "text_feature_bits", "auction_train_steps"]:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_key(name)}: must be an integer >= 1, got {getattr(self, name)}")
+        for name in ["text_learning_rate", "hap_power_w"]:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{_key(name)}: must be > 0, got {getattr(self, name)}")
+        if self.text_corpus and not (Path(self.text_corpus).expanduser().is_absolute()
+                                     and Path(self.text_corpus).expanduser().is_file()):
+            raise ConfigError(f"text-corpus: {self.text_corpus!r} is not an absolute path to an existing file "
+                              "('' = the scenes' captions)")
+        check_text_encoder("text-encoder", self.text_encoder)
+        if encoder_entry(self.text_encoder).ground_truth:
+            raise ConfigError(f"text-encoder: {self.text_encoder!r} has no features of free text; use a language model "
+                              "('minilm' or hf@/abs/dir)")
+        if self.auction_value not in TEXT_SCORES:
+            raise ConfigError(f"auction-value: {self.auction_value!r} is not one of {TEXT_SCORES}")
+        _ = self.text_dims, self.text_snrs, self.text_eval_snr_values, self.auction_bidder_counts, self.hap_distances
+
     def _check_network(self) -> None:
         """The keys of the simulated network, churn, scheduling and compressed updates (docs/network.md)."""
         if not self.uplink_bandwidth_mhz > 0:
@@ -398,14 +443,14 @@ class SemfedConfig:
         """Partition id -> its device class (semfed.network.DEVICES); empty while the network is off."""
         if not self.client_devices:
             return {}
-        return parse_devices(self.client_devices, len(self.client_profiles), self.seed)
+        return parse_devices(self.client_devices, self.supernodes, self.seed)
 
     def network(self, examples: Mapping[int, int]) -> Network | None:
         """The run's simulated network (None while client-devices is ''); `examples`: partition id -> the
         examples it trains in a full round (shard size x local epochs)."""
         if not self.client_devices:
             return None
-        return Network(self.client_device_classes, mean_snrs(self.uplink_snr_db, len(self.client_profiles), self.seed),
+        return Network(self.client_device_classes, mean_snrs(self.uplink_snr_db, self.supernodes, self.seed),
                        dict(examples), self.uplink_bandwidth_mhz * 1e6, self.uplink_fading, self.round_deadline_s,
                        self.straggler_policy, self.seed)
 
@@ -449,7 +494,7 @@ class SemfedConfig:
     @functools.cached_property
     def poisoned_clients(self) -> tuple[int, ...]:
         """Partition ids that send a poisoned update every round (test-only, poison-clients)."""
-        return parse_client_list("poison-clients", self.poison_clients, len(self.client_profiles))
+        return parse_client_list("poison-clients", self.poison_clients, self.supernodes)
 
     @functools.cached_property
     def tracking_sinks(self) -> tuple[str, ...]:
@@ -474,6 +519,36 @@ class SemfedConfig:
     def decoder_specs(self) -> tuple[DecoderSpec, ...]:
         """One D-JSCC decoder per client (client i holds item i of jscc-decoders)."""
         return parse_decoder_specs(self.jscc_decoders)
+
+    @functools.cached_property
+    def text_dims(self) -> tuple[int, ...]:
+        """The text codec's output dimensions, ascending (each even: pairs of values are complex symbols)."""
+        return parse_even_dims("text-output-dims", self.text_output_dims)
+
+    @functools.cached_property
+    def text_snrs(self) -> tuple[float, ...]:
+        """The text codec's training SNRs in dB (each sentence draws one per step)."""
+        return parse_snrs("text-snr-set", self.text_snr_set)
+
+    @functools.cached_property
+    def text_eval_snr_values(self) -> tuple[float, ...]:
+        """The SNRs (dB) every output dimension of the text codec is scored at, ascending."""
+        return tuple(sorted(set(parse_snrs("text-eval-snrs", self.text_eval_snrs))))
+
+    @functools.cached_property
+    def auction_bidder_counts(self) -> tuple[int, ...]:
+        """Bidder counts of the auction comparison, ascending, each >= 2."""
+        return parse_bidder_counts("auction-bidders", self.auction_bidders)
+
+    @functools.cached_property
+    def hap_distances(self) -> tuple[float, float]:
+        """(nearest, farthest) distance in metres of a device from the access point."""
+        return parse_distance_range("hap-distance-m", self.hap_distance_m)
+
+    @property
+    def text_device_ids(self) -> tuple[int, ...]:
+        """One text-task client per device: 0 .. text-devices - 1."""
+        return tuple(range(self.text_devices))
 
     @functools.cached_property
     def snr_set(self) -> tuple[float, ...]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DETECTOR_ADAPTATIONS = ("none", "batchnorm", "attributes")  # how an untrained detector learns the data (semfed/data/features.py)
+BLEU_ORDERS = (1, 2, 3, 4)  # BLEU-n of the text task: n-grams up to n (semfed.text.metrics)
+TEXT_SCORES = ("similarity",) + tuple(f"bleu{n}" for n in BLEU_ORDERS)  # what a text device's bid is worth
 
 
 @dataclass(frozen=True)
@@ -271,3 +273,37 @@ def parse_noise_groups(spec: str, n_clients: int) -> tuple[NoiseGroup, ...]:
         seen.update(ids)
         groups.append(NoiseGroup(name, rate, ids))
     return tuple(groups)
+
+
+def parse_even_dims(key: str, text: str) -> tuple[int, ...]:
+    """'4,8,16' -> (4, 8, 16) ascending, distinct; ConfigError naming `key` unless each is an even integer >= 2."""
+    try:
+        dims = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a comma-separated list of integers (e.g. '4,8,16,32')") from None
+    if not dims or any(d < 2 or d % 2 for d in dims):
+        raise ConfigError(f"{key}: each output dimension must be an even integer >= 2 (two real values are one "
+                          f"complex channel symbol), got {text!r}")
+    return tuple(dims)
+
+
+def parse_bidder_counts(key: str, text: str) -> tuple[int, ...]:
+    """'2,3,5' -> (2, 3, 5) ascending, distinct; ConfigError naming `key` unless each is an integer >= 2."""
+    try:
+        counts = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a comma-separated list of integers (e.g. '2,4,8')") from None
+    if not counts or counts[0] < 2:
+        raise ConfigError(f"{key}: an auction needs at least 2 bidders; got {text!r}")
+    return tuple(counts)
+
+
+def parse_distance_range(key: str, text: str) -> tuple[float, float]:
+    """'5,35' -> (5.0, 35.0) metres; ConfigError naming `key` unless 1 <= nearest <= farthest (finite)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not 'nearest,farthest' in metres (e.g. '5,35')") from None
+    if not (math.isfinite(low) and math.isfinite(high) and 1 <= low <= high):
+        raise ConfigError(f"{key}: need 1 <= nearest <= farthest metres, got {text!r}")
+    return low, high

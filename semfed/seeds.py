@@ -10,6 +10,7 @@ SAMPLING_STREAM = 7  # semfed.sampling: which clients train in a round
 NETWORK_STREAM = 8  # semfed.network: each user's device class and mean SNR, the fading per round
 CHURN_STREAM = 9  # semfed.churn: which users are online in a round
 DECOY_STREAM = 10  # semfed.retrieval.training: each label's decoy in a client's round
+AUCTION_STREAM = 11  # semfed.text.energy_auction: the devices' distances in each auction
 
 
 def client_round_seed(seed: int, server_round: int, partition_id: int) -> int:
@@ -36,3 +37,8 @@ def round_rng(seed: int, server_round: int, stream: int) -> np.random.Generator:
     """A NumPy generator for one per-round choice of the server (`stream`: FAULT_STREAM, SAMPLING_STREAM,
     NETWORK_STREAM, CHURN_STREAM)."""
     return np.random.default_rng([seed, server_round, stream])
+
+
+def auction_rng(seed: int, bidders: int) -> np.random.Generator:
+    """The devices' draws of the text task's energy auctions with `bidders` bidders."""
+    return np.random.default_rng([seed, bidders, AUCTION_STREAM])

@@ -65,4 +65,9 @@ TASKS = {
                  check="semfed.jscc.checks:check_jscc", check_machine="semfed.jscc.checks:check_jscc_images",
                  resumable=False, rounds_table="jscc_metrics.csv", final_table="jscc_table.csv",
                  sweep_report="experiments.jscc_results:report"),
+    # seed 003: wireless-powered devices federate a semantic text codec; BLEU, sentence similarity, energy auction
+    "text": Task(server="server.text:run_text", client="clients.text:train", client_evaluate="",
+                 per_client=attrgetter("text_device_ids"), check="semfed.text.checks:check_text",
+                 check_machine="semfed.text.checks:check_text_corpus", resumable=False, rounds_table="text_metrics.csv",
+                 final_table="auction.csv", sweep_report="experiments.text_results:report"),
 }
