@@ -138,3 +138,17 @@ def test_training_is_deterministic_for_a_seed():
     first, again, other = (train_myerson(uniform_pairs, steps=20, batch=64, seed=seed) for seed in (7, 7, 8))
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters(), strict=True))
     assert not torch.equal(first.intercepts, other.intercepts)
+
+
+def test_a_symmetric_net_treats_bidders_alike_and_a_tie_pays_the_tied_bid(one_torch_thread):
+    """Devices drawn alike share one virtual-value transform: equal bids get equal virtual values, and a
+    tie at the top pays the tied bid, as second price does (bidder-specific transforms would not)."""
+    symmetric = MyersonNet(3, generator=torch.Generator().manual_seed(0), symmetric=True)
+    bids = torch.tensor([[0.9, 0.9, 0.2], [0.5, 0.5, 0.5]])
+    virtual = symmetric.virtual_values(bids)
+    assert virtual[0, 0] == virtual[0, 1] and virtual[1, 0] == virtual[1, 1] == virtual[1, 2]
+    assert virtual[0, 0] > 0  # the first profile sells: its tied winner pays the tied bid
+    _, payments = symmetric.outcome(bids)
+    assert payments[0].sum().item() == pytest.approx(0.9, abs=1e-5)
+    asymmetric = MyersonNet(3, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(asymmetric.virtual_values(bids)[:, 0], asymmetric.virtual_values(bids)[:, 1])

@@ -26,16 +26,19 @@ def second_price_revenue(bids: Tensor) -> Tensor:
 class MyersonNet(nn.Module):
     """Bidder i's virtual value phi_i(b) = min over `groups` k of max over `lines` j of
     (exp(alpha_ikj) * b + beta_ikj): strictly increasing in b (every slope exp(.) > 0) and onto R.
-    `temperature` (currency units of virtual value) softens the training allocation's argmax."""
+    `temperature` (currency units of virtual value) softens the training allocation's argmax. symmetric:
+    one transform for every bidder (bidders drawn alike: Myerson's optimum treats them alike, and a tie
+    then goes at the tied bid)."""
 
     def __init__(self, bidders: int, groups: int = 10, lines: int = 10, temperature: float = 0.01,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, symmetric: bool = False):
         super().__init__()
         self.temperature = temperature
-        self.log_slopes = nn.Parameter(0.5 * torch.randn(bidders, groups, lines, generator=generator))
+        transforms = 1 if symmetric else bidders
+        self.log_slopes = nn.Parameter(0.5 * torch.randn(transforms, groups, lines, generator=generator))
         # intercepts <= 0: phi_i(0) <= 0, so the reserve phi_i^{-1}(0) starts at or above 0 (below it, no
         # training profile meets the reserve and it gets no gradient)
-        self.intercepts = nn.Parameter(-0.1 * torch.rand(bidders, groups, lines, generator=generator))
+        self.intercepts = nn.Parameter(-0.1 * torch.rand(transforms, groups, lines, generator=generator))
 
     def virtual_values(self, bids: Tensor) -> Tensor:
         """[..., n] bids -> [..., n] virtual values phi_i(b_i)."""
@@ -76,7 +79,7 @@ class MyersonNet(nn.Module):
 
 def train_myerson(valuations: Tensor | Callable[[int, torch.Generator], Tensor], steps: int = 300,
                   batch: int = 256, lr: float = 0.01, seed: int = 0, groups: int = 10, lines: int = 10,
-                  temperature: float = 0.01) -> MyersonNet:
+                  temperature: float = 0.01, symmetric: bool = False) -> MyersonNet:
     """A MyersonNet trained with Adam to maximise the expected soft revenue (sum of `forward`'s payments)
     on minibatches of `batch` profiles: rows drawn (with replacement) from a [S, n] valuation tensor, or
     fresh draws sampler(batch, generator) -> [batch, n]. Deterministic for a fixed seed (its own
@@ -91,7 +94,7 @@ def train_myerson(valuations: Tensor | Callable[[int, torch.Generator], Tensor],
     else:
         sample = valuations
         bidders = sample(1, torch.Generator().manual_seed(seed)).shape[1]
-    net = MyersonNet(bidders, groups, lines, temperature, generator)
+    net = MyersonNet(bidders, groups, lines, temperature, generator, symmetric)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     for _ in range(steps):
         _, payments = net(sample(batch, generator))

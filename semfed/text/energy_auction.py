@@ -2,7 +2,8 @@
 point bid what the energy of one charge is worth to them, the semantic score it buys (semfed.text.energy:
 bits -> the largest output dimensions that fit -> the trained codec's score there at the device's SNR);
 the access point sells the charge by second-price auction or by a learned, revenue-maximising
-Myerson-net auction (semfed.text.auction), whose individual rationality and regret are measured."""
+Myerson-net auction (semfed.text.auction; one virtual-value network for all, as the devices are drawn
+alike), whose individual rationality and regret are measured."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def compare_auctions(cfg: SemfedConfig, table: pd.DataFrame) -> pd.DataFrame:
     for bidders in cfg.auction_bidder_counts:
         rng = auction_rng(cfg.seed, bidders)
         train, test = (draw_values(cfg, curves, bidders, AUCTION_PROFILES, rng) for _ in range(2))
-        net = auction.train_myerson(train, steps=cfg.auction_train_steps, seed=cfg.seed)
+        net = auction.train_myerson(train, steps=cfg.auction_train_steps, seed=cfg.seed, symmetric=True)
         winner, _ = net.outcome(test)
         second_price = auction.second_price_revenue(test).mean().item()
         learned = auction.revenue(net, test)
