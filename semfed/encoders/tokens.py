@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 from transformers import AutoModel, AutoTokenizer  # noqa: E402
 
-from semfed.config_values import ENCODERS, HF_PREFIX, encoder_names  # noqa: E402
+from semfed.config_values import ENCODERS, HF_PREFIX, TEXT, encoder_names  # noqa: E402
 from semfed.tasks import load  # noqa: E402
 
 
@@ -22,7 +22,7 @@ def resolve_model_dir(name: str) -> Path:
     """Map a text-encoder name (one of ENCODERS with a model to load, or "hf@/absolute/dir") to its local
     model directory."""
     entry = ENCODERS.get(name)
-    if entry and entry.modality == "text" and entry.load:
+    if entry and entry.modality == TEXT and entry.load:
         return Path(load(entry.load)())
     if name.startswith(HF_PREFIX):
         path = Path(name[len(HF_PREFIX):])
@@ -32,7 +32,7 @@ def resolve_model_dir(name: str) -> Path:
             raise FileNotFoundError(f"text encoder directory not found: {path}")
         return path
     raise ValueError(f"unknown text encoder {name!r}; allowed: "
-                     f"{encoder_names(lambda e: e.modality == 'text' and bool(e.load))} or 'hf@/absolute/dir'")
+                     f"{encoder_names(lambda e: e.modality == TEXT and bool(e.load))} or 'hf@/absolute/dir'")
 
 
 class TokenEncoder:
