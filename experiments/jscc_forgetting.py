@@ -6,7 +6,8 @@ users (iterative framework) against the anchor framework's frozen encoder (semfe
         [--ratio 0.1666666667] [--eval-snrs 1,7,13] [--channel awgn] [--images FOLDER] [--seed 0]
 
 --target defaults to the encoder's symmetric decoder family, --others to every other registered
-family (semfed.jscc.decoders.DECODERS), --channel to awgn (any of semfed.channels.CHANNELS).
+deterministic family (semfed.jscc.decoders.DECODERS less the generative ones), --channel to awgn
+(any of semfed.channels.CHANNELS).
 Images: --images folder, or scikit-image's bundled photos (the embedded default): --steps random
 --crop px crops per stage (--batch a step) for training, the centre crops for evaluation. The
 defaults are CPU-sized (a few minutes on one core). Writes forgetting.csv (framework, stage,
@@ -62,7 +63,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("work/jscc_forgetting"))
     target = symmetric_family()
     parser.add_argument("--target", default=target, choices=list(DECODERS))
-    parser.add_argument("--others", default=",".join(name for name in DECODERS if name != target))
+    parser.add_argument("--others", default=",".join(name for name, family in DECODERS.items()
+                                                     if name != target and not family.generative))
     parser.add_argument("--steps", type=int, default=60, help="training steps per stage")
     parser.add_argument("--crop", type=int, default=48)
     parser.add_argument("--batch", type=int, default=8)

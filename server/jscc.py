@@ -72,7 +72,7 @@ class JSCCRecorder:
         for row in rows:
             row.update({"round": server_round, "train_loss": clients.get(row["decoder"], {}).get("train_loss", float("nan")),
                         "encoder_sha256": encoder_digest, "decoder_sha256": digests[row["decoder"]]})
-        columns = ["round", "decoder", "family", "channel", "snr", "psnr", "ms_ssim", "train_loss",
+        columns = ["round", "decoder", "family", "channel", "snr", "psnr", "ms_ssim", "prior_kl", "prompts", "train_loss",
                    "encoder_sha256", "decoder_sha256"]
         self.table = report.append_rows(self.run_dir, self.table, [{c: r[c] for c in columns} for r in rows])
         self.tracking.log({"round": server_round, **{f"{metric}[{r['decoder']}:{r['family']}/{r['channel']}/{r['snr']:g}dB]":

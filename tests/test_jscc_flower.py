@@ -223,8 +223,9 @@ def _changed(table: pd.DataFrame, column: str, server_round: int) -> dict[int, b
 def test_two_round_simulation_writes_metrics_for_every_decoder_snr_and_channel(runs, framework):
     run = runs / "runs" / framework
     table = pd.read_csv(run / "jscc_metrics.csv", dtype=DIGESTS)
-    assert list(table.columns) == ["round", "decoder", "family", "channel", "snr", "psnr", "ms_ssim", "train_loss",
-                                   "encoder_sha256", "decoder_sha256"]
+    assert list(table.columns) == ["round", "decoder", "family", "channel", "snr", "psnr", "ms_ssim", "prior_kl",
+                                   "prompts", "train_loss", "encoder_sha256", "decoder_sha256"]
+    assert table[["prior_kl", "prompts"]].isna().all().all()  # deterministic decoders: no prompts, no prior
     assert len(table) == 3 * 2 * 2 * 2  # rounds 0-2 x decoders x channels x SNRs
     assert sorted(set(zip(table["decoder"], table["family"]))) == [(0, "attention"), (1, "conv")]
     assert set(table["channel"]) == {"awgn", "rayleigh"} and set(table["snr"]) == {1.0, 13.0}

@@ -143,7 +143,7 @@ def test_families_differ_and_decoders_reject_bad_input():
 
 
 def test_build_decoder_unknown_family_names_it_and_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"'mlp'.*\['attention', 'conv', 'resnet', 'vgg'\]"):
+    with pytest.raises(ValueError, match=r"'mlp'.*\['attention', 'conv', 'prompt', 'resnet', 'vgg'\]"):
         build_decoder("mlp", latent_channels=16)
 
 

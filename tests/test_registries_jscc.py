@@ -57,7 +57,7 @@ def test_an_unregistered_name_is_refused_naming_the_key_and_the_registered_names
 
 def test_an_unregistered_decoder_family_is_refused_listing_the_families():
     with pytest.raises(ConfigError, match=r"jscc-decoders: bad decoder 'toy'; expected one of the families \('attention', "
-                                          r"'conv', 'resnet', 'vgg'\)"):
+                                          r"'conv', 'resnet', 'vgg', 'prompt'\)"):
         load_config(**TINY, jscc_decoders="toy;conv")
 
 

@@ -1,11 +1,13 @@
 """D-JSCC models of seed 001: the BS's attention encoder, the user decoder families (the registry
-DECODERS: name -> JSCCDecoder subclass, semfed.jscc.decoders), image metrics."""
+DECODERS: name -> JSCCDecoder subclass, semfed.jscc.decoders; seed 002's generative PromptDecoder,
+semfed.jscc.generative), image metrics."""
 
 from semfed.jscc.decoders import (
     DECODERS,
     AttentionDecoder,
     ConvDecoder,
     JSCCDecoder,
+    PromptDecoder,
     ResNetDecoder,
     VGGDecoder,
     build_decoder,
@@ -16,6 +18,6 @@ from semfed.jscc.image_metrics import ms_ssim, msssim_win_size, psnr
 
 __all__ = [
     "DECODERS", "DOWNSAMPLE", "AttentionDecoder", "AttentionEncoder", "ConvDecoder", "JSCCDecoder",
-    "ResNetDecoder", "VGGDecoder", "build_decoder", "latent_channels", "ms_ssim", "msssim_win_size",
+    "PromptDecoder", "ResNetDecoder", "VGGDecoder", "build_decoder", "latent_channels", "ms_ssim", "msssim_win_size",
     "psnr", "symbols_to_latent", "symmetric_family",
 ]

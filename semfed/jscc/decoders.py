@@ -5,9 +5,10 @@ latent map [B, C, H/4, W/4]) and the SNR in dB to images [B, 3, H, W] in [0, 1] 
 output). `width` (channels) and `num_blocks` (depth) set a device's strength inside a family.
 
 DECODERS is the registry: family name -> JSCCDecoder subclass. The class is the entry: it says
-its fewest blocks (`min_blocks`, checked by JSCCDecoder.__init__) and whether it is the BS
-encoder's symmetric decoder (`symmetric`, the one the anchor's stage 1 trains with). Its keys are
-the families jscc-decoders accepts; a new family is one subclass and one entry.
+its fewest blocks (`min_blocks`, checked by JSCCDecoder.__init__), whether it is the BS
+encoder's symmetric decoder (`symmetric`, the one the anchor's stage 1 trains with) and whether it
+is generative (`generative`: seed 002's prompt decoder, PromptDecoder). Its keys are the families
+jscc-decoders accepts; a new family is one subclass and one entry.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ from torch import nn
 from semfed.config_values import DecoderSpec
 from semfed.jscc.blocks import SnrDb, SNRAttention, SNRConditioned, SNRFusion, TConvGDNPReLU, snr_column, tconv
 from semfed.jscc.encoder import IMAGE_CHANNELS, symbols_to_latent
+from semfed.jscc.generative import (
+    DEFAULT_SNR_RANGE_DB,
+    KL_WEIGHT,
+    check_prompts,
+    fallback_generator,
+    keep_prefix,
+    prior_kl,
+    prompt_thresholds_db,
+    prompts_decoded,
+    random_prompts,
+)
 
 
 def _check_min(name: str, value: int, minimum: int) -> None:
@@ -35,10 +47,16 @@ def _strides(num_blocks: int) -> list[int]:
 
 class JSCCDecoder(nn.Module):
     """Base class: shape handling and SNR; a family implements decode(latent, snr [B, 1]) and sets
-    min_blocks (the fewest num_blocks it builds with) and, for the encoder's mirror, symmetric."""
+    min_blocks (the fewest num_blocks it builds with) and, for the encoder's mirror, symmetric.
+
+    generative: the family samples (PromptDecoder): its forward also takes generator= (the trainers and
+    evaluate_decoder pass theirs), it has prior_kl(sent, image_size) and kl_weight (the trainers add
+    kl_weight * prior_kl to its MSE) and prompts_at(snr_db), and build_user_decoder gives it the run's
+    SNR range (snr_range_db=)."""
 
     min_blocks: ClassVar[int]
     symmetric: ClassVar[bool] = False
+    generative: ClassVar[bool] = False
 
     def __init__(self, latent_channels: int, num_blocks: int):
         super().__init__()
@@ -49,12 +67,17 @@ class JSCCDecoder(nn.Module):
     def forward(self, y: torch.Tensor, snr_db: SnrDb, image_size: tuple[int, int] | None = None) -> torch.Tensor:
         """y: [B, 2k] real pairs (image_size=(H, W) required) or latent [B, C, H/4, W/4];
         snr_db: float or [B] dB. Returns images [B, 3, H, W] in [0, 1]."""
+        y = self.latent(y, image_size)
+        return self.decode(y, snr_column(snr_db, y.shape[0], y))
+
+    def latent(self, y: torch.Tensor, image_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """forward's input as the latent map [B, C, H/4, W/4] (ValueError if its shape does not fit)."""
         if image_size is not None:
-            y = symbols_to_latent(y.flatten(1), self.latent_channels, image_size)
-        elif y.dim() != 4 or y.shape[1] != self.latent_channels:
+            return symbols_to_latent(y.flatten(1), self.latent_channels, image_size)
+        if y.dim() != 4 or y.shape[1] != self.latent_channels:
             raise ValueError(f"expected a latent map [B, {self.latent_channels}, h, w], or symbols [B, 2k] "
                              f"with image_size=(H, W); got shape {tuple(y.shape)}")
-        return self.decode(y, snr_column(snr_db, y.shape[0], y))
+        return y
 
     def decode(self, latent: torch.Tensor, snr: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -172,12 +195,76 @@ class VGGDecoder(_SNRChain):
         self.head = nn.Sequential(tconv(width, IMAGE_CHANNELS, kernel_size), nn.Sigmoid())
 
 
+class PromptDecoder(JSCCDecoder):
+    """Seed 002's generative decoder (section IV-A): the received latent as L prompts, coarse to fine.
+
+    The latent's C channels are L = num_prompts prompts of C/L consecutive channels (None: L = C, one
+    channel each; semfed.jscc.generative). A prefix of k prompts is kept, the other L - k are replaced
+    by samples of the prior N(0, 1/2), and the body, an AttentionDecoder (the encoder's mirror, so the
+    comparison with the deterministic families is like for like) over C + 1 input channels, decodes
+    the filled latent with one more constant plane k/L (it tells the body how many prompts are real).
+    k per image: in train mode uniform on 1..L (nested dropout: earlier prompts are kept more often,
+    so training orders the latent coarse to fine); in eval mode k(SNR) = prompts_decoded(SNR,
+    thresholds_db), thresholds evenly spaced in capacity over snr_range_db (the training SNR set);
+    forward's prompts= (int or [B]) overrides both. All draws come from forward's generator (None: a
+    generator seeded FALLBACK_SEED per call, never the global RNG). Any prefix decodes.
+    """
+
+    min_blocks = 2
+    generative = True
+
+    def __init__(self, latent_channels: int, width: int = 64, num_blocks: int = 4, kernel_size: int = 5,
+                 num_prompts: int | None = None, snr_range_db: Sequence[float] = DEFAULT_SNR_RANGE_DB,
+                 kl_weight: float = KL_WEIGHT):
+        super().__init__(latent_channels, num_blocks)
+        self.num_prompts = check_prompts(latent_channels, num_prompts)
+        self.thresholds_db = prompt_thresholds_db(self.num_prompts, snr_range_db)
+        self.kl_weight = kl_weight
+        self.body = AttentionDecoder(latent_channels + 1, width, num_blocks, kernel_size)
+
+    def prompts_at(self, snr_db: float | torch.Tensor) -> int | torch.Tensor:
+        """k(SNR) of eval mode: int for a float SNR (dB), long [B] for a tensor [B]."""
+        return prompts_decoded(snr_db, self.thresholds_db)
+
+    def forward(self, y: torch.Tensor, snr_db: SnrDb, image_size: tuple[int, int] | None = None, *,
+                generator: torch.Generator | None = None, prompts: int | torch.Tensor | None = None) -> torch.Tensor:
+        """JSCCDecoder.forward with the prefix: generator for the prior fill (and training's k),
+        prompts (int or [B] in 1..L) to decode that prefix instead of the mode's rule."""
+        latent = self.latent(y, image_size)
+        snr = snr_column(snr_db, latent.shape[0], latent)
+        generator = generator if generator is not None else fallback_generator()
+        batch = latent.shape[0]
+        if prompts is not None:
+            k = torch.as_tensor(prompts, device=latent.device).reshape(-1)
+            k = k.expand(batch) if k.numel() == 1 else k
+            if k.shape != (batch,) or k.is_floating_point() or k.min() < 1 or k.max() > self.num_prompts:
+                raise ValueError(f"prompts must be an int or a [B] = [{batch}] tensor in 1..{self.num_prompts}, "
+                                 f"got {prompts!r}")
+        elif self.training:
+            k = random_prompts(batch, self.num_prompts, generator, latent.device)
+        else:
+            k = self.prompts_at(snr[:, 0])
+        filled = keep_prefix(latent, k, self.num_prompts, generator)
+        share = (k.to(latent.dtype) / self.num_prompts).reshape(batch, 1, 1, 1)
+        plane = share.expand(batch, 1, latent.shape[2], latent.shape[3])
+        return self.body.decode(torch.cat([filled, plane], dim=1), snr)
+
+    def decode(self, latent: torch.Tensor, snr: torch.Tensor) -> torch.Tensor:
+        """The mode's prefix of latent [B, C, h, w] at snr [B, 1] dB, fills from the fallback generator."""
+        return self.forward(latent, snr[:, 0])
+
+    def prior_kl(self, sent: torch.Tensor, image_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """semfed.jscc.generative.prior_kl of the sent symbols [B, 2k] (image_size) or latent map (scalar)."""
+        return prior_kl(self.latent(sent, image_size))
+
+
 #: Decoder families by name (the jscc-decoders key's family names).
 DECODERS: dict[str, type[JSCCDecoder]] = {
     "attention": AttentionDecoder,
     "conv": ConvDecoder,
     "resnet": ResNetDecoder,
     "vgg": VGGDecoder,
+    "prompt": PromptDecoder,
 }
 
 

@@ -30,6 +30,8 @@ from semfed.jscc.frameworks import (
 from semfed.seeds import decoder_init_seed
 
 ENCODER = "encoder."
+#: evaluate_decoders' columns that only generative decoders fill (NaN for the others).
+GENERATIVE_COLUMNS = {"prior_kl": float("nan"), "prompts": float("nan")}
 #: Role a client can be given -> its local round, (encoder, decoder, batches, *, generator, snr_set_db,
 #: channel, lr) -> MSE per step. stage1: encoder + symmetric decoder; stage2: the decoder against the
 #: frozen anchor encoder; iterative / simultaneous: encoder + this client's decoder on this client's
@@ -76,12 +78,15 @@ def build_encoder(cfg: SemfedConfig) -> AttentionEncoder:
 
 
 def build_user_decoder(cfg: SemfedConfig, partition_id: int) -> JSCCDecoder:
-    """Client partition_id's decoder (its jscc-decoders item), initialised from cfg.seed and the id."""
+    """Client partition_id's decoder (its jscc-decoders item), initialised from cfg.seed and the id.
+    A generative family (DECODERS[family].generative) also gets the SNR range of jscc-snr-set, which
+    its prompt thresholds span."""
     spec = cfg.decoder_specs[partition_id]
+    options = {"snr_range_db": (min(cfg.snr_set), max(cfg.snr_set))} if DECODERS[spec.family].generative else {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(decoder_init_seed(cfg.seed, partition_id))
         return build_decoder(spec.family, latent_channels=latent_channels(cfg.jscc_bandwidth_ratio),
-                             **spec.sizes(cfg.jscc_encoder_width))
+                             **spec.sizes(cfg.jscc_encoder_width), **options)
 
 
 def initial_state(cfg: SemfedConfig) -> dict[str, torch.Tensor]:
@@ -126,8 +131,10 @@ def evaluate_decoders(cfg: SemfedConfig, encoder: nn.Module, decoders: Sequence[
     """PSNR and MS-SSIM of every decoder at every jscc-eval-snrs SNR on every registered channel (CHANNELS).
 
     images: [N, 3, S, S] evaluation crops on the models' device. Every (channel, SNR) draws its
-    noise from a generator seeded by cfg.seed, the same for every decoder and round.
-    Returns rows {decoder, family, channel, snr, psnr, ms_ssim}.
+    noise from a generator seeded by cfg.seed, the same for every decoder and round (a generative
+    decoder draws its prior samples from it too).
+    Returns rows {decoder, family, channel, snr, psnr, ms_ssim, prior_kl, prompts}: prior_kl and prompts
+    (the generative decoders' moment-matching KL and prompts decoded, evaluate_decoder) NaN for the others.
     """
     rows = []
     for pid, decoder in enumerate(decoders):
@@ -136,5 +143,5 @@ def evaluate_decoders(cfg: SemfedConfig, encoder: nn.Module, decoders: Sequence[
                 generator = torch.Generator(device=images.device).manual_seed(cfg.seed)
                 scores = evaluate_decoder(encoder, decoder, images, snr, channel, generator)
                 rows.append({"decoder": pid, "family": cfg.decoder_specs[pid].family, "channel": channel,
-                             "snr": snr, **scores})
+                             "snr": snr, **scores, **{k: v for k, v in GENERATIVE_COLUMNS.items() if k not in scores}})
     return rows

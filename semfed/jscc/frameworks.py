@@ -8,8 +8,11 @@ Images are float [B, 3, H, W] in [0, 1] (H, W multiples of 4); everything runs o
 device. Every step draws a fresh SNR per image from `snr_set_db` (semfed.channels.sample_snr)
 and one channel realisation per user; all randomness comes from the explicit `generator`, so
 the same seeds give the same models. The loss is the per-pixel MSE of each user's
-reconstruction; every call builds its own Adam optimiser. Each trainer returns the mean loss
-of the trained decoder(s) per step, as floats.
+reconstruction; a generative decoder (JSCCDecoder.generative: seed 002's PromptDecoder) draws its
+prior samples from that generator too and adds kl_weight * prior_kl of the sent latent
+(user_loss, the one hook; every other decoder's loss is the plain MSE, bit for bit). Every call
+builds its own Adam optimiser. Each trainer returns the mean loss of the trained decoder(s) per
+step, as floats.
 """
 
 from __future__ import annotations
@@ -33,22 +36,45 @@ def transmit(encoder: nn.Module, images: torch.Tensor, snr_db: SnrDb, channel: s
     return apply_channel(encoder(images, snr_db), channel, snr_db, generator, **(channel_options or {}))
 
 
+def _generative(decoder: nn.Module) -> bool:
+    return getattr(decoder, "generative", False)
+
+
+def reconstruct(decoder: nn.Module, received: torch.Tensor, snr_db: SnrDb, image_size: tuple[int, int],
+                generator: torch.Generator | None) -> torch.Tensor:
+    """decoder(received, snr_db, image_size=...); a generative decoder also gets the generator (its prior samples)."""
+    if _generative(decoder):
+        return decoder(received, snr_db, image_size=image_size, generator=generator)
+    return decoder(received, snr_db, image_size=image_size)
+
+
+def user_loss(decoder: nn.Module, sent: torch.Tensor, received: torch.Tensor, snr_db: SnrDb, images: torch.Tensor,
+              generator: torch.Generator | None) -> torch.Tensor:
+    """One user's training loss (scalar): the per-pixel MSE of its reconstruction of images from received;
+    for a generative decoder plus decoder.kl_weight * decoder.prior_kl(sent) (the moment-matching KL of
+    the sent latent against the prior, semfed.jscc.generative.prior_kl)."""
+    size = (images.shape[2], images.shape[3])
+    loss = F.mse_loss(reconstruct(decoder, received, snr_db, size, generator), images)
+    if _generative(decoder):
+        loss = loss + decoder.kl_weight * decoder.prior_kl(sent, size)
+    return loss
+
+
 def _user_losses(encoder: nn.Module, decoders: Sequence[nn.Module], images: torch.Tensor, snr_db: SnrDb,
                  channel: str, generator: torch.Generator | None, channel_options: dict | None,
                  train_encoder: bool = True) -> list[torch.Tensor]:
-    """One broadcast: encode once, then an independent channel realisation and MSE per decoder."""
+    """One broadcast: encode once, then an independent channel realisation and user_loss per decoder."""
     with nullcontext() if train_encoder else torch.no_grad():
         sent = encoder(images, snr_db)
-    size = (images.shape[2], images.shape[3])
-    return [F.mse_loss(decoder(apply_channel(sent, channel, snr_db, generator, **(channel_options or {})),
-                               snr_db, image_size=size), images)
+    return [user_loss(decoder, sent, apply_channel(sent, channel, snr_db, generator, **(channel_options or {})),
+                      snr_db, images, generator)
             for decoder in decoders]
 
 
 def decoder_loss(encoder: nn.Module, decoder: nn.Module, images: torch.Tensor, snr_db: SnrDb, channel: str,
                  generator: torch.Generator | None, channel_options: dict | None = None) -> torch.Tensor:
     """Per-pixel MSE (scalar tensor) of decoder's reconstruction of images [B, 3, H, W] sent at
-    snr_db (float or [B] dB) through the channel."""
+    snr_db (float or [B] dB) through the channel (a generative decoder: user_loss, MSE + weighted KL)."""
     return _user_losses(encoder, [decoder], images, snr_db, channel, generator, channel_options)[0]
 
 
@@ -135,15 +161,24 @@ def evaluate_decoder(encoder: nn.Module, decoder: nn.Module, images: torch.Tenso
                      batch_size: int = 32) -> dict[str, float]:
     """Mean PSNR (dB) and MS-SSIM over images [N, 3, H, W] (H, W > 32) received at snr_db dB.
 
-    Puts both modules in eval mode. Returns {"psnr": float, "ms_ssim": float}.
+    Puts both modules in eval mode. Returns {"psnr": float, "ms_ssim": float}; for a generative
+    decoder also "prior_kl" (its moment-matching KL over all N images' sent latents at snr_db) and
+    "prompts" (the prompts it decodes at snr_db), its prior samples drawn from `generator` after each
+    chunk's channel noise.
     """
     encoder.eval()
     decoder.eval()
     size = (images.shape[2], images.shape[3])
-    scores = {"psnr": [], "ms_ssim": []}
+    scores, sent_all = {"psnr": [], "ms_ssim": []}, []
     for chunk in images.split(batch_size):
-        received = transmit(encoder, chunk, snr_db, channel, generator, channel_options)
-        restored = decoder(received, snr_db, image_size=size)
+        sent = encoder(chunk, snr_db)
+        received = apply_channel(sent, channel, snr_db, generator, **(channel_options or {}))  # = transmit
+        restored = reconstruct(decoder, received, snr_db, size, generator)
         scores["psnr"].append(psnr(restored, chunk))
         scores["ms_ssim"].append(ms_ssim(restored, chunk))
-    return {name: torch.cat(values).mean().item() for name, values in scores.items()}
+        if _generative(decoder):
+            sent_all.append(sent)
+    means = {name: torch.cat(values).mean().item() for name, values in scores.items()}
+    if _generative(decoder):
+        means.update(prior_kl=decoder.prior_kl(torch.cat(sent_all), size).item(), prompts=decoder.prompts_at(snr_db))
+    return means
