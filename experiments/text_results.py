@@ -15,6 +15,7 @@ from semfed.plots import plt, save_figure
 from semfed.text.report import AUCTION, SCORE_NAMES, SCORES
 
 REVENUES = {"second_price_revenue": "second-price", "learned_revenue": "learned (Myerson-net)"}
+TIE = 0.001  # revenue ratios within 1 +- TIE count as a tie in the summary
 
 
 def collect(sweep: Sweep, runs: Path, table: str) -> pd.DataFrame:
@@ -40,18 +41,21 @@ def summary(scores: pd.DataFrame, auctions: pd.DataFrame) -> str:
              "|---" * (len(SCORE_NAMES) + 4) + "|"]
     for _, row in scores.iterrows():
         cells = [f"{row[s]:.3f} ± {row[f'{s}_std']:.3f}" for s in SCORE_NAMES]
-        lines.append(f"| {row['channel']} | {row['snr']:g} | {row['dim']} | " + " | ".join(cells) + f" | {row['points']} |")
+        lines.append(f"| {row['channel']} | {row['snr']:g} | {int(row['dim'])} | " + " | ".join(cells)
+                     + f" | {int(row['points'])} |")
     lines += ["", "## Fig. 5(c): the access point's revenue per auction", "",
               "| bidders | mean value | highest value | second-price | learned | learned / second-price | "
               "IR violation (max) | regret (max) |", "|---" * 8 + "|"]
     for _, row in auctions.iterrows():
-        lines.append(f"| {row['bidders']} | {row['mean_value']:.3f} | {row['highest_value']:.3f} | "
+        lines.append(f"| {int(row['bidders'])} | {row['mean_value']:.3f} | {row['highest_value']:.3f} | "
                      f"{row['second_price_revenue']:.3f} ± {row['second_price_revenue_std']:.3f} | "
                      f"{row['learned_revenue']:.3f} ± {row['learned_revenue_std']:.3f} | "
                      f"{row['learned_over_second_price']:.3f} | {row['ir_violation_max']:.2g} | {row['regret_max']:.2g} |")
-    ahead = auctions[auctions["learned_revenue"] > auctions["second_price_revenue"]]["bidders"].tolist()
-    lines += ["", f"The learned auction earns more than the second-price auction (mean over points) at bidder "
-              f"counts {ahead or 'none'} of {auctions['bidders'].tolist()}."]
+    ratio = auctions.set_index("bidders")["learned_over_second_price"]
+    ahead, behind = (sorted(int(n) for n in ratio.index[side]) for side in (ratio > 1 + TIE, ratio < 1 - TIE))
+    lines += ["", f"Of bidder counts {[int(n) for n in ratio.index]}, the learned auction earns more than the "
+              f"second-price auction by over {TIE:.1%} (mean ratio over points) at {ahead or 'none'} and less "
+              f"at {behind or 'none'}; elsewhere they tie."]
     return "\n".join(lines) + "\n"
 
 
