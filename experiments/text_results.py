@@ -69,6 +69,7 @@ def plot(scores: pd.DataFrame, auctions: pd.DataFrame, path: Path) -> None:
                         label=f"{channel} {snr:g} dB")
         ax.set(xscale="log", xlabel="output dimension", title=SCORE_NAMES[score], ylim=(0, 1.02))
         ax.set_xticks(sorted(scores["dim"].unique()), [str(d) for d in sorted(scores["dim"].unique())])
+        ax.set_xticks([], minor=True)  # log axis: no minor labels between the dimensions
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     for column, name in REVENUES.items():

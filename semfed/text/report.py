@@ -52,6 +52,7 @@ def plot_scores(path: Path, table: pd.DataFrame, title: str) -> None:
             ax.plot(rows["dim"], rows[score], marker="o", label=f"{channel} {snr:g} dB")
         ax.set(xscale="log", xlabel="output dimension", title=name, ylim=(0, 1.02))
         ax.set_xticks(sorted(last["dim"].unique()), [str(d) for d in sorted(last["dim"].unique())])
+        ax.set_xticks([], minor=True)  # log axis: no minor labels between the dimensions
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
