@@ -12,7 +12,7 @@ import pandas as pd
 from experiments.run_state import is_finished
 from experiments.sweep_grid import Sweep
 from semfed.plots import plt, save_figure
-from semfed.text.report import AUCTION, SCORE_NAMES, SCORES
+from semfed.text.report import AUCTION, SCORE_NAMES, SCORES, draw_score
 
 REVENUES = {"second_price_revenue": "second-price", "learned_revenue": "learned (Myerson-net)"}
 TIE = 0.001  # revenue ratios within 1 +- TIE count as a tie in the summary
@@ -64,13 +64,7 @@ def plot(scores: pd.DataFrame, auctions: pd.DataFrame, path: Path) -> None:
     Fig. 5(c) (revenue against the bidder count), with the points' standard deviation as error bars."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for ax, score in zip(axes, ("bleu4", "similarity")):
-        for (channel, snr), rows in scores.groupby(["channel", "snr"]):
-            ax.errorbar(rows["dim"], rows[score], yerr=rows[f"{score}_std"], marker="o", capsize=3,
-                        label=f"{channel} {snr:g} dB")
-        ax.set(xscale="log", xlabel="output dimension", title=SCORE_NAMES[score], ylim=(0, 1.02))
-        ax.set_xticks(sorted(scores["dim"].unique()), [str(d) for d in sorted(scores["dim"].unique())])
-        ax.set_xticks([], minor=True)  # log axis: no minor labels between the dimensions
-        ax.grid(alpha=0.3)
+        draw_score(ax, scores, score)
     axes[0].legend(fontsize=7)
     for column, name in REVENUES.items():
         axes[2].errorbar(auctions["bidders"], auctions[column], yerr=auctions[f"{column}_std"], marker="o",

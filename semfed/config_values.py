@@ -276,12 +276,18 @@ def parse_noise_groups(spec: str, n_clients: int) -> tuple[NoiseGroup, ...]:
     return tuple(groups)
 
 
+def _distinct_ints(key: str, text: str, example: str) -> list[int]:
+    """'8,4,8' -> [4, 8]: the distinct integers of a comma-separated list, ascending; ConfigError naming `key`
+    (with `example`) if one is not an integer."""
+    try:
+        return sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a comma-separated list of integers (e.g. {example!r})") from None
+
+
 def parse_even_dims(key: str, text: str) -> tuple[int, ...]:
     """'4,8,16' -> (4, 8, 16) ascending, distinct; ConfigError naming `key` unless each is an even integer >= 2."""
-    try:
-        dims = sorted({int(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise ConfigError(f"{key}: {text!r} is not a comma-separated list of integers (e.g. '4,8,16,32')") from None
+    dims = _distinct_ints(key, text, "4,8,16,32")
     if not dims or any(d < 2 or d % 2 for d in dims):
         raise ConfigError(f"{key}: each output dimension must be an even integer >= 2 (two real values are one "
                           f"complex channel symbol), got {text!r}")
@@ -290,10 +296,7 @@ def parse_even_dims(key: str, text: str) -> tuple[int, ...]:
 
 def parse_bidder_counts(key: str, text: str) -> tuple[int, ...]:
     """'2,3,5' -> (2, 3, 5) ascending, distinct; ConfigError naming `key` unless each is an integer >= 2."""
-    try:
-        counts = sorted({int(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise ConfigError(f"{key}: {text!r} is not a comma-separated list of integers (e.g. '2,4,8')") from None
+    counts = _distinct_ints(key, text, "2,4,8")
     if not counts or counts[0] < 2:
         raise ConfigError(f"{key}: an auction needs at least 2 bidders; got {text!r}")
     return tuple(counts)

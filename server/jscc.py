@@ -99,9 +99,7 @@ class JSCCRecorder:
 
 def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
     """The D-JSCC run: node discovery, the framework's rounds, the final tables and plot."""
-    run_dir = rd.create_run_dir(cfg)
-    if (run_dir / report.METRICS).exists():
-        raise FileExistsError(f"run directory {run_dir} already holds {report.METRICS}; choose another run-name")
+    run_dir = rd.create_run_dir(cfg)  # refuses a directory that already holds jscc_metrics.csv
     handlers = rd.attach_log(run_dir)
     tracking = Tracking(cfg.tracking_sinks, run_dir, run_dir.relative_to(cfg.root / "runs").as_posix(),
                         cfg.to_run_config(), cfg.root)

@@ -65,9 +65,7 @@ class TextRecorder:
 def run_text(grid: Grid, cfg: SemfedConfig) -> None:
     """The text run: node discovery, FedAvg rounds of the codec, the final score table and plot, then the
     second-price and learned auctions on the devices' values from those scores."""
-    run_dir = rd.create_run_dir(cfg)
-    if (run_dir / report.METRICS).exists():
-        raise FileExistsError(f"run directory {run_dir} already holds {report.METRICS}; choose another run-name")
+    run_dir = rd.create_run_dir(cfg)  # refuses a directory that already holds text_metrics.csv
     handlers = rd.attach_log(run_dir)
     tracking = Tracking(cfg.tracking_sinks, run_dir, run_dir.relative_to(cfg.root / "runs").as_posix(),
                         cfg.to_run_config(), cfg.root)

@@ -48,11 +48,6 @@ def read_sentences(path: str, seed: int) -> tuple[list[str], list[str]]:
     return [lines[i] for i in sorted(order[n_test:])], [lines[i] for i in sorted(order[:n_test])]
 
 
-def take(sentences: list[str], limit: int) -> tuple[str, ...]:
-    """The first `limit` sentences (all of them if fewer)."""
-    return tuple(sentences[:limit])
-
-
 class Vocabulary:
     """Word-piece ids of the text encoder's tokenizer -> compact ids: PAD, UNKNOWN, then every word piece
     the training sentences use, ascending. The receiver classifies over these (size = len(self))."""

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from transformers import AutoTokenizer
 
 from semfed.config import SemfedConfig
 from semfed.data.features import feature_dir, scene_spec
 from semfed.data.scenes import load_scenes
 from semfed.encoders.feature_cache import cached_features, encode_in_batches, feature_key
-from semfed.encoders.tokens import TokenEncoder
-from semfed.text.corpus import FEATURE_BATCH, Sentences, Vocabulary, read_sentences, take, to_text, word_pieces
+from semfed.encoders.tokens import TokenEncoder, resolve_model_dir
+from semfed.text.corpus import FEATURE_BATCH, Sentences, Vocabulary, read_sentences, to_text, word_pieces
 
 
 @dataclass(frozen=True)
@@ -43,31 +44,41 @@ def corpus_sentences(cfg: SemfedConfig) -> Sentences:
     else:
         scenes = load_scenes(cfg.root / "data", scene_spec(cfg))
         train, test = scenes.splits["train"].flat_captions(), scenes.splits["test"].flat_captions()
-    return Sentences(take(train, cfg.text_train_sentences), take(test, cfg.text_eval_sentences))
+    return Sentences(tuple(train[:cfg.text_train_sentences]), tuple(test[:cfg.text_eval_sentences]))
 
 
 @functools.lru_cache(maxsize=2)
 def text_encoder(name: str, words: int) -> TokenEncoder:
-    """The frozen text encoder, loaded once per process."""
+    """The frozen text encoder, loaded once per process (only where features are computed or sentences judged)."""
     return TokenEncoder(name, words)
+
+
+@functools.lru_cache(maxsize=2)
+def text_tokenizer(name: str):
+    """The frozen text encoder's tokenizer alone: a device with cached features never loads the model."""
+    return AutoTokenizer.from_pretrained(resolve_model_dir(name), local_files_only=True)
 
 
 def load_text_data(cfg: SemfedConfig) -> TextData:
     """The run's sentences as vocabulary ids and frozen features (features cached by encoder and content)."""
     sentences = corpus_sentences(cfg)
-    encoder = text_encoder(cfg.text_encoder, cfg.text_words)
+    tokenizer = text_tokenizer(cfg.text_encoder)
+
+    def compute(texts: tuple[str, ...], name: str) -> dict[str, Tensor]:
+        encoder = text_encoder(cfg.text_encoder, cfg.text_words)
+        return encode_in_batches(len(texts), cfg.text_words, encoder.out_dim, lambda lo, hi: encoder.encode(list(texts[lo:hi])),
+                                 FEATURE_BATCH, f"{cfg.text_encoder} features of the {name} sentences")
+
     splits, pieces = {}, {}
     for name, texts in (("train", sentences.train), ("test", sentences.test)):
-        pieces[name] = word_pieces(encoder.tokenizer, texts, cfg.text_words)
+        pieces[name] = word_pieces(tokenizer, texts, cfg.text_words)
         spec = {"kind": "tokens", "name": cfg.text_encoder, "max_tokens": cfg.text_words}
         key = feature_key(spec, f"text-{sentences.fingerprint}", name)
-        splits[name] = cached_features(feature_dir(cfg), key, lambda texts=texts, name=name: encode_in_batches(
-            len(texts), cfg.text_words, encoder.out_dim, lambda lo, hi: encoder.encode(list(texts[lo:hi])),
-            FEATURE_BATCH, f"{cfg.text_encoder} features of the {name} sentences"))["feats"]
+        splits[name] = cached_features(feature_dir(cfg), key, lambda texts=texts, name=name: compute(texts, name))["feats"]
     vocabulary = Vocabulary(pieces["train"])
-    split = {name: Split(vocabulary.encode(pieces[name]), splits[name],
-                         tuple(to_text(encoder.tokenizer, pieces[name]))) for name in splits}
-    return TextData(split["train"], split["test"], vocabulary, encoder.out_dim)
+    split = {name: Split(vocabulary.encode(pieces[name]), splits[name], tuple(to_text(tokenizer, pieces[name])))
+             for name in splits}
+    return TextData(split["train"], split["test"], vocabulary, splits["train"].shape[-1])
 
 
 def shard(cfg: SemfedConfig, train: Split, device_id: int) -> Tensor:

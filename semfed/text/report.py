@@ -42,18 +42,25 @@ def write_scores(path: Path, table: pd.DataFrame) -> pd.DataFrame:
     return scores
 
 
+def draw_score(ax, table: pd.DataFrame, score: str) -> None:
+    """One Fig. 5(b) panel: `score` against the output dimension (log axis), one line per (channel, SNR) of
+    `table` (one row per channel, snr, dim); error bars from a '<score>_std' column when it has one."""
+    for (channel, snr), rows in table.groupby(["channel", "snr"]):
+        rows = rows.sort_values("dim")
+        spread = rows[f"{score}_std"] if f"{score}_std" in rows else None
+        ax.errorbar(rows["dim"], rows[score], yerr=spread, marker="o", capsize=3, label=f"{channel} {snr:g} dB")
+    dims = sorted(table["dim"].unique())
+    ax.set(xscale="log", xlabel="output dimension", title=SCORE_NAMES[score], ylim=(0, 1.02))
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.set_xticks([], minor=True)  # log axis: no minor labels between the dimensions
+    ax.grid(alpha=0.3)
+
+
 def plot_scores(path: Path, table: pd.DataFrame, title: str) -> None:
     """text_scores.png (Fig. 5(b)): each score against the output dimension, one line per SNR, last round."""
-    last = last_round(table)
     fig, axes = plt.subplots(1, len(SCORE_NAMES), figsize=(3.2 * len(SCORE_NAMES), 3.4), sharex=True)
-    for ax, (score, name) in zip(axes, SCORE_NAMES.items()):
-        for (channel, snr), rows in last.groupby(["channel", "snr"]):
-            rows = rows.sort_values("dim")
-            ax.plot(rows["dim"], rows[score], marker="o", label=f"{channel} {snr:g} dB")
-        ax.set(xscale="log", xlabel="output dimension", title=name, ylim=(0, 1.02))
-        ax.set_xticks(sorted(last["dim"].unique()), [str(d) for d in sorted(last["dim"].unique())])
-        ax.set_xticks([], minor=True)  # log axis: no minor labels between the dimensions
-        ax.grid(alpha=0.3)
+    for ax, score in zip(axes, SCORE_NAMES):
+        draw_score(ax, last_round(table), score)
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     save_figure(fig, path / SCORES_PLOT)
