@@ -250,6 +250,17 @@ def parse_client_list(key: str, text: str, n_clients: int) -> tuple[int, ...]:
     return ids
 
 
+def format_client_list(ids) -> str:
+    """Partition ids as parse_client_list reads them, runs written low-high: (0, 1, 2, 5) -> '0-2,5'."""
+    runs: list[list[int]] = []
+    for i in sorted(set(int(i) for i in ids)):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
+
+
 def parse_noise_groups(spec: str, n_clients: int) -> tuple[NoiseGroup, ...]:
     """Parse 'name:rate:clients;...' (clients like '0-4' or '0,2,5'); '' means clean labels."""
     groups, seen = [], set()

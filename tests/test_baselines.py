@@ -13,7 +13,7 @@ from semfed.config import ConfigError, load_config, parse_client_profiles
 from semfed.retrieval.adapter.model import GraphAdapter
 from semfed.retrieval.adapter.uniform_head import UniformHead
 from semfed.retrieval.evaluation import client_encoders, pair_recalls, recall_columns, user_groups
-from semfed.retrieval.report import users_figure
+from semfed.retrieval.report import LINES_PER_GROUP, users_figure
 
 CONCEPTS = F.normalize(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
 
@@ -98,3 +98,17 @@ def test_users_plot_draws_each_users_scored_rounds_in_its_groups_colour():
     assert [line.get_xdata().tolist() for line in lines] == [[0, 2]] * 3  # the unscored round left out
     assert lines[1].get_color() == lines[2].get_color() != lines[0].get_color()
     assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["clean", "severe"]
+
+
+def test_users_plot_draws_a_big_group_as_its_median_and_10_to_90_percent_band():
+    users = LINES_PER_GROUP + 1  # one user more than is drawn line by line
+    groups = {pid: "many" for pid in range(users)} | {users: "one"}
+    table = pd.DataFrame({"round": [0, 1], **{f"user_rsum[{pid}]": [float(pid), np.nan if pid == 3 else 2.0 * pid]
+                                              for pid in range(users + 1)}})
+    axes = users_figure(table, groups, "t").axes[0]
+    lines = axes.get_lines()
+    assert len(lines) == 2 and lines[0].get_ydata().tolist() == [10.0, 21.0]  # medians; round 1 without user 3
+    assert lines[1].get_ydata().tolist() == [21.0, 42.0]  # the group of one: its user
+    band = axes.collections[0].get_paths()[0].vertices[:, 1]
+    assert sorted(set(np.round(band, 6))) == [2.0, 3.8, 18.0, 36.2]  # 10th and 90th percentiles of rounds 0 and 1
+    assert axes.get_legend().get_texts()[0].get_text() == f"many: median, 10-90% of {users} users"

@@ -3,6 +3,7 @@
 import pandas as pd
 
 from experiments.score_checkpoint import score
+from semfed.config_values import format_client_list, parse_client_list
 from semfed.retrieval import report
 from semfed.sampling import sample_partitions
 from tests.flower_runs import in_process
@@ -25,3 +26,10 @@ def test_200_clients_with_5_sampled_per_round_train_and_are_each_scored(tmp_path
     per_pair, rescored, _, server_round = score(run)
     assert server_round == 2 and [rescored[k] for k in range(200)] == table.loc[2, users].tolist()
     assert per_pair["oracle-image+oracle-text"]["rsum"] == table.loc[2, "rsum"]
+
+
+def test_a_client_list_is_written_in_runs_and_read_back():
+    ids = (8, 0, 1, 2, 5, 7, 9)
+    assert format_client_list(ids) == "0-2,5,7-9"
+    assert parse_client_list("clients", format_client_list(ids), 10) == (0, 1, 2, 5, 7, 8, 9)
+    assert format_client_list(range(10_000)) == "0-9999" and format_client_list([]) == ""

@@ -3,6 +3,7 @@ plots, personalisation and network tables and the checkpoint (semfed.run_directo
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from matplotlib.lines import Line2D
@@ -12,6 +13,7 @@ import torch
 
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
+from semfed.config_values import format_client_list
 from semfed.network import NETWORK_FIELDS, Network
 from semfed.plots import plt, save_figure
 from semfed.retrieval.metrics import users_mean
@@ -36,12 +38,12 @@ def append_metrics(path: Path, table: pd.DataFrame | None, row: dict) -> pd.Data
 
 
 def write_groups(path: Path, cfg: SemfedConfig, client_rsum: dict[int, float]) -> pd.DataFrame:
-    """groups.csv: final RSUM per client group (clients sharing the same encoders), the mean of its users'
-    RSUMs on their own test images."""
+    """groups.csv: final RSUM per client group (clients sharing the same encoders, listed like '0-4,7'), the
+    mean of its users' RSUMs on their own test images."""
     groups: dict[str, list[int]] = {}
     for pid, profile in enumerate(cfg.client_profiles):
         groups.setdefault(profile.group, []).append(pid)
-    table = pd.DataFrame([{"group": g, "clients": " ".join(map(str, pids)),
+    table = pd.DataFrame([{"group": g, "clients": format_client_list(pids),
                            "rsum": users_mean(client_rsum, pids)} for g, pids in groups.items()])
     table.to_csv(path / GROUPS, index=False)
     return table
@@ -81,16 +83,33 @@ def plot_rsum(path: Path, table: pd.DataFrame, title: str) -> None:
     save_figure(fig, path / PLOT)
 
 
+LINES_PER_GROUP = 20  # users.png: a group of more users is drawn as its median and 10-90th percentile band
+
+
 def users_figure(table: pd.DataFrame, group_of: dict[int, str], title: str) -> plt.Figure:
-    """Each user's RSUM on its own test images (user_rsum[k]) against the scored rounds: one line per user,
-    coloured by its group (group_of: partition id -> group name; one legend entry per group)."""
+    """Each user's RSUM on its own test images (user_rsum[k]) against the scored rounds, coloured by its group
+    (group_of: partition id -> group name; one legend entry per group): one line per user, or for a group of
+    more than LINES_PER_GROUP users its median and the band from its 10th to its 90th percentile user (users
+    without test images left out)."""
     names = sorted(set(group_of.values()))
     colour = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
+    columns = [f"user_rsum[{pid}]" for pid in sorted(group_of)]
+    scored = table[table[columns].notna().any(axis=1)]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for pid in sorted(group_of):
-        scored = table[["round", f"user_rsum[{pid}]"]].dropna()
-        ax.plot(scored["round"], scored[f"user_rsum[{pid}]"], lw=1, alpha=0.7, color=colour[group_of[pid]])
-    ax.legend(handles=[Line2D([], [], color=colour[name], label=name) for name in names], fontsize=7)
+    handles = []
+    for name in names:
+        values = scored[[f"user_rsum[{pid}]" for pid in sorted(group_of) if group_of[pid] == name]].to_numpy(float)
+        if values.shape[1] <= LINES_PER_GROUP:
+            ax.plot(scored["round"], values, lw=1, alpha=0.7, color=colour[name])
+            handles.append(Line2D([], [], color=colour[name], label=name))
+            continue
+        with warnings.catch_warnings():  # a round in which none of the group's users could be scored
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, median, high = np.nanpercentile(values, [10, 50, 90], axis=1)
+        ax.fill_between(scored["round"], low, high, color=colour[name], alpha=0.25, lw=0)
+        ax.plot(scored["round"], median, lw=1.5, color=colour[name])
+        handles.append(Line2D([], [], color=colour[name], label=f"{name}: median, 10-90% of {values.shape[1]} users"))
+    ax.legend(handles=handles, fontsize=7)
     ax.set(xlabel="round", ylabel="RSUM on the user's own test images (%)", title=title)
     ax.grid(alpha=0.3)
     return fig
