@@ -108,7 +108,8 @@ class RoundRecorder:
                       "noise)" if "precision[all]" in row else "")
             log.info("labels: excluded %d, tracked %d, pruned %d%s", row["excluded[all]"], row["tracked[all]"],
                      row["pruned[all]"], scores)
-        return MetricRecord({k: float(v) for k, v in row.items()})
+        # to Flower (which logs it each round) the summary only: each user's RSUM is in metrics.csv and users.png
+        return MetricRecord({k: float(v) for k, v in row.items() if not k.startswith("user_rsum[")})
 
     def label_columns(self, server_round: int) -> dict[str, float]:
         """Per label-noise group: label counts, pruning P/R/F1 (label-diagnostics on), and the consensus null's mean and std."""
@@ -176,7 +177,7 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
                      write_noise_record(cfg, scenes, run_dir))
         nodes = discover_partitions(grid, len(cfg.client_profiles), cfg.round_timeout_s)
         # clients drawn from the seed by partition id; a node that disappears costs its update, not the run
-        shards = shard_sizes(cfg, scenes)
+        shards = shard_sizes(cfg)
         sampling = dict(nodes=nodes, fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
                         min_train_nodes=cfg.min_replies, min_replies=cfg.min_replies, **judged_options(cfg, shards),
                         network=cfg.network({pid: n * cfg.client_profiles[pid].local_epochs for pid, n in shards.items()}),

@@ -25,25 +25,39 @@ def dataset_and_skb(cfg: SemfedConfig) -> tuple[RetrievalDataset, SemanticKnowle
     return scenes, load_skb(feature_dir(cfg), scenes.concepts, cfg.skb_encoder, cfg.torch_device)
 
 
+def read_only(array: np.ndarray) -> np.ndarray:
+    """`array`, no longer writable (a per-process cache hands the same array to every caller)."""
+    array.setflags(write=False)
+    return array
+
+
+@functools.lru_cache(maxsize=2)
+def client_training_images(cfg: SemfedConfig) -> tuple[np.ndarray, ...]:
+    """Each client's training images (semfed.retrieval.shards.client_indices), drawn once per process (the
+    partition of the whole training split: a client's shard needs it, and it costs O(images) to draw)."""
+    scenes, _ = dataset_and_skb(cfg)
+    return tuple(read_only(part) for part in client_indices(cfg, scenes))
+
+
 @functools.lru_cache(maxsize=2)
 def client_test_images(cfg: SemfedConfig) -> tuple[np.ndarray, ...]:
     """Each client's own test images (semfed.retrieval.shards.client_test_indices), drawn once per process."""
     scenes, _ = dataset_and_skb(cfg)
-    return tuple(client_test_indices(cfg, scenes))
+    return tuple(read_only(part) for part in client_test_indices(cfg, scenes))
 
 
 def client_annotations(cfg: SemfedConfig, scenes: RetrievalDataset, partition_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Client `partition_id`'s training images [N] and the image whose annotation each carries [N]
     (label noise of its group injected from the run seed)."""
-    indices = client_indices(cfg, scenes)[partition_id]
+    indices = client_training_images(cfg)[partition_id]
     annotations = corrupt_annotations(indices, cfg.noise_rate(partition_id), cfg.label_noise_kind,
                                       len(scenes.splits["train"].captions), seed=label_noise_seed(cfg.seed, partition_id))
     return indices, annotations
 
 
-def shard_sizes(cfg: SemfedConfig, scenes: RetrievalDataset) -> dict[int, int]:
+def shard_sizes(cfg: SemfedConfig) -> dict[int, int]:
     """Partition id -> images in the training shard the partitioner assigns it (what its num-examples is)."""
-    return {pid: len(indices) for pid, indices in enumerate(client_indices(cfg, scenes))}
+    return {pid: len(indices) for pid, indices in enumerate(client_training_images(cfg))}
 
 
 @functools.lru_cache(maxsize=16)

@@ -35,14 +35,21 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def table_state(table: pd.DataFrame) -> dict[str, torch.Tensor]:
-    """A numeric table as {column: tensor [rows]} in column order (dtypes kept: int64, float64, bool)."""
-    return {str(name): torch.from_numpy(column.to_numpy().copy()) for name, column in table.items()}
+def table_state(table: pd.DataFrame) -> dict[str, Any]:
+    """A numeric table as its column names in order and one tensor [rows, columns] per dtype (int64, float64,
+    bool) with those columns' names: a few tensors, however many columns (a user_rsum[k] column per user)."""
+    names: dict[str, list[str]] = {}
+    for name, dtype in table.dtypes.items():
+        names.setdefault(str(dtype), []).append(str(name))
+    return {"columns": [str(name) for name in table.columns],
+            "blocks": {dtype: {"names": columns, "values": torch.from_numpy(table[columns].to_numpy().copy())}
+                       for dtype, columns in names.items()}}
 
 
-def table_from_state(state: dict[str, torch.Tensor]) -> pd.DataFrame:
+def table_from_state(state: dict[str, Any]) -> pd.DataFrame:
     """The table table_state saved, equal to it exactly."""
-    return pd.DataFrame({name: column.numpy() for name, column in state.items()})
+    blocks = [pd.DataFrame(block["values"].numpy(), columns=block["names"]) for block in state["blocks"].values()]
+    return pd.concat(blocks, axis=1)[state["columns"]]
 
 
 def plain(value: Any) -> Any:
