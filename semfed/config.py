@@ -132,6 +132,8 @@ class SemfedConfig:
     jscc_eval_snrs: str
     jscc_encoder_width: int
     jscc_learning_rate: float
+    jscc_prompts: int
+    jscc_prior_kl_weight: float
     text_devices: int
     text_corpus: str
     text_encoder: str
@@ -371,6 +373,10 @@ class SemfedConfig:
                 raise ConfigError(f"{_key(name)}: must be an integer >= 1, got {getattr(self, name)}")
         if not self.jscc_learning_rate > 0:
             raise ConfigError(f"jscc-learning-rate: must be > 0, got {self.jscc_learning_rate}")
+        if self.jscc_prompts < 0:
+            raise ConfigError(f"jscc-prompts: must be 0 (one prompt per latent channel) or >= 1, got {self.jscc_prompts}")
+        if not self.jscc_prior_kl_weight >= 0:
+            raise ConfigError(f"jscc-prior-kl-weight: must be >= 0, got {self.jscc_prior_kl_weight}")
         if self.jscc_crop_size < JSCC_MIN_CROP or self.jscc_crop_size % 4:
             raise ConfigError(f"jscc-crop-size: must be a multiple of 4 and >= {JSCC_MIN_CROP} pixels "
                               f"(MS-SSIM needs > 32 px), got {self.jscc_crop_size}")

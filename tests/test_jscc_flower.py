@@ -65,6 +65,9 @@ def test_jscc_defaults_validate_and_parse():
     ({"task": "jscc", "jscc-channel": "rician"}, "jscc-channel: 'rician' is not one of"),
     ({"jscc-steps-per-round": 0}, "jscc-steps-per-round: must be an integer >= 1"),
     ({"jscc-learning-rate": 0.0}, "jscc-learning-rate: must be > 0"),
+    ({"jscc-prompts": -1}, "jscc-prompts: must be 0"),
+    ({"task": "jscc", "jscc-prompts": 3}, "jscc-prompts: 3 prompts do not divide the 8 latent channels"),
+    ({"jscc-prior-kl-weight": -0.1}, "jscc-prior-kl-weight: must be >= 0, got -0.1"),
     ({"task": "jscc", "jscc-bandwidth-ratio": 0.1}, "jscc-bandwidth-ratio: bandwidth ratio 0.1 gives 9.6 latent"),
     ({"task": "jscc", "jscc-stage1-rounds": 13}, "jscc-stage1-rounds: 13 stage-1 rounds exceed num-server-rounds"),
 ])

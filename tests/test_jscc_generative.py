@@ -16,6 +16,7 @@ from semfed.jscc import frameworks as fw
 from semfed.jscc.federation import anchor_partition, build_encoder, build_user_decoder, evaluate_decoders, train_role
 from semfed.jscc.generative import (
     DEFAULT_SNR_RANGE_DB,
+    KL_WEIGHT,
     PRIOR_VARIANCE,
     keep_prefix,
     prior_kl,
@@ -267,3 +268,11 @@ def test_the_family_goes_through_the_config_build_user_decoder_training_and_eval
         else:
             assert math.isnan(row["prompts"]) and math.isnan(row["prior_kl"])
     assert rows == evaluate_decoders(cfg, encoder, decoders, images)  # seeded: the same rows again
+
+
+def test_the_prompt_count_and_kl_weight_keys_reach_the_decoder():
+    assert load_config().jscc_prior_kl_weight == KL_WEIGHT and load_config().jscc_prompts == 0  # one default
+    cfg = load_config(task="jscc", jscc_decoders="prompt:8:2", jscc_bandwidth_ratio=RATIO, jscc_prompts=C // 2,
+                      jscc_prior_kl_weight=0.25)
+    prompt = build_user_decoder(cfg, 0)
+    assert prompt.num_prompts == C // 2 and prompt.kl_weight == 0.25 and len(prompt.thresholds_db) == C // 2

@@ -16,7 +16,8 @@ from semfed.scheduling import SCHEDULERS
 
 def check_jscc(cfg: Any) -> None:
     """The channel, framework and decoder families are registered; a two-stage framework has its stage-1
-    rounds; the bandwidth ratio gives whole latent channels; no simulated network (retrieval's only)."""
+    rounds; the bandwidth ratio gives whole latent channels, which the prompts divide; no simulated network
+    (retrieval's only)."""
     for key, value, registry in (("jscc-channel", cfg.jscc_channel, CHANNELS),
                                  ("jscc-framework", cfg.jscc_framework, FRAMEWORKS)):
         if value not in registry:
@@ -35,9 +36,12 @@ def check_jscc(cfg: Any) -> None:
                          f"num-server-rounds = {cfg.num_server_rounds}")
 
     try:
-        latent_channels(cfg.jscc_bandwidth_ratio)
+        channels = latent_channels(cfg.jscc_bandwidth_ratio)
     except ValueError as error:
         raise ValueError(f"jscc-bandwidth-ratio: {error}") from None
+    if cfg.jscc_prompts and channels % cfg.jscc_prompts:
+        raise ValueError(f"jscc-prompts: {cfg.jscc_prompts} prompts do not divide the {channels} latent channels "
+                         f"of jscc-bandwidth-ratio = {cfg.jscc_bandwidth_ratio:g}")
 
 
 def check_jscc_images(cfg: Any) -> None:

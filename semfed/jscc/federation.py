@@ -80,9 +80,12 @@ def build_encoder(cfg: SemfedConfig) -> AttentionEncoder:
 def build_user_decoder(cfg: SemfedConfig, partition_id: int) -> JSCCDecoder:
     """Client partition_id's decoder (its jscc-decoders item), initialised from cfg.seed and the id.
     A generative family (DECODERS[family].generative) also gets the SNR range of jscc-snr-set, which
-    its prompt thresholds span."""
+    its prompt thresholds span, jscc-prompts (0: one per latent channel) and jscc-prior-kl-weight."""
     spec = cfg.decoder_specs[partition_id]
-    options = {"snr_range_db": (min(cfg.snr_set), max(cfg.snr_set))} if DECODERS[spec.family].generative else {}
+    options = {}
+    if DECODERS[spec.family].generative:
+        options = {"snr_range_db": (min(cfg.snr_set), max(cfg.snr_set)), "num_prompts": cfg.jscc_prompts or None,
+                   "kl_weight": cfg.jscc_prior_kl_weight}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(decoder_init_seed(cfg.seed, partition_id))
         return build_decoder(spec.family, latent_channels=latent_channels(cfg.jscc_bandwidth_ratio),
