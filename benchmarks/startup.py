@@ -2,7 +2,8 @@
 the tiny config (3 clients), through `flwr run` (scripts/flwr_run.sh: SuperLink, Ray, 3 virtual clients)
 and in one process (server/in_process.py); and what importing each heavy package costs a fresh process
 (every Ray actor, ServerApp and deployment ClientApp pays it). Features are cached by a warm-up run first,
-so the figures are start-up, not extraction. Medians of `--repeats` runs, side by side.
+so the figures are start-up, not extraction. Medians of `--repeats` runs, side by side; and the `flwr run`'s
+phases, each ending at a log line of the run.
 
     .venv/bin/python -m benchmarks.startup [--repeats 3]
 """
@@ -25,18 +26,30 @@ TINY = ("num-server-rounds=1 scenes-train=48 scenes-val=4 scenes-test=12 batch-s
 IMPORTS = ("torch", "transformers", "torch_geometric", "flwr.serverapp", "clients.app", "semfed.retrieval.training")
 
 
-def timed(command: list[str], env: dict, marker: str | None = None) -> tuple[float, float]:
-    """(seconds until a line containing `marker` is printed, seconds until exit); raises if it fails."""
-    start, seen = time.perf_counter(), float("nan")
+def timed(command: list[str], env: dict, markers: tuple[str, ...] = ()) -> list[float]:
+    """Seconds until the first line containing each of `markers` is printed (NaN if none is), then seconds
+    until exit; raises if the command fails."""
+    start = time.perf_counter()
+    seen = [float("nan")] * len(markers)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     for line in process.stdout:
         output.append(line)
-        if marker and marker in line and math.isnan(seen):
-            seen = time.perf_counter() - start
+        for i, marker in enumerate(markers):
+            if marker in line and math.isnan(seen[i]):
+                seen[i] = time.perf_counter() - start
     if process.wait():
         raise RuntimeError(f"{command} failed:\n{''.join(output[-30:])}")
-    return seen, time.perf_counter() - start
+    return [*seen, time.perf_counter() - start]
+
+
+# a `flwr run`'s phases, each ending at the first log line holding the marker
+PHASES = (("submitted to the local SuperLink (it started, the app was packed)", "Flower run"),
+          ("ServerApp running, config checked (flwr-simulation, Ray, imports)", "run directory"),
+          ("data and SKB loaded", "asking"),
+          ("every node identified (each Ray actor's first message)", "nodes identified"),
+          ("round 0 evaluated", "round 0/1"),
+          ("round 1 done", "round 1/1"))
 
 
 def main() -> None:
@@ -49,21 +62,30 @@ def main() -> None:
     config = f"work-dir='{work}' {TINY}"
     in_process = [sys.executable, "-m", "server.in_process"]
     timed(in_process + [f"{config} run-name='warm-up'"], env)  # data, detectors and features into the cache
-    rows: dict[str, list[tuple[float, float]]] = {}
+    rows: dict[str, list[list[float]]] = {}
+    phases: list[list[float]] = []
     for i in range(args.repeats):
-        rows.setdefault("`flwr run` (scripts/flwr_run.sh)", []).append(
-            timed(["bash", "scripts/flwr_run.sh", f"{config} run-name='flwr-{i}'"], env, "round 1/1"))
+        phases.append(timed(["bash", "scripts/flwr_run.sh", f"{config} run-name='flwr-{i}'"], env,
+                            tuple(marker for _, marker in PHASES)))
+        rows.setdefault("`flwr run` (scripts/flwr_run.sh)", []).append([phases[-1][-2], phases[-1][-1]])
         rows.setdefault("in one process (server/in_process.py)", []).append(
-            timed(in_process + [f"{config} run-name='local-{i}'"], env, "round 1/1"))
+            timed(in_process + [f"{config} run-name='local-{i}'"], env, ("round 1/1",)))
         for module in IMPORTS:
             rows.setdefault(f"`import {module}` in a fresh process", []).append(
-                timed([sys.executable, "-c", f"import {module}"], env))
+                timed([sys.executable, "-c", f"import {module}"], env, ("never printed",)))
     print(f"| what (tiny config, features cached; median of {args.repeats}) | to the end of round 1 | to exit |")
     print("|---|---|---|")
     for name, runs in rows.items():
         first = [r[0] for r in runs if not math.isnan(r[0])]
         print(f"| {name} | {f'{statistics.median(first):.1f} s' if first else ''} | "
               f"{statistics.median(r[1] for r in runs):.1f} s |")
+    print(f"\n| `flwr run`, phase (median of {args.repeats}) | ends at | takes |")
+    print("|---|---|---|")
+    previous = 0.0
+    for i, (name, _) in enumerate(PHASES):
+        ends = statistics.median(run[i] for run in phases)
+        print(f"| {name} | {ends:.1f} s | {ends - previous:.1f} s |")
+        previous = ends
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flwr.app import Message, MessageType, RecordDict
@@ -12,6 +13,7 @@ from semfed import protocol
 from semfed.update_validation import is_number
 
 NODE_WAIT_S = 120
+log = logging.getLogger("semfed.server")
 
 
 def wait_for_nodes(grid: Grid, expected: int, key: str = "clients", what: str = "client profiles") -> None:
@@ -33,6 +35,8 @@ def discover_partitions(grid: Grid, expected: int, timeout_s: float, key: str = 
     claiming one id is the user cannot be told)."""
     wait_for_nodes(grid, expected, key, what)
     nodes = sorted(grid.get_node_ids())
+    start = time.monotonic()
+    log.info("asking %d nodes for their partition ids", len(nodes))
     replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=node, message_type=MessageType.QUERY)
                                      for node in nodes], timeout=timeout_s)
     found: dict[int, int] = {}
@@ -52,4 +56,5 @@ def discover_partitions(grid: Grid, expected: int, timeout_s: float, key: str = 
         raise RuntimeError(f"nodes {silent} did not answer the partition-id query within {timeout_s:g} s")
     if sorted(found) != list(range(expected)):
         raise RuntimeError(f"nodes report partition ids {sorted(found)}; '{key}' needs exactly 0..{expected - 1}")
+    log.info("%d nodes identified in %.1f s", len(found), time.monotonic() - start)
     return found
