@@ -57,6 +57,9 @@ def test_table_state_keeps_dtypes_and_values_exactly():
     back = table_from_state(table_state(table))
     pd.testing.assert_frame_equal(back, table, check_exact=True)
     assert back["rsum"].iloc[0] == 0.30000000000000004 and back["bytes_sent"].dtype == np.int64
+    assert len(table_state(table)["blocks"]) == 3  # one tensor per dtype: float64, int64, bool
+    per_column = {name: torch.from_numpy(column.to_numpy().copy()) for name, column in table.items()}
+    pd.testing.assert_frame_equal(table_from_state(per_column), table, check_exact=True)  # an older checkpoint's
 
 
 def test_a_truncated_checkpoint_and_a_crafted_pickle_are_refused(tmp_path):

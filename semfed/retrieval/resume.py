@@ -47,7 +47,10 @@ def table_state(table: pd.DataFrame) -> dict[str, Any]:
 
 
 def table_from_state(state: dict[str, Any]) -> pd.DataFrame:
-    """The table table_state saved, equal to it exactly."""
+    """The table table_state saved, equal to it exactly; also a checkpoint's of before 2026-11-30, which kept
+    one tensor per column ({column: tensor [rows]})."""
+    if "blocks" not in state:
+        return pd.DataFrame({name: column.numpy() for name, column in state.items()})
     blocks = [pd.DataFrame(block["values"].numpy(), columns=block["names"]) for block in state["blocks"].values()]
     return pd.concat(blocks, axis=1)[state["columns"]]
 
