@@ -26,9 +26,9 @@ TINY = ("num-server-rounds=1 scenes-train=48 scenes-val=4 scenes-test=12 batch-s
 IMPORTS = ("torch", "transformers", "torch_geometric", "flwr.serverapp", "clients.app", "semfed.retrieval.training")
 
 
-def timed(command: list[str], env: dict, markers: tuple[str, ...] = ()) -> list[float]:
+def timed(command: list[str], env: dict, markers: tuple[str, ...] = ()) -> tuple[list[float], list[str]]:
     """Seconds until the first line containing each of `markers` is printed (NaN if none is), then seconds
-    until exit; raises if the command fails."""
+    until exit; and the lines printed. Raises if the command fails."""
     start = time.perf_counter()
     seen = [float("nan")] * len(markers)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -40,7 +40,7 @@ def timed(command: list[str], env: dict, markers: tuple[str, ...] = ()) -> list[
                 seen[i] = time.perf_counter() - start
     if process.wait():
         raise RuntimeError(f"{command} failed:\n{''.join(output[-30:])}")
-    return [*seen, time.perf_counter() - start]
+    return [*seen, time.perf_counter() - start], output
 
 
 # a `flwr run`'s phases, each ending at the first log line holding the marker
@@ -66,13 +66,13 @@ def main() -> None:
     phases: list[list[float]] = []
     for i in range(args.repeats):
         phases.append(timed(["bash", "scripts/flwr_run.sh", f"{config} run-name='flwr-{i}'"], env,
-                            tuple(marker for _, marker in PHASES)))
+                            tuple(marker for _, marker in PHASES))[0])
         rows.setdefault("`flwr run` (scripts/flwr_run.sh)", []).append([phases[-1][-2], phases[-1][-1]])
         rows.setdefault("in one process (server/in_process.py)", []).append(
-            timed(in_process + [f"{config} run-name='local-{i}'"], env, ("round 1/1",)))
+            timed(in_process + [f"{config} run-name='local-{i}'"], env, ("round 1/1",))[0])
         for module in IMPORTS:
             rows.setdefault(f"`import {module}` in a fresh process", []).append(
-                timed([sys.executable, "-c", f"import {module}"], env, ("never printed",)))
+                timed([sys.executable, "-c", f"import {module}"], env, ("never printed",))[0])
     print(f"| what (tiny config, features cached; median of {args.repeats}) | to the end of round 1 | to exit |")
     print("|---|---|---|")
     for name, runs in rows.items():
