@@ -85,16 +85,15 @@ def synthetic_shard(batch: int, regions: int, cfg, region_dim: int = REGION_DIM,
     return Shard(rows, rows, image, text, caption_labels, caption_labels.amax(dim=1))
 
 
-def build_adapter(cfg, k: int, region_dim: int = REGION_DIM, seed: int = 0):
-    """The default config's adapter of a frcnn-r50 + minilm client, with intra-top-k = k."""
-    from semfed.retrieval.adapter.model import GraphAdapter  # PyG (about 11 s to import): only when measuring
+def adapter(cfg, k: int, region_dim: int = REGION_DIM, seed: int = 0):
+    """The default config's adapter of a frcnn-r50 + minilm client (random SKB embeddings), intra-top-k = k."""
+    from semfed.retrieval.participants import graph_adapter  # PyG (about 11 s to import): only when measuring
 
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return GraphAdapter({IMAGE_ENCODER: region_dim, TEXT_ENCODER: TOKEN_DIM},
-                            torch.randn(len(SCENE_CONCEPTS), TOKEN_DIM, generator=g), cfg.adapter_width,
-                            cfg.gnn_layers, k, cfg.kernel_sigma, cfg.skb_top_k, cfg.attention_scale)
+        return graph_adapter(cfg, {IMAGE_ENCODER: region_dim, TEXT_ENCODER: TOKEN_DIM},
+                             torch.randn(len(SCENE_CONCEPTS), TOKEN_DIM, generator=g), intra_top_k=k)
 
 
 def _status_kib(field: str) -> int:
@@ -127,7 +126,7 @@ def measure(regions: int, cfg, repeats: int, warm_up: int, region_dim: int) -> d
              torch.randint(CAPTIONS_PER_IMAGE, (cfg.batch_size,), generator=torch.Generator().manual_seed(1)), None)
     steps = {}
     for variant in VARIANTS:
-        model = build_adapter(cfg, intra_top_k(variant, regions, cfg), region_dim)
+        model = adapter(cfg, intra_top_k(variant, regions, cfg), region_dim)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)  # as train_local: Adam, cfg's rate
         steps[variant] = lambda model=model, optimizer=optimizer: train_steps(model, [batch], cfg, "cpu", optimizer)
     for _ in range(warm_up):

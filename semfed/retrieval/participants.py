@@ -88,9 +88,17 @@ def build_adapter(cfg: SemfedConfig, encoders: tuple[str, ...], seed: int) -> Gr
                 widest[modality(encoder)] = max(dim, widest.get(modality(encoder), 0))
             held = {modality(e) for e in encoders}
             return UniformHead({m: widest[m] for m in sorted(held)}, skb.embeddings, cfg.adapter_width)
-        skb_k = cfg.skb_top_k if method.concept_edges else 0
-        return GraphAdapter(encoder_dims(cfg, encoders), skb.embeddings, cfg.adapter_width, cfg.gnn_layers,
-                            cfg.intra_top_k, cfg.kernel_sigma, skb_k, cfg.attention_scale)
+        return graph_adapter(cfg, encoder_dims(cfg, encoders), skb.embeddings)
+
+
+def graph_adapter(cfg: SemfedConfig, dims: dict[str, int], concepts: torch.Tensor,
+                  intra_top_k: int | None = None) -> GraphAdapter:
+    """The config's GraphAdapter over encoders of feature widths `dims` and SKB concept embeddings [K, d]
+    (concept edges only for a method that has them); intra_top_k: the config's unless given."""
+    skb_k = cfg.skb_top_k if cfg.training_method.concept_edges else 0
+    return GraphAdapter(dims, concepts, cfg.adapter_width, cfg.gnn_layers,
+                        cfg.intra_top_k if intra_top_k is None else intra_top_k, cfg.kernel_sigma, skb_k,
+                        cfg.attention_scale)
 
 
 def federation_encoders(cfg: SemfedConfig) -> tuple[str, ...]:
