@@ -10,8 +10,9 @@ import pandas as pd
 from experiments.run_state import is_finished
 from experiments.sweep_grid import Point, Sweep
 from semfed.plots import plt, save_figure
+from semfed.retrieval.labels import LABEL_COUNTS
 
-LABEL_COLUMNS = ("excluded", "tracked", "pruned", "precision", "recall", "f1")
+LABEL_COLUMNS = (*LABEL_COUNTS, "precision", "recall", "f1")
 ROUND_COLUMNS = ("train_loss", "bytes_sent", "bytes_received", "clients_replied", "updates_rejected", "seconds")
 
 

@@ -11,7 +11,7 @@ from semfed.label_policies import LABEL_POLICIES
 from semfed.retrieval import training
 from semfed.retrieval.adapter.model import GraphAdapter
 from semfed.retrieval.shards import Modality, Shard
-from semfed.retrieval.labels import (HISTOGRAM_BINS, NULL, LabelLedger, close_label_round,
+from semfed.retrieval.labels import (HISTOGRAM_BINS, NULL, LabelLedger, close_label_round, reinstate_level,
                                      confidence_histogram, decoy_rank_confidence, group_label_metrics, noise_cut,
                                      noise_fraction, noise_overlap, rank_confidence)
 from strategies.keyed_fedavg import KeyedFedAvg
@@ -174,6 +174,44 @@ def test_a_label_is_pruned_only_after_the_configured_persistence():
     assert restored.pruned.tolist() == ledger.pruned.tolist() and restored.history.shape == (6, 3)
 
 
+def test_reinstate_level_is_the_upper_edge_of_the_nulls_precision_quantile():
+    uniform = np.full(HISTOGRAM_BINS, 5.0)  # 100 decoys, 5 a bin: 80% lie under 0.8, 90% under 0.9
+    assert reinstate_level(uniform, 0.8) == 0.8 and reinstate_level(uniform, 0.9) == 0.9
+    middle = np.zeros(HISTOGRAM_BINS)
+    middle[8:12] = 1.0  # chance between 0.4 and 0.6: shares 0.25 / 0.5 / 0.75 / 1 at the bins' upper edges
+    assert reinstate_level(middle, 0.8) == 0.6 and reinstate_level(middle, 0.75) == 0.55
+    assert reinstate_level(np.zeros(HISTOGRAM_BINS), 0.8) == 1.0  # no null: nothing comes back
+
+
+def test_a_pruned_label_comes_back_after_the_configured_recovery():
+    ledger = LabelLedger.empty(3)
+    low, none = np.array([True, False, False]), np.zeros(3, bool)
+    conf = np.array([0.2, 0.9, 0.9], np.float32)
+    for _ in range(2):
+        assert ledger.update(conf, excluded=low, inconsistent=low, prune_rounds=2, recovered=none) == 0
+    assert ledger.pruned.tolist() == [True, False, False]
+    up = np.array([True, True, True])  # every label above the level; only the pruned one can come back
+    assert ledger.update(conf, excluded=none, inconsistent=none, prune_rounds=2, recovered=up) == 0
+    assert ledger.update(conf, excluded=none, inconsistent=none, prune_rounds=2, recovered=none) == 0  # interrupted
+    assert ledger.recovery.tolist() == [0, 0, 0] and ledger.pruned[0]
+    returned = [ledger.update(conf, excluded=none, inconsistent=none, prune_rounds=2, recovered=up) for _ in range(2)]
+    assert returned == [0, 1] and not ledger.pruned.any() and not ledger.tracked.any()
+    assert ledger.recovery.tolist() == [0, 0, 0] and ledger.streak.tolist() == [0, 0, 0]
+    older = {k: v for k, v in ledger.to_arrays().items() if k != "recovery"}  # a ledger file from before
+    assert LabelLedger.from_arrays(older).recovery.tolist() == [0, 0, 0]
+
+
+def test_close_label_round_reinstates_only_labels_above_chances_precision_quantile():
+    decoys = ((torch.arange(100) + 0.5) / 100)[None]  # chance: 5 decoys a bin, level 0.8 at precision 0.8
+    ledger = LabelLedger.empty(100)
+    ledger.pruned[:2] = True
+    confidence = torch.full((1, 100), 0.97)
+    confidence[0, 1] = 0.75  # ranks above most decoys, but under the level
+    counts = [close_label_round(ledger, confidence, decoys, torch.zeros(100, dtype=torch.bool),
+                                LABEL_POLICIES["local"], None, 0.8, 2).counts["reinstated"] for _ in range(2)]
+    assert counts == [0, 1] and ledger.pruned[:2].tolist() == [False, True]
+
+
 def test_consensus_pools_three_clients_decoy_histograms():
     strategy = LabelConsensusFedAvg(nodes={p: 100 + p for p in range(3)}, fraction_evaluate=0.0)
     strategy.configure_train(1, ArrayRecord({"core": Array(np.zeros(1, np.float32))}), ConfigRecord({}),
@@ -214,7 +252,7 @@ def test_label_statistics_hold_no_sample_content():
     # order-free and of fixed size: nothing in it can name, order or reconstruct a sample
     np.testing.assert_array_equal(permuted.statistics[NULL], histogram)
     assert bigger.statistics[NULL].shape == histogram.shape
-    assert report.counts == {"excluded": 2, "tracked": 2, "pruned": 0}  # what the scheme knows, no ground truth
+    assert report.counts == {"excluded": 2, "tracked": 2, "pruned": 0, "reinstated": 0}  # what the scheme knows, no ground truth
 
 
 def test_hard_clean_labels_are_kept_and_chance_level_ones_pruned():
@@ -292,13 +330,14 @@ def test_noise_groups_parse_and_reject_bad_specs():
 
 
 def test_group_label_metrics_hand_computed():
-    clients = {0: {"label-excluded": 4, "label-tracked": 3, "label-pruned": 4},
-               1: {"label-excluded": 1, "label-tracked": 0, "label-pruned": 0}}
+    clients = {0: {"label-excluded": 4, "label-tracked": 3, "label-pruned": 4, "label-reinstated": 2},
+               1: {"label-excluded": 1, "label-tracked": 0, "label-pruned": 0, "label-reinstated": 1}}
     diagnostics = {0: {"pruned-noisy": 3, "noisy": 6}, 1: {"pruned-noisy": 0, "noisy": 0}}
     groups = {"severe": (0,), "all": (0, 1)}
     # label-diagnostics off: the counts the scheme knows, no score against the injected noise
     assert group_label_metrics(groups, clients) == {"excluded[severe]": 4, "tracked[severe]": 3, "pruned[severe]": 4,
-                                                    "excluded[all]": 5, "tracked[all]": 3, "pruned[all]": 4}
+                                                    "reinstated[severe]": 2, "excluded[all]": 5, "tracked[all]": 3,
+                                                    "pruned[all]": 4, "reinstated[all]": 3}
     row = group_label_metrics(groups, clients, diagnostics)
     assert row["pruned[severe]"] == 4 and row["excluded[all]"] == 5 and row["tracked[all]"] == 3
     assert row["precision[severe]"] == 0.75 and row["recall[severe]"] == 0.5

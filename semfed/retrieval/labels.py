@@ -70,6 +70,7 @@ def decoy_rank_confidence(similarity: torch.Tensor, decoy_similarity: torch.Tens
     return (row.sum(1) + col.sum(0)) / (2 * (b - 1))
 
 
+LABEL_COUNTS = ("excluded", "tracked", "pruned", "reinstated")  # what a client reports of its labels each round
 CHANCE_BIN = HISTOGRAM_BINS // 2  # labels under confidence 0.5 (the first CHANCE_BIN bins) estimate the noise fraction
 
 
@@ -100,46 +101,73 @@ def noise_cut(histogram: np.ndarray, null: np.ndarray, precision: float) -> floa
     return float((edges.max() + 1) / HISTOGRAM_BINS) if len(edges) else 0.0
 
 
+def reinstate_level(null: np.ndarray, precision: float) -> float:
+    """Confidence above which a pruned label is taken back: the upper edge of the null's [HISTOGRAM_BINS]
+    bin where its cumulative share first reaches `precision`, so a decoy ranks there at most 1 - precision
+    of the time; 1.0 (never) for an empty null."""
+    if null.sum() <= 0:
+        return 1.0
+    cumulative = np.cumsum(null) / null.sum()
+    return float((np.searchsorted(cumulative, precision - 1e-12) + 1) / HISTOGRAM_BINS)
+
+
 @dataclass
 class LabelLedger:
     """A client's record of its labels across rounds. N = shard size.
 
     history: [R, N] confidence of each label in each round so far (mean over the round's epochs);
     tracked: [N] bool, low-confidence labels being watched; streak: [N] consecutive rounds a
-    tracked label was inconsistent with the consensus; pruned: [N] bool, dropped for good.
+    tracked label was inconsistent with the consensus; pruned: [N] bool, left out of training;
+    recovery: [N] consecutive rounds a pruned label ranked above the reinstatement level.
     """
 
     history: np.ndarray
     tracked: np.ndarray
     streak: np.ndarray
     pruned: np.ndarray
+    recovery: np.ndarray
 
     @classmethod
     def empty(cls, n: int) -> "LabelLedger":
-        return cls(np.zeros((0, n), np.float32), np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool))
+        return cls(np.zeros((0, n), np.float32), np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool),
+                   np.zeros(n, np.int64))
 
     def update(self, confidence: np.ndarray, excluded: np.ndarray, inconsistent: np.ndarray,
-               prune_rounds: int) -> None:
+               prune_rounds: int, recovered: np.ndarray | None = None) -> int:
         """Record one round. confidence [N]; excluded [N] bool (left out of at least one epoch);
-        inconsistent [N] bool (round confidence under the consensus threshold).
+        inconsistent [N] bool (round confidence under the consensus threshold); recovered [N] bool
+        (round confidence above the reinstatement level; None: no label is taken back).
 
-        A label enters the ledger when excluded and leaves it once it is neither excluded nor
-        inconsistent; a tracked label inconsistent for `prune_rounds` rounds in a row is pruned.
+        A pruned label recovered for `prune_rounds` rounds in a row is reinstated (pruned labels are
+        still scored every round: a clean label the early adapter could not yet rank comes back once
+        it ranks well above chance). Then a label enters the ledger when excluded and leaves it once
+        it is neither excluded nor inconsistent; a tracked label inconsistent for `prune_rounds`
+        rounds in a row is pruned. Returns how many labels were reinstated this round.
         """
         self.history = np.concatenate([self.history, confidence[None].astype(np.float32)])
-        self.tracked = (self.tracked | excluded) & (excluded | inconsistent) & ~self.pruned
+        recovered = np.zeros_like(self.pruned) if recovered is None else recovered
+        self.recovery = np.where(self.pruned & recovered, self.recovery + 1, 0)
+        reinstated = self.recovery >= prune_rounds
+        self.pruned &= ~reinstated
+        self.recovery[reinstated] = 0
+        self.tracked = (self.tracked | excluded) & (excluded | inconsistent) & ~self.pruned & ~reinstated
         self.streak = np.where(self.tracked & inconsistent, self.streak + 1, 0)
         newly_pruned = self.streak >= prune_rounds
         self.pruned = self.pruned | newly_pruned
         self.tracked &= ~newly_pruned
         self.streak[newly_pruned] = 0
+        return int(reinstated.sum())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"history": self.history, "tracked": self.tracked, "streak": self.streak, "pruned": self.pruned}
+        return {"history": self.history, "tracked": self.tracked, "streak": self.streak, "pruned": self.pruned,
+                "recovery": self.recovery}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "LabelLedger":
-        return cls(arrays["history"], arrays["tracked"].astype(bool), arrays["streak"], arrays["pruned"].astype(bool))
+        """A ledger from to_arrays' arrays; one saved before reinstatement existed has no 'recovery' (zeros)."""
+        pruned = arrays["pruned"].astype(bool)
+        recovery = arrays["recovery"] if "recovery" in arrays else np.zeros(len(pruned), np.int64)
+        return cls(arrays["history"], arrays["tracked"].astype(bool), arrays["streak"], pruned, recovery)
 
 
 def detection_scores(flagged: int, flagged_noisy: int, noisy: int) -> dict[str, float]:
@@ -159,7 +187,7 @@ class LabelRoundReport:
 
     statistics: what the client sends for the federation's consensus: the histogram [HISTOGRAM_BINS] of
     its unpruned labels' decoys' round confidences (NULL); no samples, captions, features or indices. counts: what the scheme itself knows (labels excluded this round,
-    tracked, pruned), for the metrics table. pruned: [N] bool, the client's pruned labels (stays on
+    tracked, pruned, reinstated this round; LABEL_COUNTS), for the metrics table. pruned: [N] bool, the client's pruned labels (stays on
     the client; noise_overlap compares it with the injected noise).
     """
 
@@ -177,19 +205,23 @@ def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, deco
     A policy without a ledger passes None. Otherwise a label is inconsistent when its round confidence
     (mean over epochs) is under noise_cut(its histogram, null, precision), where the null, what chance
     looks like, is the histogram of the client's own decoys, or, for a policy that uses the consensus,
-    the federation's pooled decoy histogram `consensus` once one has arrived.
+    the federation's pooled decoy histogram `consensus` once one has arrived. A pruned label is taken
+    back when its round confidence stays at or above reinstate_level(null, precision) (LabelLedger.update).
     """
     round_confidence = torch.nanmean(confidence, dim=0).numpy()
     round_decoy = torch.nanmean(decoy_confidence, dim=0).numpy()
     pruned_before = ledger.pruned.copy() if ledger is not None else np.zeros(len(round_confidence), bool)
     statistics = {NULL: confidence_histogram(round_decoy[~pruned_before])}
+    reinstated = 0
     if ledger is not None:
         null = consensus if policy.uses_consensus and consensus is not None else statistics[NULL]
         cut = noise_cut(confidence_histogram(round_confidence[~pruned_before]), null, precision)
-        ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds)
+        reinstated = ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds,
+                                   round_confidence >= reinstate_level(null, precision))
     pruned = ledger.pruned.copy() if ledger is not None else pruned_before
     tracked = ledger.tracked if ledger is not None else np.zeros_like(pruned)
-    counts = {"excluded": int(excluded.sum()), "tracked": int(tracked.sum()), "pruned": int(pruned.sum())}
+    counts = {"excluded": int(excluded.sum()), "tracked": int(tracked.sum()), "pruned": int(pruned.sum()),
+              "reinstated": reinstated}
     return LabelRoundReport(statistics, counts, pruned)
 
 
@@ -215,7 +247,7 @@ def group_label_metrics(groups: dict[str, tuple[int, ...]], client_metrics: dict
     row = {}
     for name, clients in groups.items():
         metrics = [client_metrics[c] for c in clients if c in client_metrics]
-        total = {key: int(sum(m.get(f"label-{key}", 0) for m in metrics)) for key in ("excluded", "tracked", "pruned")}
+        total = {key: int(sum(m.get(f"label-{key}", 0) for m in metrics)) for key in LABEL_COUNTS}
         row.update({f"{key}[{name}]": value for key, value in total.items()})
         if client_diagnostics is not None:
             overlap = [client_diagnostics.get(c, {}) for c in clients if c in client_metrics]
