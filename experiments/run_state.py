@@ -11,6 +11,8 @@ from experiments.sweep_grid import Point
 from semfed.config import default_run_config
 from semfed.tasks import TASKS
 
+TIMES = "times.csv"  # <work-dir>/sweeps/<sweep>/: one row per point run (runner, wall and CPU seconds, finished)
+
 
 def is_finished(run_dir: Path, point: Point) -> bool:
     """The run holds the point's config, every round of it and its final table."""

@@ -2,7 +2,8 @@
 points already finished, then collect one table and the comparison plots.
 
     .venv/bin/python -m experiments.sweep experiments/sweeps/case_study.toml [--work-dir DIR]
-        [--set "key=value ..."] [--name NAME] [--collect-only] [--output results.csv|results.parquet]
+        [--set "key=value ..."] [--name NAME] [--runner flwr|in-process] [--collect-only]
+        [--output results.csv|results.parquet]
 
 A point's run lives in <work-dir>/runs/<sweep>/<point>/ and its console log in
 <work-dir>/sweeps/<sweep>/logs/<point>.log. A point counts as finished when its run holds the
@@ -18,19 +19,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+import pandas as pd
 from flwr.common.config import parse_config_args
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from experiments.run_state import is_finished, set_aside
+from experiments.run_state import TIMES, is_finished, set_aside
 from experiments.sweep_grid import Point, Sweep, load_sweep, run_config_text
 from semfed.config import ConfigError, default_run_config, from_overrides
 from semfed.tasks import TASKS, load
@@ -39,10 +43,8 @@ console = Console()
 ROUND_LINE = re.compile(r"semfed\.server: round (\d+)/(\d+)")  # the ServerApp's per-round log line (both tasks)
 
 
-def flower_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line: Callable[[str], None]) -> bool:
-    """Run one point with scripts/flwr_run.sh, its output to `log`; True when it finished completed."""
-    overrides = {**point.overrides, "work-dir": str(work_dir), "run-name": f"{sweep.name}/{point.name}"}
-    command = ["bash", str(ROOT / "scripts/flwr_run.sh"), run_config_text(overrides), sweep.federation]
+def _stream(command: list[str], log: Path, on_line: Callable[[str], None]) -> bool:
+    """Run `command` from the checkout, its output to `log` and `on_line`; True when it exits 0."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # every process of the run imports this checkout's code
     with open(log, "w") as out, subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                                  stderr=subprocess.STDOUT, text=True) as process:
@@ -58,8 +60,43 @@ def flower_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line:
     return process.returncode == 0
 
 
+def _point_overrides(sweep: Sweep, point: Point, work_dir: Path) -> dict:
+    return {**point.overrides, "work-dir": str(work_dir), "run-name": f"{sweep.name}/{point.name}"}
+
+
+def flower_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line: Callable[[str], None]) -> bool:
+    """Run one point with scripts/flwr_run.sh (SuperLink, Ray virtual clients), its output to `log`."""
+    command = ["bash", str(ROOT / "scripts/flwr_run.sh"), run_config_text(_point_overrides(sweep, point, work_dir)),
+               sweep.federation]
+    return _stream(command, log, on_line)
+
+
+def in_process_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line: Callable[[str], None]) -> bool:
+    """Run one point in one Python process (server/in_process.py: the same ServerApp and ClientApp code,
+    no SuperLink or Ray, so about 40 s less start-up a point; float sums may round differently)."""
+    command = [sys.executable, "-m", "server.in_process", run_config_text(_point_overrides(sweep, point, work_dir))]
+    return _stream(command, log, on_line)
+
+
+RUNNERS = {"flwr": flower_point, "in-process": in_process_point}
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children (and those they waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def record_time(path: Path, point: str, runner: str, wall_seconds: float, cpu_seconds: float, ok: bool) -> None:
+    """Append one point's run to the sweep's times table (a point run again gets a second row)."""
+    row = pd.DataFrame([{"point": point, "runner": runner, "wall_seconds": round(wall_seconds, 1),
+                         "cpu_seconds": round(cpu_seconds, 1), "finished": ok}])
+    row.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
 def run_sweep(sweep: Sweep, work_dir: Path, run_point=flower_point) -> list[str]:
-    """Run every unfinished point in order with a progress display. Returns the points that failed."""
+    """Run every unfinished point in order with a progress display, each point's wall and CPU seconds
+    appended to <work-dir>/sweeps/<sweep>/times.csv. Returns the points that failed."""
     runs, logs = work_dir / "runs" / sweep.name, work_dir / "sweeps" / sweep.name / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     failed = []
@@ -80,7 +117,10 @@ def run_sweep(sweep: Sweep, work_dir: Path, run_point=flower_point) -> list[str]
                 if match := ROUND_LINE.search(line):
                     progress.update(task, completed=int(match[1]), total=int(match[2]))
 
+            wall, cpu = time.perf_counter(), _children_cpu_seconds()
             ok = run_point(sweep, point, work_dir, logs / f"{point.name}.log", on_line)
+            record_time(work_dir / "sweeps" / sweep.name / TIMES, point.name, run_point.__name__,
+                        time.perf_counter() - wall, _children_cpu_seconds() - cpu, ok)
             progress.remove_task(current)
             if not (ok and is_finished(run_dir, point)):
                 failed.append(point.name)
@@ -106,6 +146,8 @@ def main() -> int:
     parser.add_argument("--set", default="", help="run-config overrides added to the file's [base], e.g. "
                         "\"dataset='flickr30k' flickr30k-layout='scan' flickr30k-path='/data/f30k'\"")
     parser.add_argument("--name", help="sweep name (folder under runs/), instead of the file's")
+    parser.add_argument("--runner", choices=RUNNERS, default="flwr", help="flwr: each point through `flwr run` "
+                        "(SuperLink, Ray); in-process: each point in one Python process (server/in_process.py)")
     parser.add_argument("--collect-only", action="store_true", help="only collect the finished points")
     parser.add_argument("--output", default="results.csv", help="table file name (.csv or .parquet)")
     args = parser.parse_args()
@@ -117,7 +159,7 @@ def main() -> int:
     except (ValueError, click.ClickException) as error:
         message = error.message if isinstance(error, click.ClickException) else str(error)
         return console.print(f"[red]{message}[/red]", soft_wrap=True) or 2
-    failed = [] if args.collect_only else run_sweep(sweep, work_dir)
+    failed = [] if args.collect_only else run_sweep(sweep, work_dir, RUNNERS[args.runner])
     out = work_dir / "sweeps" / sweep.name
     out.mkdir(parents=True, exist_ok=True)
     runs = work_dir / "runs" / sweep.name

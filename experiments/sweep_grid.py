@@ -3,6 +3,7 @@
     name = "case-study"                      # runs go to <work-dir>/runs/<name>/<point>
     federation = "client-resources-num-cpus=1"  # num-supernodes: from each point's config unless set here
     compare = "method"                       # the axis the plots and summary compare (default: the first)
+    reach = 80.0                             # retrieval: the summary gives the first round at RSUM >= reach
     [base]                                   # run-config overrides shared by every point
     num-server-rounds = 6
     [grid]                                   # every combination of the axes, in file order
@@ -41,6 +42,7 @@ class Sweep:
     federation: str
     compare: str
     points: tuple[Point, ...]
+    reach: float | None = None
 
     @property
     def axes(self) -> tuple[str, ...]:
@@ -64,10 +66,13 @@ def load_sweep(path: Path, base: dict[str, Any] | None = None, name: str | None 
         spec = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"{path}: cannot read the sweep file ({error})") from None
-    unknown = set(spec) - {"name", "federation", "compare", "base", "grid"}
+    unknown = set(spec) - {"name", "federation", "compare", "reach", "base", "grid"}
     if unknown:
         raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: name, federation, compare, "
-                         "base, grid")
+                         "reach, base, grid")
+    reach = spec.get("reach")
+    if reach is not None and (isinstance(reach, bool) or not isinstance(reach, (int, float)) or reach <= 0):
+        raise ValueError(f"{path}: 'reach' must be a positive RSUM, got {reach!r}")
     name = name or spec.get("name", "")
     if not NAME.fullmatch(name):
         raise ValueError(f"{path}: 'name' must be letters, digits, '.', '_' or '-', got {name!r}")
@@ -95,7 +100,7 @@ def load_sweep(path: Path, base: dict[str, Any] | None = None, name: str | None 
             raise ValueError(f"{path}: point {point}: {error}") from None
         points.append(Point(point, labels, overrides))
     return Sweep(name, spec.get("federation", "client-resources-num-cpus=1"), compare,
-                 tuple(points))
+                 tuple(points), None if reach is None else float(reach))
 
 
 def run_config_text(overrides: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.run_state import is_finished
+from experiments.run_state import TIMES, is_finished
 from experiments.sweep_grid import Point, Sweep
 from semfed.plots import plt, save_figure
 from semfed.retrieval.labels import LABEL_COUNTS
@@ -112,7 +112,48 @@ def plot_final(table: pd.DataFrame, sweep: Sweep, path: Path) -> None:
     save_figure(fig, path)
 
 
-def summary(table: pd.DataFrame, sweep: Sweep) -> str:
+def curve_stats(table: pd.DataFrame, sweep: Sweep) -> pd.DataFrame:
+    """Per point (group 'all', scored rounds): its best RSUM, the round of the best, and the first round at
+    RSUM >= sweep.reach (NaN when never reached or no reach is set)."""
+    rows = []
+    for point, part in table[(table["group"] == "all") & table["rsum"].notna()].groupby("point", sort=False):
+        reached = part[part["rsum"] >= sweep.reach] if sweep.reach is not None else part.iloc[:0]
+        rows.append({**part.iloc[0][[*sweep.axes]].to_dict(), "best": part["rsum"].max(),
+                     "best_round": int(part.loc[part["rsum"].idxmax(), "round"]),
+                     "reach_round": float(reached["round"].min()) if len(reached) else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def _mean_std(values: pd.Series, digits: int = 1) -> str:
+    std = values.std()
+    return f"{values.mean():.{digits}f} ± {0 if pd.isna(std) else std:.{digits}f}"
+
+
+def curve_summary(table: pd.DataFrame, sweep: Sweep) -> str:
+    """Markdown: best RSUM and its round, and the rounds to reach sweep.reach, over seeds (group 'all')."""
+    stats = curve_stats(table, sweep)
+    keys = [sweep.compare, *_others(sweep)]
+    header = ["best RSUM", "round of the best"] + ([f"first round at RSUM >= {sweep.reach:g} (seeds reaching it)"]
+                                                   if sweep.reach is not None else [])
+    lines = [f"| {' '.join(keys)} | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    for index, part in stats.groupby(keys, sort=False):
+        cells = [_mean_std(part["best"]), _mean_std(part["best_round"])]
+        if sweep.reach is not None:
+            reached = part["reach_round"].dropna()
+            cells.append(f"{_mean_std(reached) if len(reached) else 'never'} ({len(reached)} of {len(part)})")
+        name = " ".join(map(str, index if isinstance(index, tuple) else (index,)))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\nBest RSUM over the scored rounds (all users' pairs), mean ± std over seeds:\n\n" + "\n".join(lines) + "\n"
+
+
+def time_summary(times: pd.DataFrame) -> str:
+    """One line: the point runs' total CPU and wall time (each point's last run)."""
+    last = times.drop_duplicates("point", keep="last")
+    return (f"\nTime: {len(last)} point runs ({', '.join(sorted(set(last['runner'])))}), "
+            f"{last['cpu_seconds'].sum() / 3600:.2f} CPU hours, {last['wall_seconds'].sum() / 3600:.2f} hours wall.\n")
+
+
+def summary(table: pd.DataFrame, sweep: Sweep, times: pd.DataFrame | None = None) -> str:
     """Markdown: final RSUM 'mean ± std (runs)' over seeds, one row per compared value, one column per
     combination of the other axes and client group."""
     final = final_rounds(table)
@@ -126,6 +167,7 @@ def summary(table: pd.DataFrame, sweep: Sweep) -> str:
     lines += [f"| {index} | " + " | ".join(row.fillna("-")) + " |" for index, row in cells.iterrows()]
     rounds = int(final["round"].max())
     text = f"Final RSUM (round {rounds}) of sweep {sweep.name}, mean ± std over seeds (runs):\n\n" + "\n".join(lines) + "\n"
+    text += curve_summary(table, sweep)
     pruning = [c for c in ("pruned", "precision", "recall", "f1") if c in final]
     scored = final[final["group"] == "all"].dropna(subset=pruning[:1]) if pruning else final.iloc[:0]
     if not scored.empty:
@@ -137,7 +179,7 @@ def summary(table: pd.DataFrame, sweep: Sweep) -> str:
             lines.append(f"| {name} | " + " | ".join(f"{row[(c, 'mean')]:.2f} ± {0 if pd.isna(row[(c, 'std')]) else row[(c, 'std')]:.2f}"
                                                    for c in pruning) + " |")
         text += "\nPruned labels against the injected noise (all clients), mean ± std over seeds:\n\n" + "\n".join(lines) + "\n"
-    return text
+    return text + (time_summary(times) if times is not None and len(times) else "")
 
 
 def report(sweep: Sweep, runs: Path, out: Path) -> tuple[pd.DataFrame, str]:
@@ -148,4 +190,5 @@ def report(sweep: Sweep, runs: Path, out: Path) -> tuple[pd.DataFrame, str]:
         return table, ""
     plot_curves(table, sweep, out / "rsum_by_round.png")
     plot_final(table, sweep, out / "final_rsum.png")
-    return table, summary(table, sweep)
+    times = pd.read_csv(out / TIMES) if (out / TIMES).is_file() else None
+    return table, summary(table, sweep, times)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from experiments.run_state import is_finished
-from experiments.sweep import run_sweep
+from experiments.sweep import record_time, run_sweep
 from experiments.sweep_grid import load_sweep, run_config_text
-from experiments.sweep_results import collect, plot_curves, plot_final, summary
+from experiments.sweep_results import collect, plot_curves, plot_final, summary, time_summary
 from semfed.config import default_run_config
 from tests.checks import assert_plot
 
@@ -50,6 +50,7 @@ def test_grid_expands_every_combination_in_file_order(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("extra = 1\n" + SWEEP, "unknown top-level key(s) ['extra']"),
+    ("reach = 'high'\n" + SWEEP, "'reach' must be a positive RSUM, got 'high'"),
     (SWEEP.replace('method = "single-modal"', 'method = "nope"'), "point seed=0_method=uniform_labels=noisy: method: 'nope' is not one of"),
     (SWEEP.replace("seed = [0, 1]", "seed = []"), "grid axis 'seed' must be a non-empty list"),
     (SWEEP.replace("[base]", "[base]\nwork-dir = '/tmp'"), "'work-dir' is set by the sweep runner"),
@@ -112,6 +113,8 @@ def test_a_failed_point_is_reported_and_the_sweep_goes_on(tmp_path):
     failed = run_sweep(sweep, tmp_path, lambda s, p, w, log, on_line: p.name.startswith("seed=1")
                        and fake_run(s, p, w, 1.0) is None)
     assert failed == [p.name for p in sweep.points[:2]]
+    times = pd.read_csv(tmp_path / "sweeps" / "demo" / "times.csv")  # every point run, failed ones too
+    assert times["point"].tolist() == [p.name for p in sweep.points] and times["finished"].tolist() == [False] * 2 + [True] * 2
 
 
 def test_collected_table_has_a_row_per_point_round_and_group_and_the_summary_averages_seeds(tmp_path):
@@ -128,7 +131,23 @@ def test_collected_table_has_a_row_per_point_round_and_group_and_the_summary_ave
     assert "| plain | 15.0 ± 7.1 (2) | 17.0 ± 7.1 (2) | 1.0 ± 0.0 (2) |" in text
     assert "| uniform | 45.0 ± 21.2 (2) |" in text
     assert "| plain noisy | 6.00 ± 0.00 |" in text  # pruned labels (all clients) at the last round
+    # rsum over rounds 0..2 is 0, end/2, end: plain ends at 10 / 20, uniform at 30 / 60 (seeds 0 / 1)
+    assert "| plain noisy | 15.0 ± 7.1 | 2.0 ± 0.0 |" in text  # no reach set: best RSUM and its round only
+    reaching = summary(table, load_sweep(write(tmp_path, "reach = 25\n" + SWEEP)))
+    assert "| plain noisy | 15.0 ± 7.1 | 2.0 ± 0.0 | never (0 of 2) |" in reaching
+    assert "| uniform noisy | 45.0 ± 21.2 | 2.0 ± 0.0 | 1.5 ± 0.7 (2 of 2) |" in reaching  # rounds 2 (30) and 1 (30)
     plot_curves(table, sweep, tmp_path / "curves.png")
     plot_final(table, sweep, tmp_path / "bars.png")
     assert_plot(tmp_path / "curves.png")
     assert_plot(tmp_path / "bars.png")
+
+
+def test_the_times_table_keeps_every_point_run_and_the_summary_counts_each_points_last(tmp_path):
+    path = tmp_path / "times.csv"
+    record_time(path, "a", "flower_point", 10.0, 3600.0, False)  # failed, then run again
+    record_time(path, "a", "flower_point", 20.0, 7200.0, True)
+    record_time(path, "b", "in_process_point", 40.0, 1800.0, True)
+    times = pd.read_csv(path)
+    assert times["cpu_seconds"].tolist() == [3600.0, 7200.0, 1800.0] and times["finished"].tolist() == [False, True, True]
+    assert time_summary(times) == ("\nTime: 2 point runs (flower_point, in_process_point), 2.50 CPU hours, "
+                                   "0.02 hours wall.\n")
