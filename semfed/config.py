@@ -172,6 +172,7 @@ class SemfedConfig:
     uplink_fading: str
     round_deadline_s: float
     straggler_policy: str
+    stale_weight: float
     churn: str
     scheduling: str
     update_compression: str
@@ -426,6 +427,11 @@ class SemfedConfig:
             raise ConfigError(str(error)) from None
         if self.round_deadline_s and not self.client_devices:
             raise ConfigError("round-deadline-s: a deadline needs the simulated network (set client-devices)")
+        if not 0 < self.stale_weight <= 1:
+            raise ConfigError(f"stale-weight: must be in (0, 1], got {self.stale_weight}")
+        if STRAGGLER_POLICIES[self.straggler_policy].keeps_late and not self.training_method.aggregates:
+            raise ConfigError(f"straggler-policy: 'stale' aggregates late updates a round later; method {self.method!r} "
+                              "does not aggregate")
         if self.client_devices and self.training_method.pooled:
             raise ConfigError(f"client-devices: the {self.method} bound trains in the ServerApp; it has no network")
         if self.churn and self.training_method.pooled:
@@ -458,7 +464,7 @@ class SemfedConfig:
             return None
         return Network(self.client_device_classes, mean_snrs(self.uplink_snr_db, self.supernodes, self.seed),
                        dict(examples), self.uplink_bandwidth_mhz * 1e6, self.uplink_fading, self.round_deadline_s,
-                       self.straggler_policy, self.seed)
+                       self.straggler_policy, self.seed, self.stale_weight)
 
     @functools.cached_property
     def client_profiles(self) -> tuple[ClientProfile, ...]:

@@ -39,14 +39,18 @@ class StragglerPolicy:
     """What a round deadline does to a user that cannot make it. budgets: the server tells each user how
     many examples fit before the deadline (its compute and this round's upload time known at the BS), and
     the user trains only those (partial work, weighted by the examples it did); without, every user trains
-    in full and an update that arrives after the deadline is discarded."""
+    in full and an update that arrives after the deadline is late. keeps_late: a late update is aggregated
+    in the next round, its change applied to that round's model with its weight times `stale-weight`
+    (seed 000 VI-A: a slow user with rich data is not shut out); without, it is discarded."""
 
     budgets: bool
+    keeps_late: bool = False
 
 
 STRAGGLER_POLICIES = {  # the `straggler-policy` names
     "drop": StragglerPolicy(budgets=False),
     "partial": StragglerPolicy(budgets=True),
+    "stale": StragglerPolicy(budgets=False, keeps_late=True),
 }
 FADINGS = ("none", "rayleigh")  # `uplink-fading`: the SNR is the user's mean SNR, or that times an Exp(1) gain per round
 
@@ -64,8 +68,9 @@ def upload_seconds(nbytes: int, bandwidth_hz: float, snr_db: float) -> float:
 @dataclass(frozen=True)
 class ClientRound:
     """One user's simulated round: its SNR (dB), examples trained, compute and upload seconds, their sum,
-    energy (J) and status ('in time', 'partial', 'late': the update was discarded, 'no budget': nothing
-    fits before the deadline, the user was not asked to train)."""
+    energy (J) and status ('in time', 'partial', 'late': the update was discarded, 'stale': it arrived after
+    the deadline and is aggregated in the next round, 'no budget': nothing fits before the deadline, the
+    user was not asked to train)."""
 
     partition: int
     device: str
@@ -82,13 +87,14 @@ class ClientRound:
 
     @property
     def included(self) -> bool:
-        return self.status in ("in time", "partial")
+        return self.status in INCLUDED
 
     def row(self) -> dict:
         """The fields and time_s as one network.csv row (plain values: a checkpoint keeps them)."""
         return {**asdict(self), "time_s": self.time_s}
 
 
+INCLUDED = ("in time", "partial", "stale")  # statuses whose update is aggregated (stale: a round later)
 NETWORK_FIELDS = (*(f.name for f in fields(ClientRound)), "time_s")  # network.csv's columns after the round
 
 
@@ -97,7 +103,8 @@ class Network:
     """The simulated network of a run. devices: partition id -> DEVICES name; mean_snr_db: partition id -> its
     mean uplink SNR (dB); examples: partition id -> examples it trains in a full round (shard size x local
     epochs); bandwidth_hz per user; fading: one of FADINGS; deadline_s: the round deadline in simulated
-    seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws)."""
+    seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws);
+    stale_weight: the factor on a late update's weight when the policy keeps it for the next round."""
 
     devices: dict[int, str]
     mean_snr_db: dict[int, float]
@@ -107,6 +114,11 @@ class Network:
     deadline_s: float
     policy: str
     seed: int
+    stale_weight: float = 0.5
+
+    @property
+    def keeps_late(self) -> bool:
+        return STRAGGLER_POLICIES[self.policy].keeps_late
 
     def snr_db(self, server_round: int, partition: int) -> float:
         """User `partition`'s uplink SNR in `server_round` (dB): its mean, times a Rayleigh power gain Exp(1)
@@ -138,14 +150,15 @@ class Network:
         compute = self.compute_seconds(partition, examples)
         upload = upload_seconds(upload_bytes, self.bandwidth_hz, snr)
         late = bool(self.deadline_s) and compute + upload > self.deadline_s
-        status = "late" if late else ("partial" if examples < self.examples[partition] else "in time")
+        status = ("stale" if self.keeps_late else "late") if late else (
+            "partial" if examples < self.examples[partition] else "in time")
         return ClientRound(partition, self.devices[partition], snr, examples, compute, upload,
                            device.compute_w * compute + device.transmit_w * upload, status)
 
     def round_seconds(self, rounds: list[ClientRound]) -> float:
-        """Simulated wall-clock of a synchronous round: the slowest included user, or the deadline when some
-        user was late (the server waited for it until then)."""
-        if any(r.status == "late" for r in rounds):
+        """Simulated wall-clock of a synchronous round: the slowest user in time, or the deadline when some
+        user was late (the server waited for it until then; a stale update arrives during the next round)."""
+        if any(r.status in ("late", "stale") for r in rounds):
             return self.deadline_s
         return max((r.time_s for r in rounds if r.included), default=0.0)
 

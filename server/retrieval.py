@@ -87,6 +87,8 @@ class RoundRecorder:
             row.update({k: stats.get(k, float("nan")) for k in AUCTION_COLUMNS})
         if self.strategy.network is not None:
             row.update({k: stats.get(k, 0) for k in NETWORK_COLUMNS})
+            if self.strategy.network.keeps_late:
+                row["updates_stale"] = stats.get("updates_stale", 0)
             row["sim_clock_s"] = row["sim_round_s"] + (0.0 if self.table is None else self.table["sim_clock_s"].iloc[-1])
             report.write_network(self.run_dir, self.strategy.network_log)
         row["seconds"] = round(now - self.last_time, 2)

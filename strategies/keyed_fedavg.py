@@ -61,7 +61,8 @@ class KeyedFedAvg(FedAvg):
     the round's plan (semfed.participation: the users online under churn, seeded uniform sampling by
     partition id or the semantic auction, the simulated network's example budgets); a sampled node not
     connected, a reply with an error or none before the timeout counts as a failed client; with the
-    simulated network a reply after the deadline is dropped (drop_late). Every reply is judged on its own
+    simulated network a reply after the deadline is dropped, or kept for the next round (drop_late,
+    keep_stale). Every reply is judged on its own
     (semfed.update_validation; any exception while reading it is a rejection), its num-examples capped
     (Judging), then updates too far from the round's median are rejected; a rejection is logged with
     node and partition. The accepted updates are aggregated in partition order by `aggregation`
@@ -73,7 +74,7 @@ class KeyedFedAvg(FedAvg):
     in the bytes, never read by the labelling.
     """
 
-    STATE = ("round_stats", "client_metrics", "network_log")  # what a checkpoint keeps (strategies.resumable)
+    STATE = ("round_stats", "client_metrics", "network_log", "stale_updates")  # what a checkpoint keeps (server.resume)
 
     def __init__(self, nodes: Mapping[int, int] | None = None, seed: int = 0, aggregation: str = "mean",
                  rule_params: RuleParams = RuleParams(), judging: Judging = Judging(), min_replies: int = 1,
@@ -94,6 +95,7 @@ class KeyedFedAvg(FedAvg):
         self.fairness_q, self.churn, self.scheduler = fairness_q, churn, scheduler
         self.budgets: dict[int, dict[int, int]] = {}  # round -> partition -> examples it may train (network)
         self.network_log: dict[int, list[dict]] = {}  # round -> each sampled user's simulated round (ClientRound)
+        self.stale_updates: list[dict] = []  # late updates kept for the next round (keep_stale; straggler-policy stale)
 
     def arrays_for(self, partition: int, arrays: ArrayRecord) -> ArrayRecord:
         """What client `partition` is sent to train on (here: the global arrays)."""
@@ -128,13 +130,14 @@ class KeyedFedAvg(FedAvg):
         return {pid: metrics["train_loss"] for r in sorted(self.client_metrics)
                 for pid, metrics in self.client_metrics[r].items() if "train_loss" in metrics}
 
-    def drop_late(self, server_round: int, replies: list[Message]) -> list[Message]:
-        """The replies that arrive before the simulated deadline (all without a network); logs each replying
+    def drop_late(self, server_round: int, replies: list[Message]) -> tuple[list[Message], list[Message]]:
+        """The replies that arrive before the simulated deadline (all without a network), and the late ones
+        the straggler policy keeps for the next round ('stale'; the others are dropped); logs each replying
         user's simulated round (trusted figures: the examples the server allowed, the bytes really received)
         and the round's simulated seconds, energy and late users in round_stats."""
         if self.network is None:
-            return replies
-        rows, kept = self.network_log.setdefault(server_round, []), []
+            return replies, []
+        rows, kept, stale = self.network_log.setdefault(server_round, []), [], []
         timed = []
         for msg in replies:
             pid = self.partition_of.get(msg.metadata.src_node_id)
@@ -146,17 +149,20 @@ class KeyedFedAvg(FedAvg):
             timing = self.network.client_round(server_round, pid, examples,
                                                record_nbytes(arrays) if isinstance(arrays, ArrayRecord) else 0)
             timed.append(timing)
-            if timing.status == "late":
-                log.info("round %d: partition %d is late (%.1f s simulated, deadline %.1f s): its update is dropped",
-                         server_round, pid, timing.time_s, self.network.deadline_s)
-            else:
+            if timing.status in ("late", "stale"):
+                log.info("round %d: partition %d is late (%.1f s simulated, deadline %.1f s): its update is %s",
+                         server_round, pid, timing.time_s, self.network.deadline_s,
+                         "kept for the next round" if timing.status == "stale" else "dropped")
+            if timing.status == "stale":
+                stale.append(msg)
+            elif timing.status != "late":
                 kept.append(msg)
         rows += [t.row() for t in sorted(timed, key=lambda t: t.partition)]
         stats = self.round_stats[server_round]
-        stats["clients_late"] = sum(t.status == "late" for t in timed)
+        stats["clients_late"] = sum(t.status in ("late", "stale") for t in timed)
         stats["sim_round_s"] = self.network.round_seconds(timed)
         stats["energy_j"] = sum(t.energy_j for t in timed)
-        return kept
+        return kept, stale
 
     def train_messages(self, server_round: int, partitions: list[int], arrays_of: Callable[[int], ArrayRecord],
                        config_of: ConfigRecord | Callable[[int], ConfigRecord], grid: Grid) -> list[Message]:
@@ -250,13 +256,34 @@ class KeyedFedAvg(FedAvg):
             update.weight = weight
         return accepted
 
+    def keep_stale(self, server_round: int, late: list[Update]) -> None:
+        """Keep the accepted late updates of `server_round` (straggler-policy stale) for the next aggregated
+        round: each float array's change from this round's global model, and its weight times stale-weight."""
+        reference = {key: array.numpy() for key, array in self.global_arrays.items()}
+        for update in late:
+            self.stale_updates.append({
+                "round": server_round, "partition": update.partition,
+                "weight": update.weight * self.network.stale_weight,
+                "change": {key: value - reference[key] for key, value in update.arrays.items()
+                           if np.issubdtype(value.dtype, np.floating)}})
+
+    def take_stale(self, server_round: int, current: Mapping[str, np.ndarray]) -> list[tuple[dict, float]]:
+        """The stale updates of earlier rounds as (arrays, weight) on the `current` global model (their kept
+        change added to it), removed from the store; the round's updates_stale counts them."""
+        due = [s for s in self.stale_updates if s["round"] < server_round]
+        self.stale_updates = [s for s in self.stale_updates if s["round"] >= server_round]
+        self.round_stats[server_round]["updates_stale"] = len(due)
+        return [({key: (current[key] + np.asarray(change)).astype(current[key].dtype)
+                  for key, change in s["change"].items()}, s["weight"]) for s in due]
+
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         accepted = self.collect_replies(server_round, replies)
         if accepted is None:
             return None, None
         current = {key: array.numpy() for key, array in self.global_arrays.items()}
-        aggregated = keyed_aggregate([(u.arrays, u.weight) for u in accepted], current, self.aggregation,
+        stale = self.take_stale(server_round, current) if self.network is not None and self.network.keeps_late else []
+        aggregated = keyed_aggregate([(u.arrays, u.weight) for u in accepted] + stale, current, self.aggregation,
                                      self.rule_params)
         self.accepted_hook(server_round, accepted)
         return ArrayRecord({key: Array(value) for key, value in aggregated.items()}), self.round_metrics(server_round, accepted)
@@ -278,9 +305,12 @@ class KeyedFedAvg(FedAvg):
         stats["clients_replied"], stats["clients_failed"] = len(valid), max(0, asked - len(valid))
         stats["bytes_received"] = sum(record_nbytes(m.content[self.arrayrecord_key]) for m in valid
                                       if isinstance(m.content.get(self.arrayrecord_key), ArrayRecord))
-        valid = self.drop_late(server_round, valid)
-        accepted = self.judge(server_round, valid)
-        stats["updates_rejected"] = len(valid) - len(accepted)
+        valid, late = self.drop_late(server_round, valid)
+        judged = self.judge(server_round, valid + late)
+        stats["updates_rejected"] = len(valid) + len(late) - len(judged)
+        late_partitions = {self.partition_of.get(m.metadata.src_node_id) for m in late}
+        accepted = [u for u in judged if u.partition not in late_partitions]
+        self.keep_stale(server_round, [u for u in judged if u.partition in late_partitions])
         stats["skipped"] = int(len(accepted) < self.min_replies)
         if stats["skipped"]:
             log.warning("round %d skipped: %d accepted updates, min-replies is %d (%d clients failed, %d rejected)",

@@ -1,6 +1,7 @@
 """The simulated network: link and compute times, energy and deadlines on hand-computed values; the straggler
 policies at the strategy with real Flower Messages; a budget that stops local training; the config keys."""
 
+import io
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from semfed.config_values import ConfigError
 from semfed.network import DEVICES, Network, parse_devices, parse_snr_range, upload_seconds
 from semfed.retrieval import report
 from semfed.retrieval.participants import build_adapter, client_shard
+from semfed.retrieval.resume import plain
 from semfed.retrieval.training import train_local
 from semfed.update_validation import Judging
 from server.retrieval import upload_bytes
@@ -21,7 +23,7 @@ from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
 from tests.flower_messages import Grid, task_identity  # noqa: F401 (an autouse fixture)
 from tests.checks import assert_trained
 from tests.flower_runs import tiny_config, tiny_in_process
-from tests.test_strategy_judging import GLOBAL, NODES, SHARDS, client_reply
+from tests.test_strategy_judging import GLOBAL, NODES, SHARDS, client_reply, honest_state
 
 SNR_3 = 10 * math.log10(3)  # dB: log2(1 + 3) = 2 bits per second per Hz
 
@@ -95,6 +97,10 @@ def test_network_config_keys_are_checked(tmp_path):
         tiny_config(tmp_path, client_devices="2x phone")._check_network()
     with pytest.raises(ConfigError, match="straggler-policy: 'wait'"):
         tiny_config(tmp_path, client_devices="phone", straggler_policy="wait")._check_network()
+    with pytest.raises(ConfigError, match="stale-weight: must be in"):
+        tiny_config(tmp_path, client_devices="phone", stale_weight=0.0)._check_network()
+    with pytest.raises(ConfigError, match="method 'local-only' does not aggregate"):
+        tiny_config(tmp_path, client_devices="phone", straggler_policy="stale", method="local-only")._check_network()
     with pytest.raises(ConfigError, match="client-devices: the centralised bound"):
         tiny_config(tmp_path, client_devices="phone", method="centralised")._check_network()
     cfg = tiny_config(tmp_path, client_devices="phone;2x edge-server", uplink_snr_db="3")
@@ -140,6 +146,35 @@ def test_partial_sends_each_user_its_budget_and_weights_it_by_the_examples_it_ma
     weights = {pid: m["num-examples"] for pid, m in strategy.client_metrics[1].items()}
     assert weights == {pid: 11 if pid < 3 else SHARDS[pid] for pid in NODES}  # claimed 20-22, capped by the budget
     assert [row["status"] for row in strategy.network_log[1]] == ["partial"] * 3 + ["in time"] * 7
+
+
+def test_stale_aggregates_a_late_update_in_the_next_round_with_its_weight_times_stale_weight(tmp_path):
+    devices = {pid: "phone" if pid < 3 else "edge-server" for pid in NODES}
+    stale, drop = (strategy_with(network(deadline=1.0, policy=policy, devices=devices)) for policy in ("stale", "drop"))
+    replies = lambda: [client_reply(pid, None) for pid in NODES]  # noqa: E731
+    first, _ = stale.aggregate_train(1, replies())
+    dropped, _ = drop.aggregate_train(1, replies())
+    for key in GLOBAL:  # round 1: exactly what dropping the late phones gives
+        np.testing.assert_array_equal(first[key].numpy(), dropped[key].numpy())
+    assert [row["status"] for row in stale.network_log[1]] == ["stale"] * 3 + ["in time"] * 7
+    assert sorted(stale.client_metrics[1]) == list(range(3, 10)) and stale.round_stats[1]["clients_late"] == 3
+    assert [(u["partition"], u["weight"]) for u in stale.stale_updates] == [(0, 10.0), (1, 10.5), (2, 11.0)]
+    assert all(set(u["change"]) == {"core.w", "stem.w"} for u in stale.stale_updates)  # float arrays only
+    # what a checkpoint keeps comes back from torch.load(weights_only=True) and aggregates the same
+    buffer = io.BytesIO()
+    torch.save(plain(stale.stale_updates), buffer)
+    buffer.seek(0)
+    stale.stale_updates = torch.load(buffer, weights_only=True)
+    stale.configure_train(2, first, ConfigRecord({}), Grid(NODES.values()))
+    second, _ = stale.aggregate_train(2, [client_reply(pid, None) for pid in range(3, 10)])
+    assert stale.round_stats[2]["updates_stale"] == 3 and stale.stale_updates == []
+    for key in ("core.w", "stem.w"):  # the phones' round-1 change applied to round 2's model, at half weight
+        arrays = [honest_state(pid)[key].numpy() for pid in range(3, 10)]
+        arrays += [first[key].numpy() + honest_state(pid)[key].numpy() - GLOBAL[key] for pid in range(3)]
+        weights = [SHARDS[pid] for pid in range(3, 10)] + [0.5 * SHARDS[pid] for pid in range(3)]
+        np.testing.assert_allclose(second[key].numpy(), np.average(arrays, axis=0, weights=weights), rtol=1e-6)
+    users = report.write_network_users(tmp_path, stale.network, stale.network_log, {})
+    assert users["stale"].tolist() == [1] * 3 + [0] * 7 and users["included"].tolist() == [1] * 3 + [2] * 7
 
 
 def test_a_user_whose_upload_alone_misses_the_deadline_is_not_asked():

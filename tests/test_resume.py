@@ -44,7 +44,7 @@ def test_checkpoint_round_trip_restores_rng_and_table_exactly(tmp_path):
     assert loaded["config"] == cfg.to_run_config() and loaded["client_rsum"] == {0: 12.5, 1: 30.0}
     assert loaded["strategy"] == {"round_stats": {1: {"clients_failed": 1, "train_loss": 0.25}},
                                   "client_metrics": {1: {0: {"partition-id": 0, "label-pruned": 3}}},
-                                  "network_log": {}}  # the simulated network's log (off here)
+                                  "network_log": {}, "stale_updates": []}  # the simulated network's (off here)
     pd.testing.assert_frame_equal(table_from_state(loaded["metrics"]), _table(), check_exact=True)
     restore_rng(loaded["rng"])
     assert random.random() == draws[0] and np.array_equal(np.random.randn(3), draws[1])

@@ -54,7 +54,7 @@ def pair_recalls(embeddings: dict[str, torch.Tensor], images: np.ndarray | None 
     over all the split's images, or over `images` (indices) and their captions only."""
     rows = cols = slice(None)
     if images is not None:
-        rows = torch.as_tensor(images, dtype=torch.long)
+        rows = torch.tensor(images, dtype=torch.long)  # a copy: the indices may be a read-only cached array
         cols = (rows[:, None] * CAPTIONS_PER_IMAGE + torch.arange(CAPTIONS_PER_IMAGE)).flatten()
     image_encoders = [e for e in embeddings if is_image_encoder(e)]
     texts = [e for e in embeddings if not is_image_encoder(e)]

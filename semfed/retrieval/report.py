@@ -14,7 +14,7 @@ import torch
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
 from semfed.config_values import format_client_list
-from semfed.network import NETWORK_FIELDS, Network
+from semfed.network import INCLUDED, NETWORK_FIELDS, Network
 from semfed.plots import plt, save_figure
 from semfed.retrieval.metrics import users_mean
 from semfed.tasks import TASKS
@@ -148,17 +148,17 @@ def write_network(path: Path, network_log: dict[int, list[dict]]) -> None:
 
 def write_network_users(path: Path, network: Network, network_log: dict[int, list[dict]],
                         client_rsum: dict[int, float]) -> pd.DataFrame:
-    """network_users.csv: per user its device, mean SNR (dB), rounds sampled, included (in time or partial),
-    partial, late and without budget, examples trained, energy (J) over the run, and its final RSUM on its
+    """network_users.csv: per user its device, mean SNR (dB), rounds sampled, included (in time, partial or
+    stale), partial, late, stale and without budget, examples trained, energy (J) over the run, and its final RSUM on its
     own test images."""
     log = network_table(network_log)  # network.csv itself is written every round
     rows = []
     for pid, device in network.devices.items():
         own = log[log["partition"] == pid]
         rows.append({"partition-id": pid, "device": device, "mean_snr_db": round(network.mean_snr_db[pid], 2),
-                     "sampled": len(own), "included": int(own["status"].isin(["in time", "partial"]).sum()),
+                     "sampled": len(own), "included": int(own["status"].isin(INCLUDED).sum()),
                      **{status.replace(" ", "_"): int((own["status"] == status).sum())
-                        for status in ("partial", "late", "no budget")},
+                        for status in ("partial", "late", "stale", "no budget")},
                      "examples": int(own["examples"].sum()), "energy_j": float(own["energy_j"].sum()),
                      "user_rsum": client_rsum.get(pid, float("nan"))})
     users = pd.DataFrame(rows)

@@ -56,14 +56,17 @@ def table_from_state(state: dict[str, Any]) -> pd.DataFrame:
 
 
 def plain(value: Any) -> Any:
-    """`value` (dicts, lists, tuples of numbers, strings and NumPy scalars, as a strategy's state holds)
-    with every NumPy scalar as the Python number it equals; TypeError for anything else."""
+    """`value` (dicts, lists, tuples of numbers, strings, NumPy scalars and arrays, as a strategy's state
+    holds) with every NumPy scalar as the Python number it equals and every array as a tensor (a copy);
+    TypeError for anything else."""
     if isinstance(value, dict):
         return {plain(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(plain(v) for v in value)
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"cannot checkpoint a {type(value).__name__} as plain data")
