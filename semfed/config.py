@@ -48,7 +48,8 @@ from semfed.config_values import (
 )
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.methods import METHODS, Method
-from semfed.network import FADINGS, STRAGGLER_POLICIES, Network, mean_snrs, parse_devices, parse_snr_range
+from semfed.network import (FADINGS, STRAGGLER_POLICIES, Network, load_snr_trace, mean_snrs, parse_devices,
+                            parse_snr_range)
 from semfed.scheduling import SCHEDULERS
 from semfed.tasks import TASKS, Task, load
 from semfed.tracking import parse_tracking
@@ -169,6 +170,7 @@ class SemfedConfig:
     client_devices: str
     uplink_bandwidth_mhz: float
     uplink_snr_db: str
+    uplink_snr_trace: str
     uplink_fading: str
     round_deadline_s: float
     straggler_policy: str
@@ -427,6 +429,10 @@ class SemfedConfig:
             raise ConfigError(str(error)) from None
         if self.round_deadline_s and not self.client_devices:
             raise ConfigError("round-deadline-s: a deadline needs the simulated network (set client-devices)")
+        if self.uplink_snr_trace and not self.client_devices:
+            raise ConfigError("uplink-snr-trace: a trace needs the simulated network (set client-devices)")
+        if self.uplink_snr_trace and not Path(self.uplink_snr_trace).is_absolute():
+            raise ConfigError(f"uplink-snr-trace: must be an absolute path to a CSV file, got {self.uplink_snr_trace!r}")
         if not 0 < self.stale_weight <= 1:
             raise ConfigError(f"stale-weight: must be in (0, 1], got {self.stale_weight}")
         if STRAGGLER_POLICIES[self.straggler_policy].keeps_late and not self.training_method.aggregates:
@@ -439,6 +445,11 @@ class SemfedConfig:
         if self.compression.active and (self.poisoned_clients or not self.training_method.aggregates):
             raise ConfigError("update-compression: compresses what an aggregating method's users send; not with "
                               f"method {self.method!r} or the test-only poison-clients")
+
+    @functools.cached_property
+    def snr_trace(self) -> dict[tuple[int, int], float]:
+        """The uplink SNR trace (semfed.network.load_snr_trace; empty while uplink-snr-trace is '')."""
+        return load_snr_trace(self.uplink_snr_trace, self.supernodes) if self.uplink_snr_trace else {}
 
     @functools.cached_property
     def churn_model(self) -> Churn | None:
@@ -464,7 +475,7 @@ class SemfedConfig:
             return None
         return Network(self.client_device_classes, mean_snrs(self.uplink_snr_db, self.supernodes, self.seed),
                        dict(examples), self.uplink_bandwidth_mhz * 1e6, self.uplink_fading, self.round_deadline_s,
-                       self.straggler_policy, self.seed, self.stale_weight)
+                       self.straggler_policy, self.seed, self.stale_weight, self.snr_trace)
 
     @functools.cached_property
     def client_profiles(self) -> tuple[ClientProfile, ...]:
@@ -612,6 +623,10 @@ class SemfedConfig:
         scripts/check_config.py, not every client message): work-dir can be written, device='cuda' finds a
         GPU, and what the task checks (semfed.tasks: D-JSCC crops fit the images). ConfigError naming the key."""
         _check_writable("work-dir", self.root)
+        try:
+            _ = self.snr_trace
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if self.device == "cuda":
             import torch  # imported here: only a run that asks for CUDA pays for it
 

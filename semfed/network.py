@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -104,7 +105,8 @@ class Network:
     mean uplink SNR (dB); examples: partition id -> examples it trains in a full round (shard size x local
     epochs); bandwidth_hz per user; fading: one of FADINGS; deadline_s: the round deadline in simulated
     seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws);
-    stale_weight: the factor on a late update's weight when the policy keeps it for the next round."""
+    stale_weight: the factor on a late update's weight when the policy keeps it for the next round;
+    snr_trace: (round, partition id) -> SNR (dB) where a trace gives it (load_snr_trace), in place of the mean."""
 
     devices: dict[int, str]
     mean_snr_db: dict[int, float]
@@ -115,18 +117,21 @@ class Network:
     policy: str
     seed: int
     stale_weight: float = 0.5
+    snr_trace: dict[tuple[int, int], float] = field(default_factory=dict)
 
     @property
     def keeps_late(self) -> bool:
         return STRAGGLER_POLICIES[self.policy].keeps_late
 
     def snr_db(self, server_round: int, partition: int) -> float:
-        """User `partition`'s uplink SNR in `server_round` (dB): its mean, times a Rayleigh power gain Exp(1)
-        drawn from (seed, round) when fading is 'rayleigh' (the same draw however many users are sampled)."""
+        """User `partition`'s uplink SNR in `server_round` (dB): the trace's value for that round and user, else
+        its mean; times a Rayleigh power gain Exp(1) drawn from (seed, round) when fading is 'rayleigh' (the
+        same draw however many users are sampled)."""
+        snr = self.snr_trace.get((server_round, partition), self.mean_snr_db[partition])
         if self.fading == "none":
-            return self.mean_snr_db[partition]
+            return snr
         gain = _fading_gains(self.seed, server_round, max(self.devices) + 1)[partition]
-        return self.mean_snr_db[partition] + 10.0 * math.log10(max(float(gain), 1e-12))
+        return snr + 10.0 * math.log10(max(float(gain), 1e-12))
 
     def compute_seconds(self, partition: int, examples: int) -> float:
         return examples / DEVICES[self.devices[partition]].samples_per_s
@@ -198,6 +203,37 @@ def parse_snr_range(spec: str) -> tuple[float, float]:
     if len(values) not in (1, 2) or not all(math.isfinite(v) for v in values) or values[0] > values[-1]:
         raise ValueError(f"uplink-snr-db: expected 'x' or 'lo,hi' in dB with lo <= hi, got {spec!r}")
     return values[0], values[-1]
+
+
+TRACE_COLUMNS = ("round", "partition-id", "snr_db")
+
+
+def load_snr_trace(path: str, clients: int) -> dict[tuple[int, int], float]:
+    """`uplink-snr-trace`: a CSV file with the columns TRACE_COLUMNS, one row per round (from 1) and user it
+    covers (e.g. exported from a mobility or channel simulator), as {(round, partition id): SNR dB}.
+    ValueError naming the file and the problem (missing columns, a user outside the federation's
+    `clients`, a round under 1, a value that is not a finite number, a (round, user) given twice)."""
+    import pandas as pd  # only a run with a trace reads one
+
+    try:
+        table = pd.read_csv(Path(path))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"uplink-snr-trace: cannot read {path!r} as a CSV file ({error})") from None
+    missing = [c for c in TRACE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"uplink-snr-trace: {path} lacks the column(s) {missing}; expected {list(TRACE_COLUMNS)}")
+    values = table[list(TRACE_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    bad = values.index[~np.isfinite(values.to_numpy(float)).all(axis=1)]
+    if len(bad):
+        raise ValueError(f"uplink-snr-trace: {path} row {int(bad[0]) + 2} holds a value that is not a finite number")
+    keys = list(zip(values["round"], values["partition-id"]))
+    for (server_round, partition), line in zip(keys, range(2, len(keys) + 2)):
+        if server_round != int(server_round) or server_round < 1 or partition != int(partition) or not 0 <= partition < clients:
+            raise ValueError(f"uplink-snr-trace: {path} line {line}: round {server_round} and partition-id {partition} must "
+                             f"be whole numbers, round from 1 and partition-id in 0..{clients - 1}")
+    if len(set(keys)) < len(keys):
+        raise ValueError(f"uplink-snr-trace: {path} gives some (round, partition-id) twice")
+    return {(int(r), int(p)): float(v) for (r, p), v in zip(keys, values["snr_db"])}
 
 
 def mean_snrs(spec: str, clients: int, seed: int) -> dict[int, float]:

@@ -12,7 +12,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from semfed import protocol
 from semfed.config_values import ConfigError
-from semfed.network import DEVICES, Network, parse_devices, parse_snr_range, upload_seconds
+from semfed.network import DEVICES, Network, load_snr_trace, parse_devices, parse_snr_range, upload_seconds
 from semfed.retrieval import report
 from semfed.retrieval.participants import build_adapter, client_shard
 from semfed.retrieval.resume import plain
@@ -22,6 +22,7 @@ from server.retrieval import upload_bytes
 from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
 from tests.flower_messages import Grid, task_identity  # noqa: F401 (an autouse fixture)
 from tests.checks import assert_trained
+from experiments.snr_trace import path_loss_snr_db, trace_table, walk_distances
 from tests.flower_runs import tiny_config, tiny_in_process
 from tests.test_strategy_judging import GLOBAL, NODES, SHARDS, client_reply, honest_state
 
@@ -76,6 +77,35 @@ def test_rayleigh_fading_is_drawn_per_round_from_the_seed_and_averages_to_the_me
     assert network(snr=10.0).snr_db(3, 4) == 10.0
 
 
+def test_a_trace_sets_the_listed_users_snr_in_its_rounds_and_the_mean_holds_elsewhere(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(f"round,partition-id,snr_db\n1,0,12.5\n2,0,-3\n2,4,{SNR_3!r}\n")
+    values = load_snr_trace(str(trace), clients=10)
+    assert values == {(1, 0): 12.5, (2, 0): -3.0, (2, 4): SNR_3}
+    net = Network({pid: "phone" for pid in range(10)}, {pid: 0.0 for pid in range(10)}, {pid: 200 for pid in range(10)},
+                  1e6, "none", 0.0, "drop", 0, snr_trace=values)
+    assert [net.snr_db(1, 0), net.snr_db(2, 0), net.snr_db(3, 0), net.snr_db(2, 4), net.snr_db(1, 4)] == [12.5, -3.0, 0.0, SNR_3, 0.0]
+    assert net.client_round(2, 4, 200, 125_000).upload_s == pytest.approx(0.5)  # 1 Mbit at 2 bit/s/Hz
+    assert net.client_round(1, 4, 200, 125_000).upload_s == pytest.approx(1.0)  # its mean, 0 dB: 1 bit/s/Hz
+    faded = Network(net.devices, net.mean_snr_db, net.examples, 1e6, "rayleigh", 0.0, "drop", 0, snr_trace=values)
+    assert faded.snr_db(2, 4) - SNR_3 == pytest.approx(network(fading="rayleigh").snr_db(2, 4))  # the fading draw on top
+
+
+@pytest.mark.parametrize("text, message", [
+    ("round,snr_db\n1,3\n", "lacks the column(s) ['partition-id']"),
+    ("round,partition-id,snr_db\n1,0,abc\n", "row 2 holds a value that is not a finite number"),
+    ("round,partition-id,snr_db\n1,0,3\n1,10,3\n", "line 3: round 1 and partition-id 10"),
+    ("round,partition-id,snr_db\n0,0,3\n", "line 2: round 0"),
+    ("round,partition-id,snr_db\n1,0,3\n1,0,4\n", "gives some (round, partition-id) twice"),
+])
+def test_a_bad_trace_file_names_the_problem(tmp_path, text, message):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(text)
+    with pytest.raises(ValueError) as error:
+        load_snr_trace(str(trace), clients=10)
+    assert message in str(error.value)
+
+
 def test_device_and_snr_specs():
     assert parse_devices("2x phone; laptop", 3, seed=0) == {0: "phone", 1: "phone", 2: "laptop"}
     assert parse_devices("edge-server", 2, seed=0) == {0: "edge-server", 1: "edge-server"}
@@ -97,6 +127,12 @@ def test_network_config_keys_are_checked(tmp_path):
         tiny_config(tmp_path, client_devices="2x phone")._check_network()
     with pytest.raises(ConfigError, match="straggler-policy: 'wait'"):
         tiny_config(tmp_path, client_devices="phone", straggler_policy="wait")._check_network()
+    with pytest.raises(ConfigError, match="uplink-snr-trace: a trace needs the simulated network"):
+        tiny_config(tmp_path, uplink_snr_trace="/x.csv")._check_network()
+    with pytest.raises(ConfigError, match="uplink-snr-trace: must be an absolute path"):
+        tiny_config(tmp_path, client_devices="phone", uplink_snr_trace="x.csv")._check_network()
+    with pytest.raises(ConfigError, match="cannot read '/nonexistent/x.csv'"):
+        tiny_config(tmp_path, client_devices="phone", uplink_snr_trace="/nonexistent/x.csv").check_environment()
     with pytest.raises(ConfigError, match="stale-weight: must be in"):
         tiny_config(tmp_path, client_devices="phone", stale_weight=0.0)._check_network()
     with pytest.raises(ConfigError, match="method 'local-only' does not aggregate"):
@@ -231,3 +267,17 @@ def test_a_compressed_run_over_the_simulated_network_drops_the_late_phone_and_co
     users = pd.read_csv(run / report.NETWORK_USERS)
     assert users["included"].tolist() == [0, 2, 2] and users["late"].tolist() == [2, 0, 0]
     assert users["device"].tolist() == ["phone"] + ["edge-server"] * 2
+
+
+def test_the_mobility_trace_follows_log_distance_path_loss_and_loads_as_a_trace(tmp_path):
+    assert path_loss_snr_db(np.array([100.0, 1000.0, 10.0]), 20.0, 100.0, 3.0).tolist() == [20.0, -10.0, 50.0]
+    still = walk_distances(4, 3, seed=1, speed_mps=0.0, round_s=60.0, radius_m=500.0, min_m=20.0)
+    assert (still == still[0]).all() and ((still >= 20.0) & (still <= 500.0)).all()  # nobody moves
+    moving = walk_distances(4, 3, seed=1, speed_mps=1.5, round_s=60.0, radius_m=500.0, min_m=20.0)
+    steps = np.abs(np.diff(moving, axis=0))
+    np.testing.assert_array_equal(moving[0], still[0])  # the same start from the seed
+    assert (steps > 0).all() and (steps <= 90.0 + 1e-9).all()  # at most 1.5 m/s x 60 s nearer or farther a round
+    path = tmp_path / "trace.csv"
+    trace_table(moving, 20.0, 100.0, 3.0).to_csv(path, index=False)
+    loaded = load_snr_trace(str(path), clients=4)
+    assert len(loaded) == 12 and loaded[(2, 3)] == pytest.approx(20.0 - 30.0 * np.log10(moving[1, 3] / 100.0), abs=1e-3)
