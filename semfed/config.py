@@ -48,8 +48,8 @@ from semfed.config_values import (
 )
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.methods import METHODS, Method
-from semfed.network import (FADINGS, STRAGGLER_POLICIES, Network, load_snr_trace, mean_snrs, parse_devices,
-                            parse_snr_range)
+from semfed.network import (FADINGS, LINK_RATES, STRAGGLER_POLICIES, Network, load_snr_trace, mean_snrs,
+                            parse_devices, parse_snr_range)
 from semfed.scheduling import SCHEDULERS
 from semfed.tasks import TASKS, Task, load
 from semfed.tracking import parse_tracking
@@ -171,6 +171,7 @@ class SemfedConfig:
     uplink_bandwidth_mhz: float
     uplink_snr_db: str
     uplink_snr_trace: str
+    uplink_rate: str
     uplink_fading: str
     round_deadline_s: float
     straggler_policy: str
@@ -418,8 +419,8 @@ class SemfedConfig:
             raise ConfigError(f"uplink-bandwidth-mhz: must be > 0, got {self.uplink_bandwidth_mhz}")
         if self.round_deadline_s < 0:
             raise ConfigError(f"round-deadline-s: must be >= 0 (0 = none), got {self.round_deadline_s}")
-        choices = {"uplink_fading": FADINGS, "straggler_policy": tuple(STRAGGLER_POLICIES),
-                   "scheduling": tuple(SCHEDULERS)}
+        choices = {"uplink_fading": FADINGS, "uplink_rate": LINK_RATES,
+                   "straggler_policy": tuple(STRAGGLER_POLICIES), "scheduling": tuple(SCHEDULERS)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{_key(name)}: {getattr(self, name)!r} is not one of {allowed}")
@@ -475,7 +476,7 @@ class SemfedConfig:
             return None
         return Network(self.client_device_classes, mean_snrs(self.uplink_snr_db, self.supernodes, self.seed),
                        dict(examples), self.uplink_bandwidth_mhz * 1e6, self.uplink_fading, self.round_deadline_s,
-                       self.straggler_policy, self.seed, self.stale_weight, self.snr_trace)
+                       self.straggler_policy, self.seed, self.stale_weight, self.snr_trace, self.uplink_rate)
 
     @functools.cached_property
     def client_profiles(self) -> tuple[ClientProfile, ...]:

@@ -56,14 +56,34 @@ STRAGGLER_POLICIES = {  # the `straggler-policy` names
 FADINGS = ("none", "rayleigh")  # `uplink-fading`: the SNR is the user's mean SNR, or that times an Exp(1) gain per round
 
 
-def capacity_bps(bandwidth_hz: float, snr_db: float) -> float:
-    """Shannon capacity B log2(1 + SNR) of a link, in bits per second."""
-    return bandwidth_hz * math.log2(1.0 + 10.0 ** (snr_db / 10.0))
+# LTE's 4-bit CQI table (3GPP TS 36.213 Table 7.2.3-1): each entry's spectral efficiency (bit/s/Hz, from the
+# standard), with an SNR (dB) from which it is used. The standard leaves the SNR thresholds to the receiver;
+# these are illustrative AWGN thresholds for 10% block error, about 2 dB apart, in the range LTE
+# system-level simulations use. A link uses the highest entry its SNR reaches.
+LTE_CQI = ((-6.7, 0.1523), (-4.7, 0.2344), (-2.3, 0.3770), (0.2, 0.6016), (2.4, 0.8770), (4.3, 1.1758),
+           (5.9, 1.4766), (8.1, 1.9141), (10.3, 2.4063), (11.7, 2.7305), (14.1, 3.3223), (16.3, 3.9023),
+           (18.7, 4.5234), (21.0, 5.1152), (22.7, 5.5547))
+LINK_RATES = ("shannon", "lte-cqi")  # `uplink-rate`
 
 
-def upload_seconds(nbytes: int, bandwidth_hz: float, snr_db: float) -> float:
-    """Seconds to send `nbytes` at the link's capacity (8 bits per byte)."""
-    return 8.0 * nbytes / capacity_bps(bandwidth_hz, snr_db)
+def spectral_efficiency(snr_db: float, rate: str = "shannon") -> float:
+    """Bits per second per Hz of a link at `snr_db`: Shannon's log2(1 + SNR), or the LTE_CQI entry its SNR
+    reaches ('lte-cqi'; under the lowest entry's SNR the lowest entry's rate, an optimistic floor where a
+    real link would be in outage)."""
+    if rate == "shannon":
+        return math.log2(1.0 + 10.0 ** (snr_db / 10.0))
+    reached = [efficiency for threshold, efficiency in LTE_CQI if snr_db >= threshold]
+    return reached[-1] if reached else LTE_CQI[0][1]
+
+
+def capacity_bps(bandwidth_hz: float, snr_db: float, rate: str = "shannon") -> float:
+    """The link's rate B x spectral_efficiency(SNR), in bits per second."""
+    return bandwidth_hz * spectral_efficiency(snr_db, rate)
+
+
+def upload_seconds(nbytes: int, bandwidth_hz: float, snr_db: float, rate: str = "shannon") -> float:
+    """Seconds to send `nbytes` at the link's rate (8 bits per byte)."""
+    return 8.0 * nbytes / capacity_bps(bandwidth_hz, snr_db, rate)
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,8 @@ class Network:
     epochs); bandwidth_hz per user; fading: one of FADINGS; deadline_s: the round deadline in simulated
     seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws);
     stale_weight: the factor on a late update's weight when the policy keeps it for the next round;
-    snr_trace: (round, partition id) -> SNR (dB) where a trace gives it (load_snr_trace), in place of the mean."""
+    snr_trace: (round, partition id) -> SNR (dB) where a trace gives it (load_snr_trace), in place of the mean;
+    link_rate: one of LINK_RATES, how an SNR becomes bits per second (spectral_efficiency)."""
 
     devices: dict[int, str]
     mean_snr_db: dict[int, float]
@@ -118,6 +139,7 @@ class Network:
     seed: int
     stale_weight: float = 0.5
     snr_trace: dict[tuple[int, int], float] = field(default_factory=dict)
+    link_rate: str = "shannon"
 
     @property
     def keeps_late(self) -> bool:
@@ -142,7 +164,8 @@ class Network:
         full = self.examples[partition]
         if not self.deadline_s or not STRAGGLER_POLICIES[self.policy].budgets:
             return full
-        left = self.deadline_s - upload_seconds(upload_bytes, self.bandwidth_hz, self.snr_db(server_round, partition))
+        left = self.deadline_s - upload_seconds(upload_bytes, self.bandwidth_hz, self.snr_db(server_round, partition),
+                                                self.link_rate)
         if left <= 0:
             return 0
         return min(full, int(left * DEVICES[self.devices[partition]].samples_per_s))
@@ -153,7 +176,7 @@ class Network:
         device = DEVICES[self.devices[partition]]
         snr = self.snr_db(server_round, partition)
         compute = self.compute_seconds(partition, examples)
-        upload = upload_seconds(upload_bytes, self.bandwidth_hz, snr)
+        upload = upload_seconds(upload_bytes, self.bandwidth_hz, snr, self.link_rate)
         late = bool(self.deadline_s) and compute + upload > self.deadline_s
         status = ("stale" if self.keeps_late else "late") if late else (
             "partial" if examples < self.examples[partition] else "in time")

@@ -12,7 +12,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from semfed import protocol
 from semfed.config_values import ConfigError
-from semfed.network import DEVICES, Network, load_snr_trace, parse_devices, parse_snr_range, upload_seconds
+from semfed.network import (DEVICES, Network, load_snr_trace, parse_devices, parse_snr_range, spectral_efficiency,
+                            upload_seconds)
 from semfed.retrieval import report
 from semfed.retrieval.participants import build_adapter, client_shard
 from semfed.retrieval.resume import plain
@@ -40,6 +41,16 @@ def test_upload_time_is_bits_over_shannon_capacity():
     assert upload_seconds(125_000, 1e6, 0.0) == 1.0  # 1 Mbit over 1 MHz x log2(1 + 1)
     assert upload_seconds(125_000, 1e6, SNR_3) == pytest.approx(0.5)
     assert upload_seconds(125_000, 2e6, SNR_3) == pytest.approx(0.25)
+
+
+def test_the_lte_cqi_rate_is_the_highest_table_entry_the_snr_reaches():
+    assert spectral_efficiency(0.2, "lte-cqi") == 0.6016  # CQI 4 from its threshold on
+    assert spectral_efficiency(0.19, "lte-cqi") == 0.3770  # still CQI 3
+    assert spectral_efficiency(-20.0, "lte-cqi") == 0.1523 and spectral_efficiency(40.0, "lte-cqi") == 5.5547
+    assert spectral_efficiency(0.0) == 1.0  # Shannon at 0 dB
+    assert upload_seconds(125_000, 1e6, 22.7, "lte-cqi") == pytest.approx(1 / 5.5547)  # 1 Mbit over 1 MHz at CQI 15
+    net = Network({0: "phone"}, {0: 0.2}, {0: 200}, 1e6, "none", 0.0, "drop", 0, link_rate="lte-cqi")
+    assert net.client_round(1, 0, 200, 125_000).upload_s == pytest.approx(1 / 0.6016)
 
 
 def test_a_users_round_time_energy_and_status_against_the_deadline():
@@ -125,6 +136,8 @@ def test_network_config_keys_are_checked(tmp_path):
         tiny_config(tmp_path, round_deadline_s=5.0)._check_network()
     with pytest.raises(ConfigError, match="client-devices: lists 2 devices for 3 clients"):
         tiny_config(tmp_path, client_devices="2x phone")._check_network()
+    with pytest.raises(ConfigError, match="uplink-rate: 'lte' is not one of"):
+        tiny_config(tmp_path, client_devices="phone", uplink_rate="lte")._check_network()
     with pytest.raises(ConfigError, match="straggler-policy: 'wait'"):
         tiny_config(tmp_path, client_devices="phone", straggler_policy="wait")._check_network()
     with pytest.raises(ConfigError, match="uplink-snr-trace: a trace needs the simulated network"):
