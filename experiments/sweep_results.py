@@ -10,6 +10,7 @@ import pandas as pd
 from experiments.run_state import TIMES, is_finished
 from experiments.sweep_grid import Point, Sweep
 from semfed.plots import plt, save_figure
+from semfed.config import from_overrides
 from semfed.retrieval.labels import LABEL_COUNTS
 
 LABEL_COLUMNS = (*LABEL_COUNTS, "precision", "recall", "f1")
@@ -112,6 +113,45 @@ def plot_final(table: pd.DataFrame, sweep: Sweep, path: Path) -> None:
     save_figure(fig, path)
 
 
+def final_users(sweep: Sweep, runs: Path) -> pd.DataFrame:
+    """Each finished point's users at its last scored round: the point's axis values, user (partition id),
+    its profile and label-noise group, and its RSUM on its own test images (user_rsum[k] in metrics.csv)."""
+    rows = []
+    for point in sweep.points:
+        if not is_finished(runs / point.name, point):
+            continue
+        metrics = pd.read_csv(runs / point.name / "metrics.csv")
+        last = metrics.dropna(subset=["rsum"]).iloc[-1]
+        cfg = from_overrides(point.overrides)
+        noise_group = {pid: name for name, clients in cfg.label_groups().items() if name != "all" for pid in clients}
+        for column in (c for c in metrics.columns if c.startswith("user_rsum[")):
+            pid = int(column[len("user_rsum["):-1])
+            rows.append({"point": point.name, **point.labels, "user": pid, "profile": cfg.client_profiles[pid].group,
+                         "group": noise_group.get(pid, ""), "rsum": last[column]})
+    return pd.DataFrame(rows)
+
+
+def plot_final_users(users: pd.DataFrame, sweep: Sweep, path: Path) -> None:
+    """Bars: each user's final RSUM on its own test images (x), one colour per compared value, mean over
+    seeds with std whiskers; a panel per combination of the other axes."""
+    panels = _panels(users, sweep)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.6 * len(panels)), squeeze=False, sharey=True)
+    for ax, (title, part) in zip(axes[:, 0], panels):
+        stats = part.groupby([sweep.compare, "user"], sort=False)["rsum"].agg(["mean", "std"]).fillna(0)
+        values = list(dict.fromkeys(part[sweep.compare]))
+        names = part.drop_duplicates("user").sort_values("user")
+        width = 0.8 / len(values)
+        for i, value in enumerate(values):
+            cell = stats.loc[value].reindex(names["user"])
+            ax.bar(names["user"] + i * width, cell["mean"], width, yerr=cell["std"], capsize=2, label=value)
+        ax.set_xticks(names["user"] + 0.4 - width / 2,
+                      [f"{u}\n{p}\n{g}" for u, p, g in zip(names["user"], names["profile"], names["group"])], fontsize=7)
+        ax.set(title=f"{title or sweep.name}: each user's own test images", ylabel="final RSUM (%)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    save_figure(fig, path)
+
+
 def curve_stats(table: pd.DataFrame, sweep: Sweep) -> pd.DataFrame:
     """Per point (group 'all', scored rounds): its best RSUM, the round of the best, and the first round at
     RSUM >= sweep.reach (NaN when never reached or no reach is set)."""
@@ -183,12 +223,17 @@ def summary(table: pd.DataFrame, sweep: Sweep, times: pd.DataFrame | None = None
 
 
 def report(sweep: Sweep, runs: Path, out: Path) -> tuple[pd.DataFrame, str]:
-    """A retrieval sweep's long table and summary; RSUM-by-round and final-RSUM plots written to `out`
-    (semfed.tasks: the retrieval task's sweep report). An empty table when no point has finished."""
+    """A retrieval sweep's long table and summary; RSUM-by-round and final-RSUM plots, and each user's final
+    RSUM (final_users.csv, final_users.png), written to `out` (semfed.tasks: the retrieval task's sweep
+    report). An empty table when no point has finished."""
     table = collect(sweep, runs, is_finished)
     if table.empty:
         return table, ""
     plot_curves(table, sweep, out / "rsum_by_round.png")
     plot_final(table, sweep, out / "final_rsum.png")
+    users = final_users(sweep, runs)
+    if not users.empty:
+        users.to_csv(out / "final_users.csv", index=False)
+        plot_final_users(users, sweep, out / "final_users.png")
     times = pd.read_csv(out / TIMES) if (out / TIMES).is_file() else None
     return table, summary(table, sweep, times)

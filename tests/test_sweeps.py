@@ -8,8 +8,9 @@ import pytest
 from experiments.run_state import is_finished
 from experiments.sweep import record_time, run_sweep
 from experiments.sweep_grid import load_sweep, run_config_text
-from experiments.sweep_results import collect, plot_curves, plot_final, summary, time_summary
-from semfed.config import default_run_config
+from experiments.sweep_results import (collect, final_users, plot_curves, plot_final, plot_final_users, summary,
+                                      time_summary)
+from semfed.config import default_run_config, load_config
 from tests.checks import assert_plot
 
 SWEEP = """
@@ -70,7 +71,8 @@ def fake_run(sweep, point, work_dir, rsum_at_end, rounds=None):
     (run / "config.json").write_text(json.dumps({**default_run_config(), **point.overrides}))
     last = point.overrides["num-server-rounds"] if rounds is None else rounds
     rows = [{"round": r, "rsum": rsum_at_end * r / 2, "group_rsum[all]": 0.0, "group_rsum[mild]": rsum_at_end + r,
-             "group_rsum[severe]": 1.0, "pruned[mild]": 3 * r, "pruned[all]": 3 * r, "train_loss": 1.0} for r in range(last + 1)]
+             "group_rsum[severe]": 1.0, "pruned[mild]": 3 * r, "pruned[all]": 3 * r, "train_loss": 1.0,
+             **{f"user_rsum[{k}]": rsum_at_end * r + k for k in range(10)}} for r in range(last + 1)]
     pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
     if rounds is None:
         pd.DataFrame({"group": ["g"], "rsum": [rsum_at_end]}).to_csv(run / "groups.csv", index=False)
@@ -136,6 +138,13 @@ def test_collected_table_has_a_row_per_point_round_and_group_and_the_summary_ave
     reaching = summary(table, load_sweep(write(tmp_path, "reach = 25\n" + SWEEP)))
     assert "| plain noisy | 15.0 ± 7.1 | 2.0 ± 0.0 | never (0 of 2) |" in reaching
     assert "| uniform noisy | 45.0 ± 21.2 | 2.0 ± 0.0 | 1.5 ± 0.7 (2 of 2) |" in reaching  # rounds 2 (30) and 1 (30)
+    users = final_users(sweep, tmp_path / "runs" / "demo")
+    assert len(users) == 4 * 10 and set(users["group"]) == {"mild", "severe"}
+    first = users[users["point"] == sweep.points[0].name].set_index("user")
+    assert first.loc[3, "rsum"] == 10.0 * 2 + 3 and first.loc[3, "group"] == "mild" and first.loc[7, "group"] == "severe"
+    assert first.loc[0, "profile"] == load_config().client_profiles[0].group  # from the point's config
+    plot_final_users(users, sweep, tmp_path / "users.png")
+    assert_plot(tmp_path / "users.png")
     plot_curves(table, sweep, tmp_path / "curves.png")
     plot_final(table, sweep, tmp_path / "bars.png")
     assert_plot(tmp_path / "curves.png")
