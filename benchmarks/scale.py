@@ -11,10 +11,11 @@ few seconds and the figures are the federation's, not feature extraction's; the 
 prepared in a separate process before the timed run.
 
 --runner in-process runs the same ServerApp and ClientApp in one process (server/in_process.py): the
-federation without Flower's simulation engine.
+federation without Flower's simulation engine. --pool P runs the clients on P SuperNodes that play each round's
+sampled clients (supernode-pool; P >= 10), instead of one SuperNode per client.
 
     .venv/bin/python -m benchmarks.scale [--totals 100 1000 10000 100000] [--rounds 4] [--runner flwr|in-process]
-        [--work DIR]
+        [--pool P] [--work DIR]
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ SCENES_PER_CLIENT = 2
 TEST_SCENES = 1000
 
 
-def run_config(work: Path, name: str, total: int, rounds: int) -> str:
-    """The run config of one point: `total` clients, SAMPLED of them training per round."""
+def run_config(work: Path, name: str, total: int, rounds: int, pool: int = 0) -> str:
+    """The run config of one point: `total` clients, SAMPLED of them training per round (on a pool of `pool`
+    SuperNodes when > 0)."""
     return (f"work-dir='{work}' run-name='{name}' num-server-rounds={rounds} partitioning='iid' "
             f"scenes-train={SCENES_PER_CLIENT * total} scenes-val=4 scenes-test={TEST_SCENES} batch-size=2 "
-            f"clients='{total}x oracle-image+oracle-text' fraction-train={SAMPLED / total!r}")
+            f"clients='{total}x oracle-image+oracle-text' fraction-train={SAMPLED / total!r} supernode-pool={pool}")
 
 
 PREPARE = """
@@ -82,10 +84,10 @@ class PeakMemory(threading.Thread):
 RUNNERS = {"flwr": ["bash", "scripts/flwr_run.sh"], "in-process": [sys.executable, "-m", "server.in_process"]}
 
 
-def measure(work: Path, total: int, rounds: int, env: dict, runner: str) -> dict:
+def measure(work: Path, total: int, rounds: int, env: dict, runner: str, pool: int = 0) -> dict:
     """One point: prepare its data, then time its run (`runner`) and watch its memory."""
     name = f"scale-{runner}-{total}-{time.strftime('%Y%m%d-%H%M%S')}"
-    config = run_config(work, name, total, rounds)
+    config = run_config(work, name, total, rounds, pool)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", PREPARE, config], cwd=ROOT, env=env, check=True, capture_output=True)
     prepared = time.perf_counter() - start
@@ -118,18 +120,20 @@ def main() -> None:
     parser.add_argument("--runner", choices=sorted(RUNNERS), default="flwr",
                         help="flwr: scripts/flwr_run.sh (SuperLink, Ray); in-process: server/in_process.py")
     parser.add_argument("--work", type=Path, default=None, help="work dir (scenes and features are cached there)")
+    parser.add_argument("--pool", type=int, default=0, help="supernode-pool: P SuperNodes play the sampled clients "
+                        "(0: one SuperNode per client)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="semfed-scale-"))
     env = {**os.environ, "FLWR_HOME": str(work / "flwr-home"), "PYTHONPATH": str(ROOT),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     rows = []
     for total in args.totals:
-        rows.append(measure(work, total, args.rounds, env, args.runner))
+        rows.append(measure(work, total, args.rounds, env, args.runner, args.pool))
         row = rows[-1]
         print(f"N={total}: rounds {row['rounds_s']} s, to the end of round 1 {row['round_one_s']:.1f} s, "
               f"peak {row['peak_gb']:.2f} GB, data prepared in {row['prepare_s']:.0f} s", flush=True)
     base = rows[0]["round_s"]
-    print(f"\n{args.runner}:\n| clients in total | seconds per round (median of rounds 2-{args.rounds}) | ratio to N={rows[0]['total']} "
+    print(f"\n{args.runner}{f', a pool of {args.pool} SuperNodes' if args.pool else ''}:\n| clients in total | seconds per round (median of rounds 2-{args.rounds}) | ratio to N={rows[0]['total']} "
           "| round 1 | command to the end of round 1 | peak resident memory, whole tree |")
     print("|---|---|---|---|---|---|")
     for row in rows:

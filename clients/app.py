@@ -9,6 +9,7 @@ import functools
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from clients.partition import played_partition
 from semfed import protocol
 from semfed.config import SemfedConfig
 from semfed.fault_injection import failing_clients, inject_failure
@@ -27,7 +28,7 @@ def run_config(items: frozenset) -> SemfedConfig:
 def train(msg: Message, context: Context) -> Message:
     """Train this client's part of the task's model and reply with it."""
     cfg = run_config(frozenset(context.run_config.items()))
-    server_round, partition_id = int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]), int(context.node_config[protocol.PARTITION_ID])
+    server_round, partition_id = int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]), played_partition(msg, context)
     if partition_id in failing_clients(cfg.seed, server_round, len(cfg.client_profiles), cfg.fail_fraction):
         inject_failure(cfg.fail_mode, server_round, partition_id, cfg.round_timeout_s)  # test-only (fail-fraction)
     return load(cfg.job.client)(msg, context, cfg)

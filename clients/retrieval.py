@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 
+from clients.partition import played_partition
 from semfed import protocol
 from semfed.compression import compress_update
 from semfed.config import SemfedConfig
@@ -23,7 +24,7 @@ def train(msg: Message, context: Context, cfg: SemfedConfig) -> Message:
     """Load the global arrays this client holds keys for, train locally, reply with them
     (plus its label statistics under 'label-stats' when labelling is federated, and with
     label-diagnostics on, its labels' overlap with the injected noise under 'label-diagnostics')."""
-    server_round, partition_id = int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]), int(context.node_config[protocol.PARTITION_ID])
+    server_round, partition_id = int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]), played_partition(msg, context)
     profiles = cfg.client_profiles
     if partition_id >= len(profiles):
         raise ValueError(f"partition-id {partition_id} has no client profile: 'clients' lists {len(profiles)}")

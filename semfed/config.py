@@ -50,6 +50,7 @@ from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.methods import METHODS, Method
 from semfed.network import (FADINGS, LINK_RATES, STRAGGLER_POLICIES, Network, load_snr_trace, mean_snrs,
                             parse_devices, parse_snr_range)
+from semfed.sampling import slots
 from semfed.scheduling import SCHEDULERS
 from semfed.tasks import TASKS, Task, load
 from semfed.tracking import parse_tracking
@@ -106,6 +107,7 @@ class SemfedConfig:
     batch_size: int
     learning_rate: float
     fraction_train: float
+    supernode_pool: int
     device: str
     label_noise: str
     label_noise_kind: str
@@ -269,12 +271,32 @@ class SemfedConfig:
         if self.resume and not self.training_method.resumable:
             raise ConfigError(f"resume: method {self.method!r} cannot resume (its per-client or pooled state is not "
                               "checkpointed); start it again")
+        self._check_pool()
         self._check_dataset()
         self._check_robustness()
         self._check_jscc()
         self._check_text()
         self._check_network()
         self._run_task_check(self.job.check)
+
+    def _check_pool(self) -> None:
+        """supernode-pool: P SuperNodes that play the round's sampled users (retrieval, aggregating methods)."""
+        if not self.supernode_pool:
+            return
+        users = len(self.client_profiles)
+        if self.task != "retrieval" or self.training_method.pooled:
+            raise ConfigError(f"supernode-pool: only retrieval runs whose users train on SuperNodes take a pool "
+                              f"(task {self.task!r}, method {self.method!r})")
+        if not 0 < self.supernode_pool <= users:
+            raise ConfigError(f"supernode-pool: must be 0 (one SuperNode per user) or 1..{users} (the users), "
+                              f"got {self.supernode_pool}")
+        if (sampled := slots(users, self.fraction_train, self.min_replies)) > self.supernode_pool:
+            raise ConfigError(f"supernode-pool: {self.supernode_pool} SuperNodes cannot play the {sampled} users "
+                              f"sampled per round (fraction-train {self.fraction_train} of {users}, min-replies "
+                              f"{self.min_replies}); raise the pool or lower fraction-train")
+        if self.personal_finetune_epochs or self.compression.active:
+            raise ConfigError("supernode-pool: personalisation (every user at once) and update-compression (error "
+                              "feedback kept on the node) need one SuperNode per user")
 
     def _check_dataset(self) -> None:
         """The dataset keys, and that every client's image encoder can read the dataset."""
@@ -616,8 +638,9 @@ class SemfedConfig:
 
     @property
     def supernodes(self) -> int:
-        """SuperNodes the run needs: one per client profile (retrieval), one per D-JSCC decoder (jscc)."""
-        return len(self.job.per_client(self))
+        """SuperNodes the run needs: one per client profile (retrieval), one per D-JSCC decoder (jscc); the
+        pool's size when supernode-pool is set."""
+        return self.supernode_pool or len(self.job.per_client(self))
 
     def check_environment(self) -> None:
         """What the values alone cannot tell, checked on this machine once per run (the ServerApp and

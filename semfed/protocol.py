@@ -17,7 +17,8 @@ MAX_EXAMPLES = "max-examples"  # the examples a user may train this round before
 JSCC_ROLE = "jscc-role"  # a D-JSCC client's role this round (semfed.jscc.federation.ROLES)
 
 # keys of a client's reply metrics
-PARTITION_ID = "partition-id"  # the client's claim of its partition (also its node-config key and query reply)
+PARTITION_ID = "partition-id"  # the client's claim of its partition (also its node-config key and query reply,
+# and, in a train config of a pooled run (supernode-pool), the user the server asks the node to play)
 NUM_EXAMPLES = "num-examples"  # the client's claim of its examples (capped by the server)
 
 # keys of a client's personalisation reply (an EVALUATE message after the last round, personal-finetune-epochs > 0)

@@ -177,10 +177,14 @@ def run_retrieval(grid: Grid, cfg: SemfedConfig) -> None:
         if cfg.label_noise:
             log.info("label noise (%s): %d corrupted labels recorded in label_noise.csv", cfg.label_noise,
                      write_noise_record(cfg, scenes, run_dir))
-        nodes = discover_partitions(grid, len(cfg.client_profiles), cfg.round_timeout_s)
+        if cfg.supernode_pool:  # a pool of SuperNodes plays each round's sampled users
+            nodes = discover_partitions(grid, cfg.supernode_pool, cfg.round_timeout_s, "supernode-pool", "SuperNodes")
+        else:
+            nodes = discover_partitions(grid, len(cfg.client_profiles), cfg.round_timeout_s)
         # clients drawn from the seed by partition id; a node that disappears costs its update, not the run
         shards = shard_sizes(cfg)
-        sampling = dict(nodes=nodes, fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
+        sampling = dict(nodes=nodes, pooled_users=len(cfg.client_profiles) if cfg.supernode_pool else 0,
+                        fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
                         min_train_nodes=cfg.min_replies, min_replies=cfg.min_replies, **judged_options(cfg, shards),
                         network=cfg.network({pid: n * cfg.client_profiles[pid].local_epochs for pid, n in shards.items()}),
                         upload_bytes=upload_bytes(cfg) if cfg.client_devices else {})

@@ -57,7 +57,9 @@ class KeyedFedAvg(FedAvg):
     """FedAvg where clients with different encoders return different stems.
 
     nodes: partition id -> Flower node id (server.nodes.discover_partitions); a reply's partition is its
-    node's, its own 'partition-id' must agree or it is rejected. configure_train sends to the nodes of
+    node's, its own 'partition-id' must agree or it is rejected. With pooled_users = N > 0 (supernode-pool),
+    `nodes` are the pool's slots and the users are partitions 0..N-1, assigned to pool nodes each round
+    (train_messages). configure_train sends to the nodes of
     the round's plan (semfed.participation: the users online under churn, seeded uniform sampling by
     partition id or the semantic auction, the simulated network's example budgets); a sampled node not
     connected, a reply with an error or none before the timeout counts as a failed client; with the
@@ -80,10 +82,12 @@ class KeyedFedAvg(FedAvg):
                  rule_params: RuleParams = RuleParams(), judging: Judging = Judging(), min_replies: int = 1,
                  network: Network | None = None, upload_bytes: Mapping[int, int] | None = None,
                  compression: Compression = Compression(), fairness_q: float = 0.0, churn: Churn | None = None,
-                 scheduler: Scheduler = SCHEDULERS["uniform"], **kwargs):
+                 scheduler: Scheduler = SCHEDULERS["uniform"], pooled_users: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.nodes = dict(nodes or {})
-        self.partition_of = {node: pid for pid, node in self.nodes.items()}
+        self.pooled = pooled_users > 0
+        self.users = tuple(range(pooled_users)) if self.pooled else tuple(self.nodes)
+        self.partition_of = {} if self.pooled else {node: pid for pid, node in self.nodes.items()}
         self.seed, self.aggregation, self.rule_params, self.judging = seed, aggregation, rule_params, judging
         self.min_replies = min_replies
         self.global_arrays: ArrayRecord | None = None
@@ -121,7 +125,7 @@ class KeyedFedAvg(FedAvg):
     def participation(self) -> Participation:
         """Who takes part in a round (semfed.participation), from this strategy's settings (fraction_train
         and min_train_nodes are FedAvg's)."""
-        return Participation(tuple(self.nodes), self.seed, self.fraction_train, self.min_train_nodes,
+        return Participation(self.users, self.seed, self.fraction_train, self.min_train_nodes,
                              dict(self.judging.example_caps), self.churn, self.scheduler, self.network,
                              self.upload_bytes)
 
@@ -166,15 +170,24 @@ class KeyedFedAvg(FedAvg):
 
     def train_messages(self, server_round: int, partitions: list[int], arrays_of: Callable[[int], ArrayRecord],
                        config_of: ConfigRecord | Callable[[int], ConfigRecord], grid: Grid) -> list[Message]:
-        """One TRAIN message per sampled partition whose node is connected; sets the round's sampled count."""
+        """One TRAIN message per sampled partition whose node is connected; sets the round's sampled count.
+        In a pooled run (pooled_users) the round's partitions go to the connected pool nodes in order, each
+        message naming the partition its node plays (protocol.PARTITION_ID), and replies map back by node."""
         connected = set(grid.get_node_ids())
+        node_of = self.nodes
+        if self.pooled:
+            node_of = dict(zip(partitions, (node for _, node in sorted(self.nodes.items()) if node in connected)))
+            self.partition_of = {node: pid for pid, node in node_of.items()}
         messages = []
         for pid in partitions:
-            node = self.nodes[pid]
+            node = node_of.get(pid)
             if node not in connected:
-                log.warning("round %d: partition %d (node %d) is not connected: a failed client", server_round, pid, node)
+                log.warning("round %d: partition %d (node %s) is not connected: a failed client", server_round, pid,
+                            node if node is not None else "none left in the pool")
                 continue
             config = config_of(pid) if callable(config_of) else config_of
+            if self.pooled:
+                config = ConfigRecord({**config, protocol.PARTITION_ID: pid})
             content = RecordDict({self.arrayrecord_key: arrays_of(pid), self.configrecord_key: config})
             messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN))
         self.sampled[server_round] = list(partitions)
