@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.checks import assert_plot, assert_trained
-from tests.flower_runs import tiny_in_process
+from tests.flower_runs import TINY, run_flower, tiny_in_process
 from tests.flower_runs import tiny_run as flwr_run
 from tests.ray_head import actors_ran_on, ray_head
 from tests.test_tracking import expected_series, read_mlflow, read_tensorboard
@@ -63,6 +63,19 @@ def test_same_seed_gives_identical_metrics_through_flower_and_in_process(two_run
     assert a.loc[2, "rsum"] != a.loc[0, "rsum"] or a.loc[2, "train_loss"] != a.loc[1, "train_loss"]
     adapters = [torch.load(work / "runs" / name / "checkpoint.pt", weights_only=True)["adapter"] for name in ("a", "b")]
     assert adapters[0].keys() == adapters[1].keys() and all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
+
+
+@pytest.mark.slow
+def test_a_pool_of_two_supernodes_playing_the_sampled_users_gives_the_one_node_per_user_numbers(two_runs):
+    """Through `flwr run`: 2 SuperNodes play the 2 of 3 users sampled each round (supernode-pool)."""
+    work, *_ = two_runs
+    two_of_three = "fraction-train=0.67"
+    result = run_flower(work, f"run-name='pool' num-server-rounds=2 {TINY} {two_of_three} supernode-pool=2", 2, 39191)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    pooled = pd.read_csv(work / "runs" / "pool" / "metrics.csv")
+    one_each = pd.read_csv(tiny_in_process(work, "one-each", two_of_three) / "metrics.csv")
+    assert (pooled.loc[1:, "clients_replied"] == 2).all()
+    pd.testing.assert_frame_equal(pooled.drop(columns="seconds"), one_each.drop(columns="seconds"), check_exact=True)
 
 
 @pytest.mark.slow
