@@ -80,11 +80,11 @@ def build_shard(cfg: SemfedConfig, scenes: RetrievalDataset, skb: SemanticKnowle
     image = text = None
     if profile.image_encoder:
         f = split_features(cfg, scenes, profile.image_encoder, split)
-        idx = torch.as_tensor(indices, dtype=torch.long)
+        idx = torch.tensor(indices, dtype=torch.long)  # a copy: indices may be a read-only cached array
         image = Modality(profile.image_encoder, f["feats"][idx], f["mask"][idx])
     if profile.text_encoder:
         f = split_features(cfg, scenes, profile.text_encoder, split)
-        idx = torch.as_tensor(annotations if profile.image_encoder else indices, dtype=torch.long)
+        idx = torch.tensor(annotations if profile.image_encoder else indices, dtype=torch.long)
         rows = (idx[:, None] * CAPTIONS_PER_IMAGE + torch.arange(CAPTIONS_PER_IMAGE)).reshape(-1)
         text = Modality(profile.text_encoder,
                         f["feats"][rows].view(len(idx), CAPTIONS_PER_IMAGE, *f["feats"].shape[1:]),
