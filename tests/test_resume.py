@@ -166,3 +166,24 @@ def test_resume_discards_the_ledgers_of_rounds_after_the_checkpoint(tmp_path):
 def test_a_runs_ledgers_live_under_ledger_dir_or_the_work_dir(tmp_path):
     assert load_config(work_dir=str(tmp_path)).run_ledgers("sweep/p1") == tmp_path / "ledgers" / "sweep" / "p1"
     assert load_config(ledger_dir="/ledgers").run_ledgers("r") == Path("/ledgers/r")
+
+
+def test_appended_rows_write_the_text_the_whole_table_would(tmp_path, monkeypatch):
+    rows = [{"round": 0, "rsum": 1.5, "n": 3, "ok": True, "name": "a", "x": np.float64(0.1)},
+            {"round": 1, "rsum": float("nan"), "n": 4, "ok": False, "name": "b", "x": np.float64(0.2)},  # appended
+            {"round": 2, "rsum": 2.25, "n": 5, "ok": True, "name": "c", "x": np.float64(0.3), "new": 7},  # a new column
+            {"round": 3, "rsum": 3.0, "n": 6.5, "ok": True, "name": "d", "x": np.float64(0.4), "new": 8},  # n to float
+            {"round": 4, "rsum": 3.5, "n": 7.0, "ok": True, "name": "e", "x": np.float64(0.5), "new": 9}]  # appended,
+    # its int 9 written as the float column's 9.0
+    for row in rows:
+        pd.testing.assert_frame_equal(rd.row_frame(row), pd.DataFrame([row]), check_exact=True)
+    modes, to_csv = [], pd.DataFrame.to_csv
+    monkeypatch.setattr(pd.DataFrame, "to_csv", lambda self, path, **kw: modes.append(kw.get("mode", "w")) or to_csv(self, path, **kw))
+    file, table = tmp_path / "metrics.csv", None
+    for k, row in enumerate(rows):
+        table = rd.append_rows(file, table, [row])
+        monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
+        pd.DataFrame(rows[:k + 1]).to_csv(tmp_path / "whole.csv", index=False)
+        monkeypatch.setattr(pd.DataFrame, "to_csv", lambda self, path, **kw: modes.append(kw.get("mode", "w")) or to_csv(self, path, **kw))
+        assert file.read_text() == (tmp_path / "whole.csv").read_text(), k
+    assert modes == ["w", "a", "w", "w", "a"]
