@@ -144,8 +144,9 @@ def plot_final_users(users: pd.DataFrame, sweep: Sweep, path: Path) -> None:
         for i, value in enumerate(values):
             cell = stats.loc[value].reindex(names["user"])
             ax.bar(names["user"] + i * width, cell["mean"], width, yerr=cell["std"], capsize=2, label=value)
+        profiles = names["profile"].str.replace("frcnn-", "").str.replace("+", "+\n")  # short, on two lines
         ax.set_xticks(names["user"] + 0.4 - width / 2,
-                      [f"{u}\n{p}\n{g}" for u, p, g in zip(names["user"], names["profile"], names["group"])], fontsize=7)
+                      [f"{u}\n{p}\n{g}" for u, p, g in zip(names["user"], profiles, names["group"])], fontsize=7)
         ax.set(title=f"{title or sweep.name}: each user's own test images", ylabel="final RSUM (%)")
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
