@@ -33,6 +33,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
+from experiments.sweep import COMMANDS
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLED = 10
 SCENES_PER_CLIENT = 2
@@ -81,7 +83,6 @@ class PeakMemory(threading.Thread):
             self.peak = max(self.peak, total)
 
 
-RUNNERS = {"flwr": ["bash", "scripts/flwr_run.sh"], "in-process": [sys.executable, "-m", "server.in_process"]}
 
 
 def measure(work: Path, total: int, rounds: int, env: dict, runner: str, pool: int = 0) -> dict:
@@ -92,7 +93,7 @@ def measure(work: Path, total: int, rounds: int, env: dict, runner: str, pool: i
     subprocess.run([sys.executable, "-c", PREPARE, config], cwd=ROOT, env=env, check=True, capture_output=True)
     prepared = time.perf_counter() - start
     start = time.perf_counter()
-    process = subprocess.Popen([*RUNNERS[runner], config], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen(COMMANDS[runner](config, ""), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     memory = PeakMemory(process.pid)
     memory.start()
@@ -117,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--totals", type=int, nargs="+", default=[100, 1000, 10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--runner", choices=sorted(RUNNERS), default="flwr",
+    parser.add_argument("--runner", choices=sorted(COMMANDS), default="flwr",
                         help="flwr: scripts/flwr_run.sh (SuperLink, Ray); in-process: server/in_process.py")
     parser.add_argument("--work", type=Path, default=None, help="work dir (scenes and features are cached there)")
     parser.add_argument("--pool", type=int, default=0, help="supernode-pool: P SuperNodes play the sampled clients "

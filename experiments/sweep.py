@@ -60,25 +60,21 @@ def _stream(command: list[str], log: Path, on_line: Callable[[str], None]) -> bo
     return process.returncode == 0
 
 
-def _point_overrides(sweep: Sweep, point: Point, work_dir: Path) -> dict:
-    return {**point.overrides, "work-dir": str(work_dir), "run-name": f"{sweep.name}/{point.name}"}
+COMMANDS = {  # --runner: the command that runs one run config (Flower's --run-config text) with a federation config
+    "flwr": lambda config, federation: ["bash", str(ROOT / "scripts/flwr_run.sh"), config, federation],  # SuperLink, Ray
+    "in-process": lambda config, federation: [sys.executable, "-m", "server.in_process", config],  # the same apps, one process
+}
 
 
-def flower_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line: Callable[[str], None]) -> bool:
-    """Run one point with scripts/flwr_run.sh (SuperLink, Ray virtual clients), its output to `log`."""
-    command = ["bash", str(ROOT / "scripts/flwr_run.sh"), run_config_text(_point_overrides(sweep, point, work_dir)),
-               sweep.federation]
-    return _stream(command, log, on_line)
+def command_point(runner: str) -> Callable[[Sweep, Point, Path, Path, Callable[[str], None]], bool]:
+    """A run_sweep point runner: the point's run through COMMANDS[runner], its output to `log`. The in-process
+    runner saves the SuperLink and Ray start-up (about 40 s a point here); float sums may round differently."""
+    def run_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line: Callable[[str], None]) -> bool:
+        overrides = {**point.overrides, "work-dir": str(work_dir), "run-name": f"{sweep.name}/{point.name}"}
+        return _stream(COMMANDS[runner](run_config_text(overrides), sweep.federation), log, on_line)
 
-
-def in_process_point(sweep: Sweep, point: Point, work_dir: Path, log: Path, on_line: Callable[[str], None]) -> bool:
-    """Run one point in one Python process (server/in_process.py: the same ServerApp and ClientApp code,
-    no SuperLink or Ray, so about 40 s less start-up a point; float sums may round differently)."""
-    command = [sys.executable, "-m", "server.in_process", run_config_text(_point_overrides(sweep, point, work_dir))]
-    return _stream(command, log, on_line)
-
-
-RUNNERS = {"flwr": flower_point, "in-process": in_process_point}
+    run_point.__name__ = runner
+    return run_point
 
 
 def _children_cpu_seconds() -> float:
@@ -94,7 +90,7 @@ def record_time(path: Path, point: str, runner: str, wall_seconds: float, cpu_se
     row.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
-def run_sweep(sweep: Sweep, work_dir: Path, run_point=flower_point) -> list[str]:
+def run_sweep(sweep: Sweep, work_dir: Path, run_point=command_point("flwr")) -> list[str]:
     """Run every unfinished point in order with a progress display, each point's wall and CPU seconds
     appended to <work-dir>/sweeps/<sweep>/times.csv. Returns the points that failed."""
     runs, logs = work_dir / "runs" / sweep.name, work_dir / "sweeps" / sweep.name / "logs"
@@ -146,7 +142,7 @@ def main() -> int:
     parser.add_argument("--set", default="", help="run-config overrides added to the file's [base], e.g. "
                         "\"dataset='flickr30k' flickr30k-layout='scan' flickr30k-path='/data/f30k'\"")
     parser.add_argument("--name", help="sweep name (folder under runs/), instead of the file's")
-    parser.add_argument("--runner", choices=RUNNERS, default="flwr", help="flwr: each point through `flwr run` "
+    parser.add_argument("--runner", choices=COMMANDS, default="flwr", help="flwr: each point through `flwr run` "
                         "(SuperLink, Ray); in-process: each point in one Python process (server/in_process.py)")
     parser.add_argument("--collect-only", action="store_true", help="only collect the finished points")
     parser.add_argument("--output", default="results.csv", help="table file name (.csv or .parquet)")
@@ -159,7 +155,7 @@ def main() -> int:
     except (ValueError, click.ClickException) as error:
         message = error.message if isinstance(error, click.ClickException) else str(error)
         return console.print(f"[red]{message}[/red]", soft_wrap=True) or 2
-    failed = [] if args.collect_only else run_sweep(sweep, work_dir, RUNNERS[args.runner])
+    failed = [] if args.collect_only else run_sweep(sweep, work_dir, command_point(args.runner))
     out = work_dir / "sweeps" / sweep.name
     out.mkdir(parents=True, exist_ok=True)
     runs = work_dir / "runs" / sweep.name

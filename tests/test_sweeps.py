@@ -153,10 +153,10 @@ def test_collected_table_has_a_row_per_point_round_and_group_and_the_summary_ave
 
 def test_the_times_table_keeps_every_point_run_and_the_summary_counts_each_points_last(tmp_path):
     path = tmp_path / "times.csv"
-    record_time(path, "a", "flower_point", 10.0, 3600.0, False)  # failed, then run again
-    record_time(path, "a", "flower_point", 20.0, 7200.0, True)
-    record_time(path, "b", "in_process_point", 40.0, 1800.0, True)
+    record_time(path, "a", "flwr", 10.0, 3600.0, False)  # failed, then run again
+    record_time(path, "a", "flwr", 20.0, 7200.0, True)
+    record_time(path, "b", "in-process", 40.0, 1800.0, True)
     times = pd.read_csv(path)
     assert times["cpu_seconds"].tolist() == [3600.0, 7200.0, 1800.0] and times["finished"].tolist() == [False, True, True]
-    assert time_summary(times) == ("\nTime: 2 point runs (flower_point, in_process_point), 2.50 CPU hours, "
+    assert time_summary(times) == ("\nTime: 2 point runs (flwr, in-process), 2.50 CPU hours, "
                                    "0.02 hours wall.\n")
