@@ -31,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from semfed.config import SemfedConfig, default_run_config
+from semfed.retrieval.labels import detection_scores
 from semfed.retrieval.ledger_files import ledger_folder, ledger_rounds
 from semfed.retrieval.participants import dataset_and_skb
 from semfed.retrieval.shards import client_indices
@@ -84,9 +85,11 @@ def round_aucs(features: list[np.ndarray], noisy: list[np.ndarray]) -> dict[str,
 
 
 def pooled_f1(flagged: list[np.ndarray], noisy: list[np.ndarray]) -> float:
-    """F1 of the clients' flagged sets [N] bool against their noise [N] bool, counts summed over clients."""
+    """F1 of the clients' flagged sets [N] bool against their noise [N] bool, counts summed over clients
+    (labels.detection_scores; 0 where it is undefined)."""
     hits = sum(int((f & n).sum()) for f, n in zip(flagged, noisy))
-    return 2 * hits / max(sum(int(f.sum()) for f in flagged) + sum(int(n.sum()) for n in noisy), 1)
+    f1 = detection_scores(sum(int(f.sum()) for f in flagged), hits, sum(int(n.sum()) for n in noisy))["f1"]
+    return 0.0 if np.isnan(f1) else f1
 
 
 def best_cuts(confidence: list[np.ndarray], noisy: list[np.ndarray]) -> list[np.ndarray]:
