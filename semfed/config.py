@@ -284,7 +284,7 @@ class SemfedConfig:
         if not self.supernode_pool:
             return
         users = len(self.client_profiles)
-        if self.task != "retrieval" or self.training_method.pooled:
+        if not self.job.takes_pool or self.training_method.pooled:
             raise ConfigError(f"supernode-pool: only retrieval runs whose users train on SuperNodes take a pool "
                               f"(task {self.task!r}, method {self.method!r})")
         if not 0 < self.supernode_pool <= users:

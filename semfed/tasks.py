@@ -20,7 +20,8 @@ class Task:
     per_client: cfg -> the parsed per-client items (one SuperNode each).
     check: 'module:function', function(cfg) raises ValueError naming the key for values only this task
     cannot run with ('' = none). check_machine: the same for what only this machine can tell (once per run).
-    resumable: a run can continue from its checkpoint (resume = true).
+    resumable: a run can continue from its checkpoint (resume = true). takes_pool: its server samples users by
+    partition id each round, so a pool of SuperNodes can play them (supernode-pool).
     rounds_table, final_table: the run directory's per-round table (a row per round at least) and the
     table written when the run ends (a sweep counts a point finished when both are complete).
     sweep_report: 'module:function', called as function(sweep, runs, out) -> (table, summary text) by
@@ -33,6 +34,7 @@ class Task:
     check: str
     check_machine: str
     resumable: bool
+    takes_pool: bool
     rounds_table: str
     final_table: str
     sweep_report: str
@@ -57,17 +59,18 @@ TASKS = {
     # seed 000: heterogeneous users federate a graph adapter aligned to the SKB; retrieval RSUM
     "retrieval": Task(server="server.retrieval:run_retrieval", client="clients.retrieval:train",
                       client_evaluate="clients.retrieval:personalise", per_client=attrgetter("client_profiles"), check="semfed.tasks:check_retrieval",
-                      check_machine="", resumable=True, rounds_table="metrics.csv", final_table="groups.csv",
+                      check_machine="", resumable=True, takes_pool=True, rounds_table="metrics.csv", final_table="groups.csv",
                       sweep_report="experiments.sweep_results:report"),
     # seed 001: one BS encoder, one decoder per user, over AWGN / Rayleigh channels; PSNR and MS-SSIM
     "jscc": Task(server="server.jscc:run_jscc", client="clients.jscc:train", client_evaluate="",
                  per_client=attrgetter("decoder_specs"),
                  check="semfed.jscc.checks:check_jscc", check_machine="semfed.jscc.checks:check_jscc_images",
-                 resumable=False, rounds_table="jscc_metrics.csv", final_table="jscc_table.csv",
+                 resumable=False, takes_pool=False, rounds_table="jscc_metrics.csv", final_table="jscc_table.csv",
                  sweep_report="experiments.jscc_results:report"),
     # seed 003: wireless-powered devices federate a semantic text codec; BLEU, sentence similarity, energy auction
     "text": Task(server="server.text:run_text", client="clients.text:train", client_evaluate="",
                  per_client=attrgetter("text_device_ids"), check="semfed.text.checks:check_text",
-                 check_machine="semfed.text.checks:check_text_corpus", resumable=False, rounds_table="text_metrics.csv",
+                 check_machine="semfed.text.checks:check_text_corpus", resumable=False, takes_pool=False,
+                 rounds_table="text_metrics.csv",
                  final_table="auction.csv", sweep_report="experiments.text_results:report"),
 }

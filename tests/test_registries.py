@@ -89,7 +89,7 @@ toy_server.calls = []
 
 def test_a_toy_task_is_what_the_server_app_runs(monkeypatch):
     monkeypatch.setitem(TASKS, "toy", Task(f"{__name__}:toy_server", f"{__name__}:toy_server", "",
-                                           lambda cfg: cfg.client_profiles[:2], "", "", resumable=False,
+                                           lambda cfg: cfg.client_profiles[:2], "", "", resumable=False, takes_pool=False,
                                            rounds_table="toy.csv", final_table="toy_final.csv",
                                            sweep_report=f"{__name__}:toy_server"))
     context = SimpleNamespace(run_config=load_config(task="toy").to_run_config())

@@ -121,7 +121,8 @@ def test_round_offset_numbers_rounds_from_the_checkpoint():
                              Grid(NODES.values()))
     strategy.aggregate_train(1, [_reply(0, 1.0)])
     assert list(strategy.client_metrics) == [5]
-    assert LabelConsensusFedAvg.STATE == ("round_stats", "client_metrics", "network_log", "consensus", "consensus_history")
+    assert LabelConsensusFedAvg.STATE == ("round_stats", "client_metrics", "network_log", "stale_updates", "consensus",
+                                          "consensus_history")
 
 
 def test_evaluation_keeps_the_run_s_round_numbers_and_stop_after_round_stops_after_recording():
