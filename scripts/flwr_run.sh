@@ -12,7 +12,11 @@ run_config="${1:-}"
 federation_config="${2:-client-resources-num-cpus=1}"
 nodes="$(python scripts/check_config.py --supernodes "$run_config")" || exit 2
 [[ "$federation_config" == *num-supernodes* ]] || federation_config="num-supernodes=$nodes $federation_config"
-if [[ "$federation_config" != *num-gpus* ]] && python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
+gpu_visible() {  # nvidia-smi lists a GPU that CUDA_VISIBLE_DEVICES does not hide (asking torch costs a 4 s import)
+  [[ "${CUDA_VISIBLE_DEVICES-all}" != "" && "${CUDA_VISIBLE_DEVICES-all}" != "-1" ]] &&
+    nvidia-smi -L 2>/dev/null | grep -q '^GPU '
+}
+if [[ "$federation_config" != *num-gpus* ]] && gpu_visible; then
   federation_config+=" client-resources-num-gpus=0.2"  # five virtual clients share each GPU
 fi
 port="${FLWR_LOCAL_SUPERLINK_HTTP_API_PORT:-39091}"

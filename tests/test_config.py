@@ -220,14 +220,24 @@ http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
 """
 
 
-@pytest.mark.parametrize("run_config, federation, sent", [
-    ("clients='minilm;frcnn-r50+minilm;frcnn-mnv3'", None, "num-supernodes=3 client-resources-num-cpus=1"),
-    ("task='jscc' jscc-decoders='conv;vgg'", "client-resources-num-cpus=2", "num-supernodes=2 client-resources-num-cpus=2"),
-    ("clients='minilm;frcnn-r50'", "num-supernodes=5", "num-supernodes=5"),  # the caller's count is kept
+NO_GPU = "() { return 9; }"  # nvidia-smi's stand-in on a machine without a driver
+ONE_GPU = "() { echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0)'; }"
+
+
+@pytest.mark.parametrize("run_config, federation, nvidia_smi, visible, sent", [
+    ("clients='minilm;frcnn-r50+minilm;frcnn-mnv3'", None, NO_GPU, None, "num-supernodes=3 client-resources-num-cpus=1"),
+    ("task='jscc' jscc-decoders='conv;vgg'", "client-resources-num-cpus=2", NO_GPU, None,
+     "num-supernodes=2 client-resources-num-cpus=2"),
+    ("clients='minilm;frcnn-r50'", "num-supernodes=5", NO_GPU, None, "num-supernodes=5"),  # the caller's count is kept
+    ("clients='minilm;frcnn-r50'", None, ONE_GPU, None,  # five virtual clients share the GPU
+     "num-supernodes=2 client-resources-num-cpus=1 client-resources-num-gpus=0.2"),
+    ("clients='minilm;frcnn-r50'", None, ONE_GPU, "", "num-supernodes=2 client-resources-num-cpus=1"),  # hidden
 ])
-def test_flwr_run_script_takes_the_supernode_count_from_the_run_config(tmp_path, run_config, federation, sent):
+def test_flwr_run_script_takes_the_supernode_count_from_the_run_config(tmp_path, run_config, federation, nvidia_smi,
+                                                                        visible, sent):
     """`flwr` replaced by an exported bash function (it wins over PATH, which env.sh sets) that records what
-    flwr_run.sh submits and starts no run; `flower-superlink` by a stand-in that only answers /health."""
+    flwr_run.sh submits and starts no run; `flower-superlink` by a stand-in that only answers /health;
+    `nvidia-smi` by one that lists a GPU or fails (CUDA_VISIBLE_DEVICES='' hides the GPU)."""
     record = tmp_path / "args"
     stand_in = tmp_path / "flower-superlink"  # the name flwr_run.sh's cleanup looks for
     stand_in.write_text(STAND_IN_SUPERLINK.format(python=sys.executable))
@@ -235,8 +245,11 @@ def test_flwr_run_script_takes_the_supernode_count_from_the_run_config(tmp_path,
     # port: five digits, so that the script's cleanup patterns (pkill -f '...--port P') match no other run
     env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "59997",
            "BASH_FUNC_flwr%%": f"() {{ printf '%s\\n' \"$@\" > {record}; echo '{{}}'; }}",
-           "BASH_FUNC_flower-superlink%%": f"() {{ {stand_in} \"$@\"; }}",
+           "BASH_FUNC_flower-superlink%%": f"() {{ {stand_in} \"$@\"; }}", "BASH_FUNC_nvidia-smi%%": nvidia_smi,
            "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    if visible is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible
     command = ["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{tmp_path}' device='cpu' {run_config}"]
     result = subprocess.run(command + ([federation] if federation else []), cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
