@@ -108,8 +108,8 @@ class RoundRecorder:
         if "pruned[all]" in row:
             scores = (f" (precision {row['precision[all]']:.2f}, recall {row['recall[all]']:.2f} against the injected "
                       "noise)" if "precision[all]" in row else "")
-            log.info("labels: excluded %d, tracked %d, pruned %d%s", row["excluded[all]"], row["tracked[all]"],
-                     row["pruned[all]"], scores)
+            log.info("labels: excluded %d, pruned %d, taken back %d%s", row["excluded[all]"], row["pruned[all]"],
+                     row["reinstated[all]"], scores)
         # to Flower (which logs it each round) the summary only: each user's RSUM is in metrics.csv and users.png
         return MetricRecord({k: float(v) for k, v in row.items() if not k.startswith("user_rsum[")})
 

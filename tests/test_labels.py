@@ -11,7 +11,7 @@ from semfed.label_policies import LABEL_POLICIES
 from semfed.retrieval import training
 from semfed.retrieval.adapter.model import GraphAdapter
 from semfed.retrieval.shards import Modality, Shard
-from semfed.retrieval.labels import (HISTOGRAM_BINS, NULL, LabelLedger, close_label_round, reinstate_level,
+from semfed.retrieval.labels import (HISTOGRAM_BINS, NULL, LabelLedger, close_label_round,
                                      confidence_histogram, decoy_rank_confidence, group_label_metrics, noise_cut,
                                      noise_fraction, noise_overlap, rank_confidence)
 from strategies.keyed_fedavg import KeyedFedAvg
@@ -156,60 +156,27 @@ def test_each_labels_decoy_is_another_rows_label_the_same_in_every_epoch(monkeyp
     assert (decoys[0] != torch.arange(8)).all() and sorted(decoys[0].tolist()) == list(range(8))  # a derangement
 
 
-def test_a_label_is_pruned_only_after_the_configured_persistence():
-    ledger = LabelLedger.empty(3)
-    low = np.array([True, False, False])
-    conf = np.array([0.2, 0.9, 0.9], np.float32)
-    for _ in range(2):
-        ledger.update(conf, excluded=low, inconsistent=low, prune_rounds=3)
-    assert ledger.tracked.tolist() == [True, False, False] and ledger.streak.tolist() == [2, 0, 0]
-    ledger.update(conf, excluded=np.zeros(3, bool), inconsistent=np.zeros(3, bool), prune_rounds=3)  # recovers once
-    assert ledger.streak[0] == 0 and not ledger.pruned.any() and not ledger.tracked[0]
-    for expected_pruned in (False, False, True):
-        ledger.update(conf, excluded=low, inconsistent=low, prune_rounds=3)
-        assert ledger.pruned[0] == expected_pruned
-    assert ledger.pruned.tolist() == [True, False, False] and not ledger.tracked[0]
-    assert ledger.history.shape == (6, 3)
-    restored = LabelLedger.from_arrays({k: Array(v).numpy() for k, v in ledger.to_arrays().items()})
-    assert restored.pruned.tolist() == ledger.pruned.tolist() and restored.history.shape == (6, 3)
-
-
-def test_reinstate_level_is_the_upper_edge_of_the_nulls_precision_quantile():
-    uniform = np.full(HISTOGRAM_BINS, 5.0)  # 100 decoys, 5 a bin: 80% lie under 0.8, 90% under 0.9
-    assert reinstate_level(uniform, 0.8) == 0.8 and reinstate_level(uniform, 0.9) == 0.9
-    middle = np.zeros(HISTOGRAM_BINS)
-    middle[8:12] = 1.0  # chance between 0.4 and 0.6: shares 0.25 / 0.5 / 0.75 / 1 at the bins' upper edges
-    assert reinstate_level(middle, 0.8) == 0.6 and reinstate_level(middle, 0.75) == 0.55
-    assert reinstate_level(np.zeros(HISTOGRAM_BINS), 0.8) == 1.0  # no null: nothing comes back
-
-
-def test_a_pruned_label_comes_back_after_the_configured_recovery():
-    ledger = LabelLedger.empty(3)
-    low, none = np.array([True, False, False]), np.zeros(3, bool)
-    conf = np.array([0.2, 0.9, 0.9], np.float32)
-    for _ in range(2):
-        assert ledger.update(conf, excluded=low, inconsistent=low, prune_rounds=2, recovered=none) == 0
-    assert ledger.pruned.tolist() == [True, False, False]
-    up = np.array([True, True, True])  # every label above the level; only the pruned one can come back
-    assert ledger.update(conf, excluded=none, inconsistent=none, prune_rounds=2, recovered=up) == 0
-    assert ledger.update(conf, excluded=none, inconsistent=none, prune_rounds=2, recovered=none) == 0  # interrupted
-    assert ledger.recovery.tolist() == [0, 0, 0] and ledger.pruned[0]
-    returned = [ledger.update(conf, excluded=none, inconsistent=none, prune_rounds=2, recovered=up) for _ in range(2)]
-    assert returned == [0, 1] and not ledger.pruned.any() and not ledger.tracked.any()
-    assert ledger.recovery.tolist() == [0, 0, 0] and ledger.streak.tolist() == [0, 0, 0]
-    older = {k: v for k, v in ledger.to_arrays().items() if k != "recovery"}  # a ledger file from before
-    assert LabelLedger.from_arrays(older).recovery.tolist() == [0, 0, 0]
-
-
-def test_close_label_round_reinstates_only_labels_above_chances_precision_quantile():
-    decoys = ((torch.arange(100) + 0.5) / 100)[None]  # chance: 5 decoys a bin, level 0.8 at precision 0.8
+def test_a_label_is_judged_on_its_mean_confidence_over_the_last_prune_rounds():
+    """prune_rounds=2, chance between 0.4 and 0.6: 80 clean labels at 0.67, 19 noisy at 0.47 every round, and
+    label 99 at 0.05, then 0.9, 0.9 (a clean label the early adapter could not rank). Round 2: 20 means under
+    0.5 (noise fraction 0.2 / 0.5 = 0.4), cut 0.65 (at 0.7 the clean labels make the expected noise 0.4 / 1):
+    the 19 and label 99 (mean 0.475) are pruned. Round 3: label 99's last two rounds average 0.9 and it comes
+    back; over all three rounds (0.617) or on round 2 alone it would be judged differently."""
+    null = np.zeros(HISTOGRAM_BINS)
+    null[8:12] = 1.0
+    rounds = np.full((3, 100), 0.67, np.float32)
+    rounds[:, 80:99] = 0.47
+    rounds[:, 99] = [0.05, 0.9, 0.9]
     ledger = LabelLedger.empty(100)
-    ledger.pruned[:2] = True
-    confidence = torch.full((1, 100), 0.97)
-    confidence[0, 1] = 0.75  # ranks above most decoys, but under the level
-    counts = [close_label_round(ledger, confidence, decoys, torch.zeros(100, dtype=torch.bool),
-                                LABEL_POLICIES["local"], None, 0.8, 2).counts["reinstated"] for _ in range(2)]
-    assert counts == [0, 1] and ledger.pruned[:2].tolist() == [False, True]
+    assert ledger.update(rounds[0], null, 0.8, prune_rounds=2) == 0 and not ledger.pruned.any()  # one round: no verdict
+    assert ledger.update(rounds[1], null, 0.8, prune_rounds=2) == 0
+    assert np.nonzero(ledger.pruned)[0].tolist() == list(range(80, 100))
+    assert ledger.update(rounds[2], null, 0.8, prune_rounds=2) == 1  # taken back
+    assert np.nonzero(ledger.pruned)[0].tolist() == list(range(80, 99)) and ledger.history.shape == (3, 100)
+    restored = LabelLedger.from_arrays({k: Array(v).numpy() for k, v in ledger.to_arrays().items()})
+    assert restored.pruned.tolist() == ledger.pruned.tolist() and restored.history.shape == (3, 100)
+    older = {**ledger.to_arrays(), "tracked": np.zeros(100, bool), "streak": np.zeros(100, np.int64)}
+    assert LabelLedger.from_arrays(older).pruned.tolist() == ledger.pruned.tolist()  # a file from the earlier rule
 
 
 def test_consensus_pools_three_clients_decoy_histograms():
@@ -252,7 +219,7 @@ def test_label_statistics_hold_no_sample_content():
     # order-free and of fixed size: nothing in it can name, order or reconstruct a sample
     np.testing.assert_array_equal(permuted.statistics[NULL], histogram)
     assert bigger.statistics[NULL].shape == histogram.shape
-    assert report.counts == {"excluded": 2, "tracked": 2, "pruned": 0, "reinstated": 0}  # what the scheme knows, no ground truth
+    assert report.counts == {"excluded": 2, "pruned": 0, "reinstated": 0}  # what the scheme knows, no ground truth
 
 
 def test_hard_clean_labels_are_kept_and_chance_level_ones_pruned():
@@ -260,10 +227,10 @@ def test_hard_clean_labels_are_kept_and_chance_level_ones_pruned():
     hard = torch.full((2, 100), 0.97)
     hard[:, :10] = torch.tensor([[0.45], [0.75]])  # 10 clean but hard labels: excluded in epoch 1, 0.6 on average
     noisy = torch.full((2, 100), 0.97)
-    noisy[:, :30] = (torch.arange(30) + 0.5) / 30  # 30 labels ranking like decoys: 15 under 0.5
-    # hard: no label under 0.5 on average, noise fraction 0, cut 0; noisy: fraction 0.3 and cut 0.95, and of
-    # the labels under it the ledger prunes those it tracks (excluded, under 0.5 in an epoch): the first 15
-    for confidence, expected in ((hard, []), (noisy, list(range(15)))):
+    noisy[:, :30] = (torch.arange(30) + 0.25) / 30  # 30 labels ranking like decoys: 15 under 0.5, the last at 0.975
+    # hard: no label under 0.5 on average, noise fraction 0, cut 0; noisy: fraction 0.3 and cut 0.95, under
+    # which lie the first 29 (one round of evidence: prune_rounds=1)
+    for confidence, expected in ((hard, []), (noisy, list(range(29)))):
         ledger = LabelLedger.empty(100)
         report = close_label_round(ledger, confidence, decoys, (confidence < 0.5).any(0), LABEL_POLICIES["local"],
                                    None, 0.8, 1)
@@ -330,16 +297,15 @@ def test_noise_groups_parse_and_reject_bad_specs():
 
 
 def test_group_label_metrics_hand_computed():
-    clients = {0: {"label-excluded": 4, "label-tracked": 3, "label-pruned": 4, "label-reinstated": 2},
-               1: {"label-excluded": 1, "label-tracked": 0, "label-pruned": 0, "label-reinstated": 1}}
+    clients = {0: {"label-excluded": 4, "label-pruned": 4, "label-reinstated": 2},
+               1: {"label-excluded": 1, "label-pruned": 0, "label-reinstated": 1}}
     diagnostics = {0: {"pruned-noisy": 3, "noisy": 6}, 1: {"pruned-noisy": 0, "noisy": 0}}
     groups = {"severe": (0,), "all": (0, 1)}
     # label-diagnostics off: the counts the scheme knows, no score against the injected noise
-    assert group_label_metrics(groups, clients) == {"excluded[severe]": 4, "tracked[severe]": 3, "pruned[severe]": 4,
-                                                    "reinstated[severe]": 2, "excluded[all]": 5, "tracked[all]": 3,
-                                                    "pruned[all]": 4, "reinstated[all]": 3}
+    assert group_label_metrics(groups, clients) == {"excluded[severe]": 4, "pruned[severe]": 4, "reinstated[severe]": 2,
+                                                    "excluded[all]": 5, "pruned[all]": 4, "reinstated[all]": 3}
     row = group_label_metrics(groups, clients, diagnostics)
-    assert row["pruned[severe]"] == 4 and row["excluded[all]"] == 5 and row["tracked[all]"] == 3
+    assert row["pruned[severe]"] == 4 and row["excluded[all]"] == 5 and row["reinstated[all]"] == 3
     assert row["precision[severe]"] == 0.75 and row["recall[severe]"] == 0.5
     assert row["f1[severe]"] == pytest.approx(2 * 0.75 * 0.5 / 1.25)
     assert np.isnan(group_label_metrics({"none": (1,)}, clients, diagnostics)["precision[none]"])

@@ -14,9 +14,10 @@ from server.resume import StoppedAfterRound
 from tests.flower_runs import TINY, in_process
 
 # 3 clients, fail-fraction 0.3: round(0.9) = 1 client fails each round; client 1 sends a wrongly shaped update.
-# RSUM every 3 rounds (rounds 1, 2 unscored); noisy labels tracked in each client's ledger and pruned from round 1 on.
+# RSUM every 3 rounds (rounds 1, 2 unscored); labels scored from round 1 on in each client's ledger, which
+# prunes from round 2 on, on each label's mean confidence over the last two rounds.
 FAULTS = ("fail-fraction=0.3 poison-clients='1' poison-kind='shape' resume=true eval-every=3 label-handling='local' "
-          "label-noise='mild:0.3:0-2' label-warmup-rounds=0 label-prune-rounds=1")
+          "label-noise='mild:0.3:0-2' label-warmup-rounds=0 label-prune-rounds=2")
 
 
 def config(name: str, rounds: int, extra: str = "") -> str:
@@ -27,11 +28,11 @@ def run_ledgers(run):
     return run.parent.parent / "ledgers" / run.name  # <work-dir>/ledgers/<run-name>
 
 
-def pruned_before(run, partition_id: int, server_round: int) -> int:
-    """Labels pruned in client `partition_id`'s newest ledger file before `server_round` (0 without one)."""
+def scored_before(run, partition_id: int, server_round: int) -> int:
+    """Rounds of confidences in client `partition_id`'s newest ledger file before `server_round` (0 without one)."""
     folder = ledger_folder(run_ledgers(run), partition_id)
     rounds = [r for r in ledger_rounds(folder) if r < server_round]
-    return int(np.load(folder / f"round-{rounds[-1]}.npz")["pruned"].sum()) if rounds else 0
+    return len(np.load(folder / f"round-{rounds[-1]}.npz")["history"]) if rounds else 0
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_failing_clients_and_a_poisoned_update_cost_only_their_updates(faulty_ru
     expected_rejections = [int(1 not in failing_clients(0, r, 3, 0.3)) for r in (1, 2, 3)]
     assert table.loc[1:, "updates_rejected"].tolist() == expected_rejections
     assert table["rsum"].notna().tolist() == [True, False, False, True] and table.loc[1:, "train_loss"].notna().all()
-    assert (table.loc[1:, "pruned[all]"] > 0).all()
+    assert table.loc[1, "pruned[all]"] == 0 and (table.loc[2:, "pruned[all]"] > 0).all()
 
 
 def test_a_run_stopped_after_round_one_and_resumed_ends_with_the_uninterrupted_metrics(work, faulty_run):
@@ -61,9 +62,10 @@ def test_a_run_stopped_after_round_one_and_resumed_ends_with_the_uninterrupted_m
         in_process(work, config("resumed", 3, f"{FAULTS} stop-after-round=1"))
     run = work / "runs" / "resumed"
     assert report.load_checkpoint(run)["round"] == 1
-    # the ledger matters after the stop: a client training round 2 pruned labels in round 1
+    # the ledger matters after the stop: round 2's verdicts average round 1's confidences, which a client
+    # training round 2 recorded before it
     trains_round_2 = [p for p in range(3) if p not in failing_clients(0, 2, 3, 0.3)]
-    assert sum(pruned_before(run, p, 2) for p in trains_round_2) > 0
+    assert max(scored_before(run, p, 2) for p in trains_round_2) == 1
     in_process(work, config("resumed", 3, FAULTS))
     assert f"resuming {run} after round 1 of 3" in (run / rd.LOG).read_text()
     resumed = pd.read_csv(run / report.METRICS)

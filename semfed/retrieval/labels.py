@@ -70,7 +70,7 @@ def decoy_rank_confidence(similarity: torch.Tensor, decoy_similarity: torch.Tens
     return (row.sum(1) + col.sum(0)) / (2 * (b - 1))
 
 
-LABEL_COUNTS = ("excluded", "tracked", "pruned", "reinstated")  # what a client reports of its labels each round
+LABEL_COUNTS = ("excluded", "pruned", "reinstated")  # what a client reports of its labels each round
 CHANCE_BIN = HISTOGRAM_BINS // 2  # labels under confidence 0.5 (the first CHANCE_BIN bins) estimate the noise fraction
 
 
@@ -101,73 +101,44 @@ def noise_cut(histogram: np.ndarray, null: np.ndarray, precision: float) -> floa
     return float((edges.max() + 1) / HISTOGRAM_BINS) if len(edges) else 0.0
 
 
-def reinstate_level(null: np.ndarray, precision: float) -> float:
-    """Confidence above which a pruned label is taken back: the upper edge of the null's [HISTOGRAM_BINS]
-    bin where its cumulative share first reaches `precision`, so a decoy ranks there at most 1 - precision
-    of the time; 1.0 (never) for an empty null."""
-    if null.sum() <= 0:
-        return 1.0
-    cumulative = np.cumsum(null) / null.sum()
-    return float((np.searchsorted(cumulative, precision - 1e-12) + 1) / HISTOGRAM_BINS)
-
-
 @dataclass
 class LabelLedger:
     """A client's record of its labels across rounds. N = shard size.
 
-    history: [R, N] confidence of each label in each round so far (mean over the round's epochs);
-    tracked: [N] bool, low-confidence labels being watched; streak: [N] consecutive rounds a
-    tracked label was inconsistent with the consensus; pruned: [N] bool, left out of training;
-    recovery: [N] consecutive rounds a pruned label ranked above the reinstatement level.
+    history: [R, N] confidence of each label in each scored round (mean over the round's epochs; pruned
+    labels are scored too); pruned: [N] bool, left out of training.
     """
 
     history: np.ndarray
-    tracked: np.ndarray
-    streak: np.ndarray
     pruned: np.ndarray
-    recovery: np.ndarray
 
     @classmethod
     def empty(cls, n: int) -> "LabelLedger":
-        return cls(np.zeros((0, n), np.float32), np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool),
-                   np.zeros(n, np.int64))
+        return cls(np.zeros((0, n), np.float32), np.zeros(n, bool))
 
-    def update(self, confidence: np.ndarray, excluded: np.ndarray, inconsistent: np.ndarray,
-               prune_rounds: int, recovered: np.ndarray | None = None) -> int:
-        """Record one round. confidence [N]; excluded [N] bool (left out of at least one epoch);
-        inconsistent [N] bool (round confidence under the consensus threshold); recovered [N] bool
-        (round confidence above the reinstatement level; None: no label is taken back).
-
-        A pruned label recovered for `prune_rounds` rounds in a row is reinstated (pruned labels are
-        still scored every round: a clean label the early adapter could not yet rank comes back once
-        it ranks well above chance). Then a label enters the ledger when excluded and leaves it once
-        it is neither excluded nor inconsistent; a tracked label inconsistent for `prune_rounds`
-        rounds in a row is pruned. Returns how many labels were reinstated this round.
-        """
+    def update(self, confidence: np.ndarray, null: np.ndarray, precision: float, prune_rounds: int) -> int:
+        """Record one round's confidence [N], then decide every label anew on its evidence: once
+        `prune_rounds` rounds are recorded, a label is pruned while its mean confidence over the last
+        `prune_rounds` rounds is under noise_cut(the histogram of those means, `null`, precision), and
+        taken back when it no longer is. A mean over rounds tells a label that ranks like chance round
+        after round (noise) from a hard clean one the adapter is still learning to rank. Returns how
+        many pruned labels were taken back this round."""
         self.history = np.concatenate([self.history, confidence[None].astype(np.float32)])
-        recovered = np.zeros_like(self.pruned) if recovered is None else recovered
-        self.recovery = np.where(self.pruned & recovered, self.recovery + 1, 0)
-        reinstated = self.recovery >= prune_rounds
-        self.pruned &= ~reinstated
-        self.recovery[reinstated] = 0
-        self.tracked = (self.tracked | excluded) & (excluded | inconsistent) & ~self.pruned & ~reinstated
-        self.streak = np.where(self.tracked & inconsistent, self.streak + 1, 0)
-        newly_pruned = self.streak >= prune_rounds
-        self.pruned = self.pruned | newly_pruned
-        self.tracked &= ~newly_pruned
-        self.streak[newly_pruned] = 0
-        return int(reinstated.sum())
+        if len(self.history) < prune_rounds:
+            return 0
+        evidence = self.history[-prune_rounds:].mean(0)
+        below = evidence < noise_cut(confidence_histogram(evidence), null, precision)
+        reinstated = int((self.pruned & ~below).sum())
+        self.pruned = below
+        return reinstated
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"history": self.history, "tracked": self.tracked, "streak": self.streak, "pruned": self.pruned,
-                "recovery": self.recovery}
+        return {"history": self.history, "pruned": self.pruned}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "LabelLedger":
-        """A ledger from to_arrays' arrays; one saved before reinstatement existed has no 'recovery' (zeros)."""
-        pruned = arrays["pruned"].astype(bool)
-        recovery = arrays["recovery"] if "recovery" in arrays else np.zeros(len(pruned), np.int64)
-        return cls(arrays["history"], arrays["tracked"].astype(bool), arrays["streak"], pruned, recovery)
+        """A ledger from to_arrays' arrays (a file from an earlier rule may hold more; they are not used)."""
+        return cls(arrays["history"], arrays["pruned"].astype(bool))
 
 
 def detection_scores(flagged: int, flagged_noisy: int, noisy: int) -> dict[str, float]:
@@ -187,7 +158,7 @@ class LabelRoundReport:
 
     statistics: what the client sends for the federation's consensus: the histogram [HISTOGRAM_BINS] of
     its unpruned labels' decoys' round confidences (NULL); no samples, captions, features or indices. counts: what the scheme itself knows (labels excluded this round,
-    tracked, pruned, reinstated this round; LABEL_COUNTS), for the metrics table. pruned: [N] bool, the client's pruned labels (stays on
+    pruned, reinstated this round; LABEL_COUNTS), for the metrics table. pruned: [N] bool, the client's pruned labels (stays on
     the client; noise_overlap compares it with the injected noise).
     """
 
@@ -202,11 +173,10 @@ def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, deco
     """Fold one round's per-epoch confidences of the labels and of their decoys [E, N] and the
     exclusions [N] into the ledger.
 
-    A policy without a ledger passes None. Otherwise a label is inconsistent when its round confidence
-    (mean over epochs) is under noise_cut(its histogram, null, precision), where the null, what chance
-    looks like, is the histogram of the client's own decoys, or, for a policy that uses the consensus,
-    the federation's pooled decoy histogram `consensus` once one has arrived. A pruned label is taken
-    back when its round confidence stays at or above reinstate_level(null, precision) (LabelLedger.update).
+    A policy without a ledger passes None. Otherwise the ledger records each label's round confidence
+    (mean over epochs) and decides which labels are pruned (LabelLedger.update) against the null, what
+    chance looks like: the histogram of the client's own decoys this round, or, for a policy that uses the
+    consensus, the federation's pooled decoy histogram `consensus` once one has arrived.
     """
     round_confidence = torch.nanmean(confidence, dim=0).numpy()
     round_decoy = torch.nanmean(decoy_confidence, dim=0).numpy()
@@ -215,13 +185,9 @@ def close_label_round(ledger: LabelLedger | None, confidence: torch.Tensor, deco
     reinstated = 0
     if ledger is not None:
         null = consensus if policy.uses_consensus and consensus is not None else statistics[NULL]
-        cut = noise_cut(confidence_histogram(round_confidence[~pruned_before]), null, precision)
-        reinstated = ledger.update(round_confidence, excluded.numpy(), round_confidence < cut, prune_rounds,
-                                   round_confidence >= reinstate_level(null, precision))
+        reinstated = ledger.update(round_confidence, null, precision, prune_rounds)
     pruned = ledger.pruned.copy() if ledger is not None else pruned_before
-    tracked = ledger.tracked if ledger is not None else np.zeros_like(pruned)
-    counts = {"excluded": int(excluded.sum()), "tracked": int(tracked.sum()), "pruned": int(pruned.sum()),
-              "reinstated": reinstated}
+    counts = {"excluded": int(excluded.sum()), "pruned": int(pruned.sum()), "reinstated": reinstated}
     return LabelRoundReport(statistics, counts, pruned)
 
 
@@ -240,7 +206,7 @@ def noise_overlap(noisy: torch.Tensor, excluded: torch.Tensor | None = None,
 
 def group_label_metrics(groups: dict[str, tuple[int, ...]], client_metrics: dict[int, dict[str, float]],
                         client_diagnostics: dict[int, dict[str, int]] | None = None) -> dict[str, float]:
-    """Label columns of a metrics row: per group, the summed excluded / tracked / pruned
+    """Label columns of a metrics row: per group, the summed excluded / pruned
     counts of its replying clients; with client_diagnostics (noise_overlap by partition id,
     label-diagnostics on) also the precision, recall and F1 of their pruned sets against the
     injected noise. Keys like 'pruned[severe]'."""
