@@ -157,9 +157,10 @@ class LabelRoundReport:
     """A client's label outcome for one round.
 
     statistics: what the client sends for the federation's consensus: the histogram [HISTOGRAM_BINS] of
-    its unpruned labels' decoys' round confidences (NULL); no samples, captions, features or indices. counts: what the scheme itself knows (labels excluded this round,
-    pruned, reinstated this round; LABEL_COUNTS), for the metrics table. pruned: [N] bool, the client's pruned labels (stays on
-    the client; noise_overlap compares it with the injected noise).
+    its unpruned labels' decoys' round confidences (NULL); no samples, captions, features or indices.
+    counts: what the scheme itself knows (labels excluded this round, pruned, taken back this round;
+    LABEL_COUNTS), for the metrics table. pruned: [N] bool, the client's pruned labels (stays on the
+    client; noise_overlap compares it with the injected noise).
     """
 
     statistics: dict[str, np.ndarray]
