@@ -64,20 +64,23 @@ def test_a_toy_label_policy_uses_the_consensus_it_declares(monkeypatch):
                                                                       uses_consensus=True))
     cfg = load_config(label_handling="consensus-only")
     assert strategy_class(cfg) is LabelConsensusFedAvg and strategy_class(load_config()) is KeyedFedAvg
-    # 30 confident labels, 10 hard ones (0.45 then 0.75: 0.6 on average) and 5 at chance level (0.2)
-    confidence = torch.cat([torch.full((2, 30), 0.95), torch.tensor([[0.45], [0.75]]).expand(2, 10),
+    # 30 confident labels (0.97), 10 hard ones (0.45 then 0.7: 0.575 on average) and 5 at chance level (0.2)
+    confidence = torch.cat([torch.full((2, 30), 0.97), torch.tensor([[0.45], [0.7]]).expand(2, 10),
                             torch.full((2, 5), 0.2)], 1)
     decoys = ((torch.arange(45) + 0.5) / 45).expand(2, 45)  # the client's own decoys rank uniformly
-    excluded = torch.arange(45) >= 30  # the hard and the low labels sat an epoch out: the ledger watches them
+    excluded = torch.arange(45) >= 30
 
     def pruned(policy: str, consensus) -> int:
         return int(close_label_round(LabelLedger.empty(45), confidence, decoys, excluded, LABEL_POLICIES[policy],
                                      consensus, 0.8, 1).pruned.sum())
 
-    consensus = np.zeros(HISTOGRAM_BINS)  # the federation's decoys: chance ranks at 0.5-0.65 here
-    consensus[[8, 10, 11, 12]] = [10, 30, 30, 30]
-    assert pruned("consensus-only", consensus) == pruned("federated", consensus) == 15  # the 0.6 labels look like chance
-    assert pruned("local", consensus) == pruned("consensus-only", None) == 5  # against uniform decoys they do not
+    consensus = np.zeros(HISTOGRAM_BINS)  # the federation's decoys: chance ranks at 0.45-0.65 here
+    consensus[9:13] = 25.0
+    # against it: noise fraction (5/45) / 0.25 = 0.44, cut 0.95, under which the hard and the low labels lie
+    assert pruned("consensus-only", consensus) == pruned("federated", consensus) == 15
+    # against uniform decoys: noise fraction 0.23 and cut 0.55 (at 0.6 the hard labels bring the expected
+    # noise share to 0.41): only the chance-level labels
+    assert pruned("local", consensus) == pruned("consensus-only", None) == 5
 
 
 def toy_server(grid, cfg):

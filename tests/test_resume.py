@@ -14,7 +14,7 @@ from flwr.app import Array, ArrayRecord
 from semfed import run_directory as rd
 from semfed.config import load_config
 from semfed.retrieval import report
-from semfed.retrieval.labels import LabelLedger
+from semfed.retrieval.labels import HISTOGRAM_BINS, LabelLedger
 from semfed.retrieval.ledger_files import discard_after, ledger_folder, ledger_rounds, load_ledger, save_ledger
 from semfed.retrieval.resume import restore_rng, table_from_state, table_state
 from semfed.tracking import Tracking
@@ -108,8 +108,7 @@ def _ledger(n: int, rounds: int, seed: int) -> LabelLedger:
     rng = np.random.default_rng(seed)
     ledger = LabelLedger.empty(n)
     for _ in range(rounds):
-        excluded = rng.random(n) < 0.5
-        ledger.update(rng.random(n).astype(np.float32), excluded, rng.random(n) < 0.5, prune_rounds=1)
+        ledger.update(rng.random(n).astype(np.float32), np.ones(HISTOGRAM_BINS), 0.8, prune_rounds=1)
     return ledger
 
 
