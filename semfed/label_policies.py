@@ -10,8 +10,9 @@ from dataclasses import dataclass
 class LabelPolicy:
     """scores: from round label-warmup-rounds + 1 on, every label gets a rank confidence before each
     epoch and labels under label-confidence-threshold sit that epoch out (semfed.retrieval.training).
-    keeps_ledger: a per-label ledger (a file per round, semfed.retrieval.ledger_files) tracks labels that stay
-    inconsistent across rounds and prunes them after label-prune-rounds (semfed.retrieval.labels).
+    keeps_ledger: a per-label ledger (a file per round, semfed.retrieval.ledger_files) records each label's
+    confidence every round and prunes the labels whose mean over the last label-prune-rounds rounds ranks
+    like chance (semfed.retrieval.labels).
     uses_consensus: the ledger's cut uses the federation's null, the clients' decoy-confidence histograms
     pooled (strategies.label_consensus); it needs a method that aggregates."""
 
