@@ -59,7 +59,7 @@ DATASETS = ("scenes", "flickr30k")
 FLICKR30K_LAYOUTS = ("karpathy", "scan")
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 FAIL_MODES = ("raise", "hang")  # test-only failure injection (semfed.fault_injection)
-JSCC_MIN_CROP = 36  # crops are multiples of 4 (the encoder downsamples by 4); MS-SSIM needs > 32 px
+JSCC_MIN_CROP = 16  # crops are multiples of 4 (the encoder downsamples by 4); MS-SSIM takes 3 scales at 16 px
 #: Largest seed: every seed derived from it (semfed.seeds: seed * 1_000_003 + ...) stays
 #: far below torch.manual_seed's 2**64 - 1, and the seed itself within numpy's legacy 2**32 - 1.
 MAX_SEED = 2**32 - 1
@@ -405,7 +405,7 @@ class SemfedConfig:
             raise ConfigError(f"jscc-prior-kl-weight: must be >= 0, got {self.jscc_prior_kl_weight}")
         if self.jscc_crop_size < JSCC_MIN_CROP or self.jscc_crop_size % 4:
             raise ConfigError(f"jscc-crop-size: must be a multiple of 4 and >= {JSCC_MIN_CROP} pixels "
-                              f"(MS-SSIM needs > 32 px), got {self.jscc_crop_size}")
+                              f"(MS-SSIM needs 3 scales), got {self.jscc_crop_size}")
         for name in ["jscc_images", "jscc_eval_images"]:
             folder = getattr(self, name)
             if folder and not (Path(folder).expanduser().is_absolute() and Path(folder).expanduser().is_dir()):

@@ -58,7 +58,7 @@ def test_jscc_defaults_validate_and_parse():
     ({"jscc-decoders": " ; "}, "jscc-decoders: no decoders given"),
     ({"jscc-snr-set": "1,a"}, "jscc-snr-set: '1,a' is not a comma-separated list"),
     ({"jscc-eval-snrs": ""}, "jscc-eval-snrs: no SNRs given"),
-    ({"jscc-crop-size": 30}, "jscc-crop-size: must be a multiple of 4 and >= 36"),
+    ({"jscc-crop-size": 12}, "jscc-crop-size: must be a multiple of 4 and >= 16"),
     ({"jscc-crop-size": 50}, "jscc-crop-size: must be a multiple of 4"),
     ({"jscc-images": "relative/dir"}, "jscc-images: 'relative/dir' is not an absolute path"),
     ({"jscc-eval-images": "/nonexistent/dir"}, "jscc-eval-images: '/nonexistent/dir' is not an absolute path"),

@@ -1,16 +1,18 @@
 import math
 
 import pytest
+import pytorch_msssim
 import torch
 
 from semfed import channels as ch
+from semfed.jscc.image_metrics import ms_ssim_scales
 from semfed.jscc import (
     DECODERS,
     AttentionEncoder,
     build_decoder,
     latent_channels,
     ms_ssim,
-    msssim_win_size,
+    msssim_scales,
     psnr,
     symbols_to_latent,
 )
@@ -160,14 +162,31 @@ def test_psnr_hand_values():
         psnr(x, y[:, :, :4])
 
 
-def test_ms_ssim_window_choice_and_values():
-    assert [msssim_win_size(s, s) for s in (33, 48, 64, 128, 160, 161, 512)] == [3, 3, 3, 7, 9, 11, 11]
-    assert msssim_win_size(48, 640) == 3
-    with pytest.raises(ValueError, match="32 px"):
-        msssim_win_size(32, 32)
+def test_ms_ssim_window_and_scale_choice_and_values():
+    sizes = (9, 16, 17, 32, 33, 48, 64, 128, 160, 161, 512)
+    assert [msssim_scales(s, s) for s in sizes] == [(3, 3), (3, 3), (3, 4), (3, 4), (3, 5), (3, 5), (3, 5), (7, 5),
+                                                    (9, 5), (11, 5), (11, 5)]
+    assert msssim_scales(48, 640) == (3, 5) and msssim_scales(640, 32) == (3, 4)
+    with pytest.raises(ValueError, match="9 px"):
+        msssim_scales(8, 8)
+    for size in (48, 32):
+        x = _images(2, size, size)
+        same = ms_ssim(x, x)
+        assert same.shape == (2,) and torch.allclose(same, torch.ones(2), atol=1e-5)
+        noisy = (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(5))).clamp(0, 1)
+        worse = ms_ssim(x, noisy)
+        assert (worse < 0.99).all() and (worse > 0).all()
+
+
+def test_ms_ssim_scales_is_pytorch_msssim_at_five_scales_and_renormalises_fewer():
     x = _images(2, 48, 64)
-    same = ms_ssim(x, x)
-    assert same.shape == (2,) and torch.allclose(same, torch.ones(2), atol=1e-5)
     noisy = (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(5))).clamp(0, 1)
-    worse = ms_ssim(x, noisy)
-    assert (worse < 0.99).all() and (worse > 0).all()
+    standard = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # sums to 1.0001; renormalised: w / 1.0001
+
+    def library(weights):
+        return pytorch_msssim.ms_ssim(x, noisy, data_range=1.0, size_average=False, win_size=3,
+                                      weights=list(torch.tensor(weights) / sum(weights)))
+
+    assert torch.allclose(ms_ssim_scales(x, noisy, 3, 5), library(standard), rtol=0, atol=1e-6)
+    assert torch.allclose(ms_ssim_scales(x, noisy, 3, 4), library(standard[:4]), rtol=0, atol=1e-6)
+    assert not torch.allclose(ms_ssim_scales(x, noisy, 3, 4), library(standard), atol=1e-3)

@@ -14,10 +14,10 @@ from semfed.jscc.decoders import (
     symmetric_family,
 )
 from semfed.jscc.encoder import DOWNSAMPLE, AttentionEncoder, latent_channels, symbols_to_latent
-from semfed.jscc.image_metrics import ms_ssim, msssim_win_size, psnr
+from semfed.jscc.image_metrics import ms_ssim, msssim_scales, psnr
 
 __all__ = [
     "DECODERS", "DOWNSAMPLE", "AttentionDecoder", "AttentionEncoder", "ConvDecoder", "JSCCDecoder",
-    "PromptDecoder", "ResNetDecoder", "VGGDecoder", "build_decoder", "latent_channels", "ms_ssim", "msssim_win_size",
+    "PromptDecoder", "ResNetDecoder", "VGGDecoder", "build_decoder", "latent_channels", "ms_ssim", "msssim_scales",
     "psnr", "symbols_to_latent", "symmetric_family",
 ]
