@@ -126,6 +126,7 @@ class SemfedConfig:
     jscc_images: str
     jscc_eval_images: str
     jscc_crop_size: int
+    jscc_holdout: float
     jscc_batch_size: int
     jscc_steps_per_round: int
     jscc_stage1_rounds: int
@@ -403,6 +404,9 @@ class SemfedConfig:
             raise ConfigError(f"jscc-prompts: must be 0 (one prompt per latent channel) or >= 1, got {self.jscc_prompts}")
         if not self.jscc_prior_kl_weight >= 0:
             raise ConfigError(f"jscc-prior-kl-weight: must be >= 0, got {self.jscc_prior_kl_weight}")
+        if not 0 <= self.jscc_holdout <= 0.5:
+            raise ConfigError(f"jscc-holdout: the held-out fraction of each image's rows must be in [0, 0.5], "
+                              f"got {self.jscc_holdout}")
         if self.jscc_crop_size < JSCC_MIN_CROP or self.jscc_crop_size % 4:
             raise ConfigError(f"jscc-crop-size: must be a multiple of 4 and >= {JSCC_MIN_CROP} pixels "
                               f"(MS-SSIM needs 3 scales), got {self.jscc_crop_size}")

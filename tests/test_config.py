@@ -145,6 +145,16 @@ def test_check_environment_refuses_jscc_crops_larger_than_every_image(tmp_path):
     with pytest.raises(ConfigError, match="jscc-crop-size: 100000 px crops fit no image of jscc-images "
                                           "\\(the bundled default\\): the largest shorter side is 1411 px"):
         load_config(work_dir=str(tmp_path), task="jscc", jscc_crop_size=100000).check_environment()
+    # a 120 x 80 image (PIL: width x height) is 80 rows: holdout 0.25 keeps 60 rows and holds out 20;
+    # the 64 x 200 one keeps 150 rows (shorter side 64) and holds out 50 (shorter side 50)
+    held = fits.replace(jscc_crop_size=48, jscc_holdout=0.25)
+    held.check_environment()
+    with pytest.raises(ConfigError, match="jscc-crop-size: 52 px crops fit the held-out bands \(jscc-holdout = 0.25\) "
+                                          "of jscc-eval-images .*: the largest shorter side is 50 px"):
+        held.replace(jscc_crop_size=52).check_environment()
+    with pytest.raises(ConfigError, match="jscc-crop-size: 68 px crops fit the rows not held out \(jscc-holdout = 0.25\) "
+                                          "of jscc-images .*: the largest shorter side is 64 px"):
+        held.replace(jscc_crop_size=68).check_environment()
 
 
 def check_config(*args: str) -> subprocess.CompletedProcess:

@@ -8,7 +8,15 @@ import torch
 from PIL import Image
 
 from semfed import channels as ch
-from semfed.data.image_folder import DEFAULT_IMAGES, center_crops, image_sizes, load_images, random_crops
+from semfed.data.image_folder import (
+    DEFAULT_IMAGES,
+    center_crops,
+    holdout_split,
+    image_sizes,
+    load_images,
+    random_crops,
+    tiles,
+)
 from semfed.jscc import AttentionEncoder, build_decoder, psnr
 from semfed.jscc.frameworks import (
     decoder_loss,
@@ -98,6 +106,36 @@ def test_crops_skip_small_images_and_fail_when_none_fit():
         random_crops([small, large], 2, 64, _gen(0))
     with pytest.raises(ValueError, match="64x64"):
         center_crops([small], 64)
+
+
+def test_holdout_split_and_tiles_by_hand():
+    image = np.zeros((50, 70, 3), np.uint8)
+    image[40:] = 255  # round(0.2 * 50) = 10 bottom rows held out
+    kept, held = holdout_split([image, image[:9]], 0.2)
+    assert [k.shape[0] for k in kept] == [40, 7] and [h.shape[0] for h in held] == [10, 2]  # 9 rows: round(1.8) = 2
+    assert (kept[0] == 0).all() and (held[0] == 255).all()
+    assert [k.shape[0] for k in holdout_split([image], 0.0)[0]] == [50]
+    with pytest.raises(ValueError, match="held-out fraction"):
+        holdout_split([image], 1.0)
+    grid = np.arange(40 * 70, dtype=np.uint8).reshape(40, 70)[:, :, None].repeat(3, axis=2)
+    cut = tiles([grid, image[:9]], 16)  # 40 x 70: 2 rows x 4 columns of 16-px tiles, row-major; 9 rows: none
+    assert cut.shape == (8, 3, 16, 16)
+    assert torch.equal(cut[5], torch.from_numpy(grid[16:32, 16:32]).permute(2, 0, 1).float() / 255)
+
+
+def test_holdout_keeps_training_crops_off_the_evaluation_band():
+    from semfed.config import load_config
+    from semfed.jscc.federation import evaluation_crops, training_batches
+
+    image = np.zeros((80, 96, 3), np.uint8)
+    image[60:] = 255  # jscc-holdout 0.25: rows 60-79 held out
+    cfg = load_config(task="jscc", jscc_crop_size=16, jscc_batch_size=8, jscc_steps_per_round=25, jscc_holdout=0.25)
+    batches = training_batches(cfg, [image], _gen(0), "cpu")
+    assert len(batches) == 25 and max(b.max().item() for b in batches) == 0  # 200 crops, none from the band
+    assert torch.equal(evaluation_crops(cfg, [image]), torch.ones(6, 3, 16, 16))  # 20 rows x 96: 1 x 6 tiles
+    without = cfg.replace(jscc_holdout=0.0)
+    assert max(b.max().item() for b in training_batches(without, [image], _gen(0), "cpu")) == 1
+    assert torch.equal(evaluation_crops(without, [image]), center_crops([image], 16))
 
 
 def test_folder_of_pngs_and_jpeg_loads_sorted_as_rgb(tmp_path):

@@ -83,6 +83,25 @@ def image_sizes(folder: str | Path | None) -> list[tuple[int, int]]:
     return sizes
 
 
+def holdout_split(images: list[np.ndarray], fraction: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each image [H, W, 3] cut in two by rows: the top H - round(fraction * H) rows to train on, the
+    bottom round(fraction * H) rows held out, so that no held-out pixel is ever trained on.
+    fraction in [0, 1); 0 holds nothing out (empty bands of 0 rows)."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
+    cuts = [image.shape[0] - round(fraction * image.shape[0]) for image in images]
+    return [im[:cut] for im, cut in zip(images, cuts)], [im[cut:] for im, cut in zip(images, cuts)]
+
+
+def tiles(images: list[np.ndarray], size: int) -> torch.Tensor:
+    """Every non-overlapping size x size tile of every image, row by row from the top left (a remainder
+    under size px is dropped) -> float32 [N, 3, size, size] in [0, 1]; ValueError if no image fits one."""
+    fitting = _fitting(images, size)
+    return _to_tensor([image[top:top + size, left:left + size] for image in fitting
+                       for top in range(0, image.shape[0] - size + 1, size)
+                       for left in range(0, image.shape[1] - size + 1, size)])
+
+
 def _fitting(images: list[np.ndarray], size: int) -> list[np.ndarray]:
     if size < 1:
         raise ValueError(f"crop size must be >= 1, got {size}")

@@ -45,14 +45,20 @@ def check_jscc(cfg: Any) -> None:
 
 
 def check_jscc_images(cfg: Any) -> None:
-    """jscc-crop-size fits at least one training and one evaluation image (smaller images are skipped)."""
-    for key, folder in {"jscc-images": cfg.jscc_images, "jscc-eval-images": cfg.jscc_eval_images}.items():
-        if key == "jscc-eval-images" and folder in ("", cfg.jscc_images):
+    """jscc-crop-size fits at least one training and one evaluation image (smaller images are skipped); with
+    jscc-holdout, the training images' kept rows and the evaluation images' held-out bands."""
+    holdout = cfg.jscc_holdout
+    parts = {"jscc-images": (cfg.jscc_images, lambda h: h - round(holdout * h), "rows not held out"),
+             "jscc-eval-images": (cfg.jscc_eval_images or cfg.jscc_images,
+                                  lambda h: round(holdout * h) if holdout else h, "held-out bands")}
+    for key, (folder, rows, part) in parts.items():
+        if key == "jscc-eval-images" and not holdout and folder == cfg.jscc_images:
             continue  # the training images, checked above
         try:
-            largest = max(min(size) for size in image_sizes(folder))
+            largest = max(min(rows(height), width) for height, width in image_sizes(folder))
         except ValueError as error:
             raise ValueError(f"{key}: {error}") from None
         if cfg.jscc_crop_size > largest:
-            raise ValueError(f"jscc-crop-size: {cfg.jscc_crop_size} px crops fit no image of {key} "
+            what = f"the {part} (jscc-holdout = {holdout:g}) of" if holdout else "no image of"
+            raise ValueError(f"jscc-crop-size: {cfg.jscc_crop_size} px crops fit {what} {key} "
                              f"({folder or 'the bundled default'}): the largest shorter side is {largest} px")

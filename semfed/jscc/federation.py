@@ -17,7 +17,7 @@ from torch import nn
 
 from semfed.channels import CHANNELS
 from semfed.config import SemfedConfig
-from semfed.data.image_folder import random_crops
+from semfed.data.image_folder import center_crops, holdout_split, random_crops, tiles
 from semfed.jscc.decoders import DECODERS, JSCCDecoder, build_decoder
 from semfed.jscc.encoder import AttentionEncoder, latent_channels
 from semfed.jscc.frameworks import (
@@ -114,9 +114,18 @@ def state_digest(state: dict[str, torch.Tensor | np.ndarray]) -> str:
 
 def training_batches(cfg: SemfedConfig, images: list[np.ndarray], generator: torch.Generator,
                      device: str) -> list[torch.Tensor]:
-    """jscc-steps-per-round batches of jscc-batch-size random crops [B, 3, S, S] on device."""
-    crops = random_crops(images, cfg.jscc_steps_per_round * cfg.jscc_batch_size, cfg.jscc_crop_size, generator)
+    """jscc-steps-per-round batches of jscc-batch-size random crops [B, 3, S, S] on device, from the rows of
+    the images not held out (jscc-holdout)."""
+    crops = random_crops(holdout_split(images, cfg.jscc_holdout)[0], cfg.jscc_steps_per_round * cfg.jscc_batch_size, cfg.jscc_crop_size, generator)
     return [batch.to(device) for batch in crops.split(cfg.jscc_batch_size)]
+
+
+def evaluation_crops(cfg: SemfedConfig, images: list[np.ndarray]) -> torch.Tensor:
+    """The evaluation images [N, 3, S, S] (CPU): with jscc-holdout > 0 every S-px tile of the images' held-out
+    bottom bands (never trained on), else each image's centre crop."""
+    if cfg.jscc_holdout:
+        return tiles(holdout_split(images, cfg.jscc_holdout)[1], cfg.jscc_crop_size)
+    return center_crops(images, cfg.jscc_crop_size)
 
 
 def train_role(role: str, cfg: SemfedConfig, encoder: nn.Module, decoder: nn.Module,
