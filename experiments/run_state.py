@@ -9,13 +9,14 @@ import pandas as pd
 
 from experiments.sweep_grid import Point
 from semfed.config import default_run_config
+from semfed.jscc.plateau import stopped_round
 from semfed.tasks import TASKS
 
 TIMES = "times.csv"  # <work-dir>/sweeps/<sweep>/: one row per point run (runner, wall and CPU seconds, finished)
 
 
 def is_finished(run_dir: Path, point: Point) -> bool:
-    """The run holds the point's config, every round of it and its final table."""
+    """The run holds the point's config, every round of it (up to where it stopped at a plateau) and its final table."""
     if not (run_dir / "config.json").is_file():
         return False
     config = json.loads((run_dir / "config.json").read_text())
@@ -24,7 +25,8 @@ def is_finished(run_dir: Path, point: Point) -> bool:
     task = TASKS[config["task"] if "task" in config else default_run_config()["task"]]
     if not (run_dir / task.final_table).is_file() or not (run_dir / task.rounds_table).is_file():
         return False
-    return int(pd.read_csv(run_dir / task.rounds_table)["round"].max()) == config["num-server-rounds"]
+    last_round = int(pd.read_csv(run_dir / task.rounds_table)["round"].max())
+    return last_round in (config["num-server-rounds"], stopped_round(run_dir))
 
 
 def set_aside(run_dir: Path) -> Path:

@@ -2,12 +2,12 @@
 points already finished, then collect one table and the comparison plots.
 
     .venv/bin/python -m experiments.sweep experiments/sweeps/case_study.toml [--work-dir DIR]
-        [--set "key=value ..."] [--name NAME] [--runner flwr|in-process] [--collect-only]
+        [--set "key=value ..."] [--name NAME] [--runner flwr|in-process] [--only TEXT] [--collect-only]
         [--output results.csv|results.parquet]
 
 A point's run lives in <work-dir>/runs/<sweep>/<point>/ and its console log in
 <work-dir>/sweeps/<sweep>/logs/<point>.log. A point counts as finished when its run holds the
-point's config, every round and its final table (experiments/run_state.py); a run interrupted
+point's config, every round (or it stopped at a D-JSCC plateau) and its final table (experiments/run_state.py); a run interrupted
 half-way is kept, renamed <point>.interrupted-<k>, and the point runs again. Retrieval sweeps
 give a long table, plots and a summary (sweep_results.py); D-JSCC sweeps (task='jscc') the
 framework table with the paper's ordering checked per cell (jscc_results.py): each task's
@@ -90,16 +90,17 @@ def record_time(path: Path, point: str, runner: str, wall_seconds: float, cpu_se
     row.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
-def run_sweep(sweep: Sweep, work_dir: Path, run_point=command_point("flwr")) -> list[str]:
-    """Run every unfinished point in order with a progress display, each point's wall and CPU seconds
-    appended to <work-dir>/sweeps/<sweep>/times.csv. Returns the points that failed."""
+def run_sweep(sweep: Sweep, work_dir: Path, run_point=command_point("flwr"), only: str = "") -> list[str]:
+    """Run every unfinished point whose name contains `only` in order with a progress display, each point's
+    wall and CPU seconds appended to <work-dir>/sweeps/<sweep>/times.csv. Returns the points that failed."""
     runs, logs = work_dir / "runs" / sweep.name, work_dir / "sweeps" / sweep.name / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     failed = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
-        overall = progress.add_task(f"sweep {sweep.name}", total=len(sweep.points))
-        for point in sweep.points:
+        points = [point for point in sweep.points if only in point.name]
+        overall = progress.add_task(f"sweep {sweep.name}", total=len(points))
+        for point in points:
             run_dir = runs / point.name
             if is_finished(run_dir, point):
                 progress.advance(overall)
@@ -145,6 +146,9 @@ def main() -> int:
     parser.add_argument("--runner", choices=COMMANDS, default="flwr", help="flwr: each point through `flwr run` "
                         "(SuperLink, Ray); in-process: each point in one Python process (server/in_process.py)")
     parser.add_argument("--collect-only", action="store_true", help="only collect the finished points")
+    parser.add_argument("--only", default="", help="run only the points whose name contains this text (e.g. "
+                        "'jscc-channel=awgn'), to share a sweep out between processes or machines; every "
+                        "finished point is collected")
     parser.add_argument("--output", default="results.csv", help="table file name (.csv or .parquet)")
     args = parser.parse_args()
     work_dir = args.work_dir.resolve()
@@ -155,7 +159,7 @@ def main() -> int:
     except (ValueError, click.ClickException) as error:
         message = error.message if isinstance(error, click.ClickException) else str(error)
         return console.print(f"[red]{message}[/red]", soft_wrap=True) or 2
-    failed = [] if args.collect_only else run_sweep(sweep, work_dir, command_point(args.runner))
+    failed = [] if args.collect_only else run_sweep(sweep, work_dir, command_point(args.runner), args.only)
     out = work_dir / "sweeps" / sweep.name
     out.mkdir(parents=True, exist_ok=True)
     runs = work_dir / "runs" / sweep.name

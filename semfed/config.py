@@ -130,6 +130,8 @@ class SemfedConfig:
     jscc_batch_size: int
     jscc_steps_per_round: int
     jscc_stage1_rounds: int
+    jscc_plateau_rounds: int
+    jscc_plateau_db: float
     jscc_bandwidth_ratio: float
     jscc_channel: str
     jscc_snr_set: str
@@ -404,6 +406,10 @@ class SemfedConfig:
             raise ConfigError(f"jscc-prompts: must be 0 (one prompt per latent channel) or >= 1, got {self.jscc_prompts}")
         if not self.jscc_prior_kl_weight >= 0:
             raise ConfigError(f"jscc-prior-kl-weight: must be >= 0, got {self.jscc_prior_kl_weight}")
+        if self.jscc_plateau_rounds < 0:
+            raise ConfigError(f"jscc-plateau-rounds: must be 0 (train every round) or >= 1, got {self.jscc_plateau_rounds}")
+        if not self.jscc_plateau_db >= 0:
+            raise ConfigError(f"jscc-plateau-db: must be >= 0 dB, got {self.jscc_plateau_db}")
         if not 0 <= self.jscc_holdout <= 0.5:
             raise ConfigError(f"jscc-holdout: the held-out fraction of each image's rows must be in [0, 0.5], "
                               f"got {self.jscc_holdout}")

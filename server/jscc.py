@@ -26,6 +26,7 @@ from semfed.jscc.federation import (
     unprefixed,
 )
 from semfed.jscc.framework_registry import FRAMEWORKS
+from semfed.jscc.plateau import Plateau, write_phases
 from semfed.tasks import load
 from semfed.tracking import Tracking
 from server.nodes import discover_partitions
@@ -45,12 +46,50 @@ def build_strategy(cfg: SemfedConfig, nodes: dict[int, int]) -> JSCCFedAvg:
     return load(framework.strategy)(nodes, **options)
 
 
+class PlateauReached(Exception):
+    """Raised after recording the round at which the run's last phase plateaued: ends strategy.start early."""
+
+
+class PhaseWatch:
+    """The plateau rule (semfed.jscc.plateau, jscc-plateau-rounds > 0) on each phase of the strategy: ends a
+    phase that plateaus (strategy.end_phase) and writes every ended phase to the run's PLATEAU file."""
+
+    def __init__(self, cfg: SemfedConfig, run_dir, strategy: JSCCFedAvg):
+        self.cfg, self.run_dir, self.strategy = cfg, run_dir, strategy
+        self.phases: list[dict] = []
+        self.name, self.first_round, self.rule = None, 0, None
+
+    def after_round(self, server_round: int, rows: list[dict]) -> None:
+        """Score server_round (mean PSNR of the phase's decoders over the eval SNRs on the training channel)."""
+        name = self.strategy.phase(server_round)
+        if name != self.name:
+            if self.name is not None:
+                self.close(server_round - 1, plateaued=False)  # the previous phase ended at its round cap
+            self.name, self.first_round = name, server_round
+            self.rule = Plateau(self.cfg.jscc_plateau_rounds, self.cfg.jscc_plateau_db)
+        scored = set(self.strategy.scored_partitions(server_round))
+        scores = [r["psnr"] for r in rows if r["channel"] == self.cfg.jscc_channel and r["decoder"] in scored]
+        if self.rule.update(server_round, sum(scores) / len(scores)):
+            self.close(server_round, plateaued=True)
+            log.info("round %d: phase %s plateaued (best %.2f dB at round %d)", server_round, self.phases[-1]["name"],
+                     self.rule.best, self.rule.best_round)
+            if not self.strategy.end_phase(server_round):
+                raise PlateauReached(server_round)
+
+    def close(self, last_round: int, plateaued: bool) -> None:
+        self.phases.append({"name": self.name, "first_round": self.first_round, "last_round": last_round,
+                            "best_psnr": self.rule.best, "best_round": self.rule.best_round, "plateaued": plateaued})
+        self.name = None
+        write_phases(self.run_dir, self.phases)
+
+
 class JSCCRecorder:
     """Server-side evaluate_fn: every decoder x eval SNR x channel, long rows in jscc_metrics.csv
     (with each client's train loss and encoder/decoder digests), plot and checkpoint per round."""
 
     def __init__(self, cfg: SemfedConfig, run_dir, strategy: JSCCFedAvg, tracking: Tracking):
         self.cfg, self.run_dir, self.strategy, self.tracking = cfg, run_dir, strategy, tracking
+        self.watch = PhaseWatch(cfg, run_dir, strategy) if cfg.jscc_plateau_rounds else None
         self.device = cfg.torch_device
         self.encoder = build_encoder(cfg).to(self.device)
         self.decoders = [build_user_decoder(cfg, pid).to(self.device) for pid in range(len(cfg.decoder_specs))]
@@ -82,6 +121,8 @@ class JSCCRecorder:
         now, seconds = time.perf_counter(), time.perf_counter() - self.last_time
         self.last_time = now
         self.log_round(server_round, rows, seconds)
+        if self.watch is not None and server_round > 0:
+            self.watch.after_round(server_round, rows)
         last = self.table[self.table["round"] == server_round]
         return MetricRecord({"psnr": float(last["psnr"].mean()), "ms_ssim": float(last["ms_ssim"].mean())})
 
@@ -110,11 +151,17 @@ def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
         strategy = build_strategy(cfg, nodes)
         recorder = JSCCRecorder(cfg, run_dir, strategy, tracking)
         initial = ArrayRecord(initial_state(cfg))
-        strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,
-                       timeout=cfg.round_timeout_s, train_config=ConfigRecord({}), evaluate_fn=recorder)
+        try:
+            strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_server_rounds,
+                           timeout=cfg.round_timeout_s, train_config=ConfigRecord({}), evaluate_fn=recorder)
+        except PlateauReached as stop:
+            log.info("stopped after round %s of at most %d: every phase plateaued", stop, cfg.num_server_rounds)
+        else:
+            if recorder.watch is not None and recorder.watch.name is not None:
+                recorder.watch.close(cfg.num_server_rounds, plateaued=False)
         table = report.paper_table(recorder.table, cfg.jscc_framework)
         table.to_csv(run_dir / report.TABLE, index=False)
-        report.plot_psnr(run_dir, recorder.table, f"D-JSCC {cfg.jscc_framework}, round {cfg.num_server_rounds}")
+        report.plot_psnr(run_dir, recorder.table, f"D-JSCC {cfg.jscc_framework}, round {int(recorder.table['round'].max())}")
         log.info("final PSNR / MS-SSIM per decoder and SNR (%s):\n%s", report.TABLE, table.to_string(index=False))
         log.info("done: %s", run_dir)
     finally:

@@ -52,6 +52,18 @@ class JSCCFedAvg(KeyedFedAvg):
     def assign(self, server_round: int) -> list[Assignment]:
         raise NotImplementedError
 
+    def phase(self, server_round: int) -> str:
+        """The name of the training phase server_round belongs to (semfed.jscc.plateau)."""
+        return "training"
+
+    def scored_partitions(self, server_round: int) -> list[int]:
+        """The clients whose decoders score the phase of server_round for the plateau rule: all of them."""
+        return sorted(self.nodes)
+
+    def end_phase(self, server_round: int) -> bool:
+        """End the phase of server_round after that round (it plateaued); True if another phase follows."""
+        return False
+
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         self.global_arrays = arrays

@@ -1,0 +1,59 @@
+"""When a D-JSCC phase has stopped improving: the plateau rule, and the file that says where each phase ended.
+
+A phase (the anchor's stage 1, its stage 2, or the whole run of the other frameworks) is scored after
+every round by the mean held-out PSNR (dB) of the decoders it trains, over jscc-eval-snrs on the
+training channel. It has plateaued when `patience` rounds in a row have not beaten its best score by
+at least `min_gain` dB (a round that beats it by less counts as no gain and leaves the best where it was).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PLATEAU = "jscc_plateau.json"  # in the run directory: {"phases": [{name, first_round, last_round, best_psnr, best_round,
+#                                                                     plateaued}]}
+
+
+@dataclass
+class Plateau:
+    """The plateau rule over one phase's scores (dB), fed one round at a time."""
+
+    patience: int
+    min_gain: float
+    best: float = -math.inf
+    best_round: int = 0
+    rounds_without_gain: int = 0
+    scores: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.patience < 1:
+            raise ValueError(f"plateau patience must be >= 1 round, got {self.patience}")
+        if not self.min_gain >= 0:
+            raise ValueError(f"plateau gain must be >= 0 dB, got {self.min_gain}")
+
+    def update(self, server_round: int, score: float) -> bool:
+        """Record a round's score; True once `patience` rounds in a row brought less than min_gain dB."""
+        self.scores.append(score)
+        if score >= self.best + self.min_gain:
+            self.best, self.best_round, self.rounds_without_gain = score, server_round, 0
+        else:
+            self.rounds_without_gain += 1
+        return self.rounds_without_gain >= self.patience
+
+
+def write_phases(run_dir: Path, phases: list[dict]) -> None:
+    """PLATEAU in run_dir: each ended phase as {name, first_round, last_round, best_psnr, best_round, plateaued}
+    (plateaued False: the phase ended at its round cap)."""
+    (run_dir / PLATEAU).write_text(json.dumps({"phases": phases}, indent=1) + "\n")
+
+
+def stopped_round(run_dir: Path) -> int | None:
+    """The round at which the run stopped because its last phase plateaued, None if it did not."""
+    path = run_dir / PLATEAU
+    if not path.is_file():
+        return None
+    phases = json.loads(path.read_text())["phases"]
+    return int(phases[-1]["last_round"]) if phases and phases[-1]["plateaued"] else None
