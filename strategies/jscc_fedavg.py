@@ -14,7 +14,6 @@ from semfed.jscc.federation import ENCODER, ENCODER_ROLES, decoder_prefix
 from strategies.keyed_fedavg import KeyedFedAvg, record_nbytes
 
 
-
 @dataclass(frozen=True)
 class Assignment:
     """One client's job in one round: its partition id and role (semfed.jscc.federation.ROLES)."""

@@ -1,6 +1,7 @@
 """D-JSCC over Flower (task = jscc): config keys, the three framework strategies' choice of clients
 and keys, the client's local round, and (slow) a two-round real `flwr run` of each framework."""
 
+import json
 
 import numpy as np
 import pandas as pd
@@ -8,6 +9,8 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from experiments.run_state import is_finished
+from experiments.sweep_grid import Point
 from semfed.config import ConfigError, DecoderSpec, default_run_config, load_config
 from semfed.jscc import DECODERS, build_decoder
 from semfed.jscc.federation import (
@@ -21,6 +24,7 @@ from semfed.jscc.federation import (
     training_batches,
     unprefixed,
 )
+from semfed.jscc.plateau import PLATEAU, Plateau
 from strategies.jscc_anchor import AnchorFedAvg
 from strategies.jscc_iterative import IterativeFedAvg
 from strategies.jscc_simultaneous import SimultaneousFedAvg
@@ -59,6 +63,9 @@ def test_jscc_defaults_validate_and_parse():
     ({"jscc-snr-set": "1,a"}, "jscc-snr-set: '1,a' is not a comma-separated list"),
     ({"jscc-eval-snrs": ""}, "jscc-eval-snrs: no SNRs given"),
     ({"jscc-crop-size": 12}, "jscc-crop-size: must be a multiple of 4 and >= 16"),
+    ({"jscc-holdout": 0.6}, "jscc-holdout: the held-out fraction of each image's rows must be in [0, 0.5], got 0.6"),
+    ({"jscc-plateau-rounds": -1}, "jscc-plateau-rounds: must be 0"),
+    ({"jscc-plateau-db": -0.1}, "jscc-plateau-db: must be >= 0 dB"),
     ({"jscc-crop-size": 50}, "jscc-crop-size: must be a multiple of 4"),
     ({"jscc-images": "relative/dir"}, "jscc-images: 'relative/dir' is not an absolute path"),
     ({"jscc-eval-images": "/nonexistent/dir"}, "jscc-eval-images: '/nonexistent/dir' is not an absolute path"),
@@ -264,3 +271,36 @@ def test_which_models_each_framework_changes_per_round(runs):
     for r in (1, 2):
         assert _changed(simultaneous, "decoder_sha256", r) == {0: True, 1: True}
         assert _changed(simultaneous, "encoder_sha256", r)[0]
+
+
+def test_plateau_rule_counts_rounds_without_the_least_gain_over_the_best():
+    rule = Plateau(patience=2, min_gain=0.1)
+    # 10.06 is a gain under 0.1 dB: no gain, and the best stays at 10.0, so 10.12 is a gain (>= 10.1);
+    # had the best moved to 10.06, 10.12 (< 10.16) would have been a second round without gain
+    assert [rule.update(r, s) for r, s in enumerate([10.0, 10.06, 10.12, 10.15, 10.2], start=1)] == [
+        False, False, False, False, True]
+    assert (rule.best, rule.best_round) == (10.12, 3)
+    with pytest.raises(ValueError, match="patience"):
+        Plateau(patience=0, min_gain=0.1)
+
+
+@pytest.mark.slow
+def test_anchor_run_stops_each_stage_at_its_plateau_and_counts_as_finished(tmp_path):
+    # a gain of 100 dB never comes: each phase plateaus on its second round (patience 1). Stage 1 (cap 3)
+    # ends after round 2, stage 2 runs rounds 3-4 and ends the run before the cap of 6 rounds.
+    config = {"num-server-rounds": 6, "jscc-stage1-rounds": 3, "jscc-plateau-rounds": 1, "jscc-plateau-db": 100.0,
+              "jscc-crop-size": 32}
+    run = in_process(tmp_path, two_rounds("anchor").replace("num-server-rounds=2 ", "").replace(
+        "jscc-stage1-rounds=1 ", "").replace("jscc-crop-size=48 ", "") + " " +
+        " ".join(f"{key}={value!r}" for key, value in config.items()))
+    phases = json.loads((run / PLATEAU).read_text())["phases"]
+    assert [(p["name"], p["first_round"], p["last_round"], p["best_round"], p["plateaued"]) for p in phases] == [
+        ("stage1", 1, 2, 1, True), ("stage2", 3, 4, 3, True)]
+    table = pd.read_csv(run / "jscc_metrics.csv", dtype=DIGESTS)
+    assert sorted(set(table["round"])) == [0, 1, 2, 3, 4]
+    assert set(table.loc[table["round"] >= 2, "encoder_sha256"]) == {table.loc[table["round"] == 2, "encoder_sha256"].iloc[0]}
+    stage1 = table[(table["round"] == 1) & (table["channel"] == "awgn") & (table["decoder"] == 0)]
+    assert phases[0]["best_psnr"] == pytest.approx(stage1["psnr"].mean())  # scored by the anchor's decoder only
+    assert (pd.read_csv(run / "jscc_table.csv")["round"] == 4).all()
+    assert is_finished(run, Point("anchor", {}, {"jscc-plateau-rounds": 1}))
+    assert not is_finished(run, Point("anchor", {}, {"jscc-plateau-rounds": 2}))
