@@ -30,7 +30,6 @@ import pandas as pd
 import torch
 
 from semfed.channels import CHANNELS
-from semfed.config import SemfedConfig, default_run_config
 from semfed.data.image_folder import center_crops, load_images, random_crops
 from semfed.jscc import (
     AttentionEncoder,
@@ -39,7 +38,7 @@ from semfed.jscc import (
     symmetric_family,
 )
 from semfed.jscc.cliff import cliff_curve
-from semfed.jscc.federation import build_encoder, build_user_decoder
+from semfed.jscc.federation import models_from_checkpoint
 from semfed.jscc.frameworks import train_stage1
 from semfed.jscc.report import load_checkpoint
 from semfed.jscc.separation import CODECS, Ladder, fit_snr_db
@@ -59,15 +58,9 @@ def snr_grid(text: str) -> list[float]:
 
 def from_run(run_dir: Path) -> tuple[torch.nn.Module, dict[str, torch.nn.Module], float, str]:
     """Encoder, decoders by 'client:family', bandwidth ratio and image folder of a D-JSCC run's checkpoint."""
-    checkpoint = load_checkpoint(run_dir)
-    cfg = SemfedConfig.from_run_config({**default_run_config(), **checkpoint["config"]})
-    encoder = build_encoder(cfg)
-    encoder.load_state_dict(checkpoint["encoder"])
-    decoders = {}
-    for pid, state in sorted(checkpoint["decoders"].items()):
-        decoders[f"{pid}:{checkpoint['families'][pid]}"] = decoder = build_user_decoder(cfg, pid)
-        decoder.load_state_dict(state)
-    return encoder, decoders, cfg.jscc_bandwidth_ratio, cfg.jscc_eval_images or cfg.jscc_images
+    cfg, encoder, decoders = models_from_checkpoint(load_checkpoint(run_dir))
+    named = {f"{pid}:{spec.family}": decoder for pid, (spec, decoder) in enumerate(zip(cfg.decoder_specs, decoders))}
+    return encoder, named, cfg.jscc_bandwidth_ratio, cfg.jscc_eval_images or cfg.jscc_images
 
 
 def train_small(images: list, args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]]:

@@ -4,6 +4,7 @@ users (iterative framework) against the anchor framework's frozen encoder (semfe
     .venv/bin/python -m experiments.jscc_forgetting [--out DIR] [--target attention]
         [--others conv,resnet,vgg] [--steps 60] [--crop 48] [--batch 8] [--width 16]
         [--ratio 0.1666666667] [--eval-snrs 1,7,13] [--channel awgn] [--images FOLDER] [--seed 0]
+    .venv/bin/python -m experiments.jscc_forgetting --run-dir RUN_DIR [--steps 1000] [--out DIR]
 
 --target defaults to the encoder's symmetric decoder family, --others to every other registered
 deterministic family (semfed.jscc.decoders.DECODERS less the generative ones), --channel to awgn
@@ -13,6 +14,8 @@ Images: --images folder, or scikit-image's bundled photos (the embedded default)
 defaults are CPU-sized (a few minutes on one core). Writes forgetting.csv (framework, stage,
 trained_with, snr, psnr, ms_ssim) and forgetting.png (PSNR and MS-SSIM of the target against the
 stage, one line per framework and SNR) into --out.
+With --run-dir the curve starts from a trained run's models (e.g. the anchor run of
+experiments/sweeps/jscc_plateau.toml, at its plateau): stage 0 is that checkpoint, untouched.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pandas as pd
 import torch
 
 from semfed.channels import CHANNELS
-from semfed.data.image_folder import center_crops, load_images, random_crops
+from semfed.data.image_folder import center_crops, holdout_split, load_images, random_crops
 from semfed.jscc import (
     DECODERS,
     AttentionEncoder,
@@ -33,9 +36,10 @@ from semfed.jscc import (
     latent_channels,
     symmetric_family,
 )
+from semfed.jscc.federation import anchor_partition, evaluation_crops, models_from_checkpoint
 from semfed.jscc.forgetting import forgetting_curve
 from semfed.jscc.framework_registry import FRAMEWORKS
-from semfed.jscc.report import METRIC_NAMES
+from semfed.jscc.report import METRIC_NAMES, load_checkpoint
 from semfed.plots import plt, save_figure
 
 
@@ -58,6 +62,23 @@ def plot(table: pd.DataFrame, file: Path, target: str) -> None:
     save_figure(fig, file)
 
 
+def from_run(run_dir: Path, steps: int, eval_snrs: list[float], generator: torch.Generator,
+             seed: int) -> tuple[str, pd.DataFrame]:
+    """The forgetting curve from a trained run: stage 0 is the checkpoint as it is (no training), each later
+    stage `steps` steps of the run's batches on the rows it trained on; scored on its evaluation crops."""
+    cfg, encoder, decoders = models_from_checkpoint(load_checkpoint(run_dir))
+    anchor = anchor_partition(cfg)
+    names = [f"{pid}:{spec.family}" for pid, spec in enumerate(cfg.decoder_specs)]
+    kept = holdout_split(load_images(cfg.jscc_images or None), cfg.jscc_holdout)[0]
+    others = [(name, decoder) for pid, (name, decoder) in enumerate(zip(names, decoders)) if pid != anchor]
+    stage_batches = [[]] + [list(random_crops(kept, steps * cfg.jscc_batch_size, cfg.jscc_crop_size, generator)
+                                 .split(cfg.jscc_batch_size)) for _ in others]
+    eval_images = evaluation_crops(cfg, load_images(cfg.jscc_eval_images or cfg.jscc_images or None))
+    return names[anchor], forgetting_curve(encoder, decoders[anchor], others, stage_batches, eval_images,
+                                           eval_snrs=eval_snrs, channel=cfg.jscc_channel, seed=seed,
+                                           snr_set_db=cfg.snr_set, lr=cfg.jscc_learning_rate)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("work/jscc_forgetting"))
@@ -75,25 +96,32 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--images", default="", help="image folder ('' = the embedded default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", type=Path, help="start from a D-JSCC run's jscc_checkpoint.pt (e.g. an anchor "
+                        "run trained to its plateau) instead of training stage 0: the target is its anchor decoder, "
+                        "the others its other decoders; crops, batch, held-out rows, channel, SNR set and learning "
+                        "rate are the run's (--target, --others, --crop, --batch, --width, --ratio, --channel, "
+                        "--lr and --images are ignored)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-
-    images = load_images(args.images or None)
-    others = args.others.split(",")
     generator = torch.Generator().manual_seed(args.seed)
-    stage_batches = [list(random_crops(images, args.steps * args.batch, args.crop, generator).split(args.batch))
-                     for _ in range(len(others) + 1)]
-    torch.manual_seed(args.seed)
-    encoder = AttentionEncoder(args.ratio, width=args.width)
-    sizes = dict(latent_channels=latent_channels(args.ratio), width=args.width)
-    target = build_decoder(args.target, **sizes)
+    eval_snrs = [float(s) for s in args.eval_snrs.split(",")]
     start = time.perf_counter()
-    table = forgetting_curve(encoder, target, [(name, build_decoder(name, **sizes)) for name in others],
-                             stage_batches, center_crops(images, args.crop),
-                             eval_snrs=[float(s) for s in args.eval_snrs.split(",")], channel=args.channel,
-                             seed=args.seed, lr=args.lr)
+    if args.run_dir:
+        target_name, table = from_run(args.run_dir, args.steps, eval_snrs, generator, args.seed)
+    else:
+        images = load_images(args.images or None)
+        others = args.others.split(",")
+        stage_batches = [list(random_crops(images, args.steps * args.batch, args.crop, generator).split(args.batch))
+                         for _ in range(len(others) + 1)]
+        torch.manual_seed(args.seed)
+        encoder = AttentionEncoder(args.ratio, width=args.width)
+        sizes = dict(latent_channels=latent_channels(args.ratio), width=args.width)
+        target_name, target = args.target, build_decoder(args.target, **sizes)
+        table = forgetting_curve(encoder, target, [(name, build_decoder(name, **sizes)) for name in others],
+                                 stage_batches, center_crops(images, args.crop), eval_snrs=eval_snrs,
+                                 channel=args.channel, seed=args.seed, lr=args.lr)
     table.to_csv(args.out / "forgetting.csv", index=False)
-    plot(table, args.out / "forgetting.png", args.target)
+    plot(table, args.out / "forgetting.png", target_name)
     print(table.to_string(index=False))
     print(f"{time.perf_counter() - start:.0f} s; {args.out / 'forgetting.csv'}, {args.out / 'forgetting.png'}")
 

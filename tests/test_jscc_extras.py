@@ -130,6 +130,28 @@ def test_forgetting_anchor_keeps_the_target_bit_identical_and_iterative_moves_it
         forgetting_curve(encoder, target, others, stages[:2], images, eval_snrs=[4.0])
 
 
+def test_forgetting_from_a_run_starts_from_its_checkpoint_untouched(tmp_path):
+    from experiments.jscc_forgetting import from_run
+    from semfed.config import load_config
+    from semfed.jscc.federation import build_encoder, build_user_decoder, evaluate_decoder, evaluation_crops
+    from semfed.jscc.report import save_checkpoint
+
+    cfg = load_config(task="jscc", jscc_decoders="conv:8:2;attention:8:2;vgg:8:2", jscc_encoder_width=8,
+                      jscc_crop_size=32, jscc_batch_size=2, jscc_holdout=0.1, jscc_channel="rayleigh")
+    encoder = build_encoder(cfg)
+    decoders = [build_user_decoder(cfg, pid) for pid in range(3)]
+    save_checkpoint(tmp_path, encoder.state_dict(), {pid: d.state_dict() for pid, d in enumerate(decoders)},
+                    ["conv", "attention", "vgg"], 7, cfg.to_run_config())
+    target, table = from_run(tmp_path, steps=1, eval_snrs=[4.0], generator=torch.Generator().manual_seed(0), seed=3)
+    assert target == "1:attention"  # the anchor: the first symmetric decoder, not client 0
+    assert table[table["stage"] > 0].drop_duplicates("stage")["trained_with"].tolist() == ["0:conv", "2:vgg"]
+    images = evaluation_crops(cfg, load_images(None))
+    untouched = evaluate_decoder(encoder, decoders[1], images, 4.0, "rayleigh", torch.Generator().manual_seed(3))
+    assert table.loc[table["stage"] == 0, "psnr"].tolist() == [untouched["psnr"]] * 2  # anchor and iterative
+    assert table.loc[table["framework"] == "anchor", "psnr"].nunique() == 1
+    assert table.loc[table["framework"] == "iterative", "psnr"].nunique() == 3
+
+
 # --- cliff -----------------------------------------------------------------------------------
 
 def test_separation_fails_below_the_capacity_threshold_and_succeeds_above(default_image):

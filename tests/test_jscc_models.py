@@ -5,7 +5,6 @@ import pytorch_msssim
 import torch
 
 from semfed import channels as ch
-from semfed.jscc.image_metrics import ms_ssim_scales
 from semfed.jscc import (
     DECODERS,
     AttentionEncoder,
@@ -16,6 +15,7 @@ from semfed.jscc import (
     psnr,
     symbols_to_latent,
 )
+from semfed.jscc.image_metrics import ms_ssim_scales
 
 TINY = {"width": 8, "num_blocks": 2}
 SIZES = [(32, 32), (48, 64)]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from semfed.channels import CHANNELS
-from semfed.config import SemfedConfig
+from semfed.config import SemfedConfig, default_run_config
 from semfed.data.image_folder import center_crops, holdout_split, random_crops, tiles
 from semfed.jscc.decoders import DECODERS, JSCCDecoder, build_decoder
 from semfed.jscc.encoder import AttentionEncoder, latent_channels
@@ -90,6 +90,19 @@ def build_user_decoder(cfg: SemfedConfig, partition_id: int) -> JSCCDecoder:
         torch.manual_seed(decoder_init_seed(cfg.seed, partition_id))
         return build_decoder(spec.family, latent_channels=latent_channels(cfg.jscc_bandwidth_ratio),
                              **spec.sizes(cfg.jscc_encoder_width), **options)
+
+
+def models_from_checkpoint(checkpoint: dict) -> tuple[SemfedConfig, AttentionEncoder, list[JSCCDecoder]]:
+    """A D-JSCC run's config, encoder and per-client decoders (partition order) from its checkpoint
+    (semfed.jscc.report.load_checkpoint), on the CPU."""
+    cfg = SemfedConfig.from_run_config({**default_run_config(), **checkpoint["config"]})
+    encoder = build_encoder(cfg)
+    encoder.load_state_dict(checkpoint["encoder"])
+    decoders = []
+    for pid, state in sorted(checkpoint["decoders"].items()):
+        decoders.append(build_user_decoder(cfg, pid))
+        decoders[-1].load_state_dict(state)
+    return cfg, encoder, decoders
 
 
 def initial_state(cfg: SemfedConfig) -> dict[str, torch.Tensor]:

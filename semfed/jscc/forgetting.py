@@ -37,8 +37,8 @@ def forgetting_curve(encoder: nn.Module, target: nn.Module, others: Sequence[tup
 
     encoder, target: trained in place in stage 0 (shared by every framework); others: (name,
     decoder) per later stage, copied afresh for each framework. stage_batches: len(others) + 1
-    lists of image batches [B, 3, H, W] in [0, 1], one list per stage. eval_images: [N, 3, S, S]
-    (S > 32). frameworks: names from FRAMEWORKS whose users train in turn (None = all of those).
+    lists of image batches [B, 3, H, W] in [0, 1], one list per stage (an empty stage 0 keeps the
+    given encoder and target as they are). eval_images: [N, 3, S, S]. frameworks: names from FRAMEWORKS whose users train in turn (None = all of those).
     Training draws from a generator seeded by seed + stage; evaluation noise at each SNR
     from one seeded by `seed`, the same at every stage. Returns one row per (framework, stage, SNR):
     framework, stage, trained_with (the decoder that stage trained), snr, psnr (dB), ms_ssim.
