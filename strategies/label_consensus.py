@@ -18,15 +18,32 @@ from strategies.keyed_fedavg import KeyedFedAvg, Update, record_nbytes
 CONSENSUS_BYTES = 8 * HISTOGRAM_BINS  # the pooled null, float64 per bin, in each client's train config
 
 
+def pool_nulls(nulls: list[np.ndarray]) -> np.ndarray:
+    """The federation's null [HISTOGRAM_BINS] from the clients' decoy histograms: each bin's median over the
+    clients of its share of that client's decoys, renormalised to shares and scaled to the decoys counted
+    in all (only the shares matter to a cut). Zeros when no client counted a decoy, or when the medians
+    are all zero (no bin that at least half the clients share)."""
+    counted = [null for null in nulls if null.sum() > 0]
+    if not counted:
+        return np.zeros(HISTOGRAM_BINS)
+    median = np.median([null / null.sum() for null in counted], axis=0)
+    if median.sum() <= 0:
+        return np.zeros(HISTOGRAM_BINS)
+    return median / median.sum() * sum(null.sum() for null in counted)
+
+
 class LabelConsensusFedAvg(KeyedFedAvg):
-    """Per round, sums the accepted replies' 'label-stats' null histograms (each label's decoy confidence)
+    """Per round, pools the accepted replies' 'label-stats' null histograms (each label's decoy confidence)
     into the federation's null, sent as 'label-consensus' in the next round's train config: a client's
     noise cut then measures its excess of chance-level labels against every client's decoys, not only its
     own few hundred. consensus_history keeps the pooled null's mean and std per round for the metrics.
     The statistics and the consensus are counted in the round's bytes. A malformed histogram (semfed.
     update_validation.histogram_problem: more labels than the client claims or than its assigned shard
-    holds) rejects the whole reply, update too; a null counting more labels than the client's capped weight
-    (a cap at the round's median) is scaled down to it before pooling."""
+    holds) rejects the whole reply, update too.
+
+    Pooling (pool_nulls) takes each bin's median over the clients of their histograms' shares, so that a
+    well-formed but skewed null from a minority of clients cannot move every client's cut (a sum would
+    let one client of ten, mass piled just above chance, raise the others' cuts)."""
 
     STATE = KeyedFedAvg.STATE + ("consensus", "consensus_history")
 
@@ -59,12 +76,11 @@ class LabelConsensusFedAvg(KeyedFedAvg):
         return problem
 
     def accepted_hook(self, server_round: int, accepted: list[Update]) -> None:
-        stats = [(*u.extras[protocol.LABEL_STATS], u.weight) for u in accepted if protocol.LABEL_STATS in u.extras]
-        pooled = sum((null if null.sum() <= weight else null * (weight / null.sum()) for null, _, weight in stats),
-                     np.zeros(HISTOGRAM_BINS))
+        stats = [u.extras[protocol.LABEL_STATS] for u in accepted if protocol.LABEL_STATS in u.extras]
+        pooled = pool_nulls([null for null, _ in stats])
         if pooled.sum() > 0:
             self.consensus = [float(v) for v in pooled]
             centres = (np.arange(HISTOGRAM_BINS) + 0.5) / HISTOGRAM_BINS
             mean = float((pooled * centres).sum() / pooled.sum())
             self.consensus_history[server_round] = (mean, float(np.sqrt((pooled * (centres - mean) ** 2).sum() / pooled.sum())))
-        self.round_stats[server_round]["bytes_received"] += sum(nbytes for _, nbytes, _ in stats)
+        self.round_stats[server_round]["bytes_received"] += sum(nbytes for _, nbytes in stats)

@@ -15,7 +15,7 @@ from semfed.retrieval.labels import (HISTOGRAM_BINS, NULL, LabelLedger, close_la
                                      confidence_histogram, decoy_rank_confidence, group_label_metrics, noise_cut,
                                      noise_fraction, noise_overlap, rank_confidence)
 from strategies.keyed_fedavg import KeyedFedAvg
-from strategies.label_consensus import LabelConsensusFedAvg
+from strategies.label_consensus import LabelConsensusFedAvg, pool_nulls
 from tests.flower_messages import Grid, task_identity  # noqa: F401 (an autouse fixture)
 from tests.test_aggregation import reply
 
@@ -179,27 +179,45 @@ def test_a_label_is_judged_on_its_mean_confidence_over_the_last_prune_rounds():
     assert LabelLedger.from_arrays(older).pruned.tolist() == ledger.pruned.tolist()  # a file from the earlier rule
 
 
-def test_consensus_pools_three_clients_decoy_histograms():
+def test_consensus_pools_three_clients_decoy_histograms_by_each_bins_median_share():
     strategy = LabelConsensusFedAvg(nodes={p: 100 + p for p in range(3)}, fraction_evaluate=0.0)
     strategy.configure_train(1, ArrayRecord({"core": Array(np.zeros(1, np.float32))}), ConfigRecord({}),
                              Grid([100, 101, 102]))
     nulls = np.zeros((3, HISTOGRAM_BINS))
-    nulls[0, [5, 14]] = [20, 30]
-    nulls[1, [9]] = [40]
-    nulls[2, [10, 14]] = [30, 30]
-    replies = [reply({"core": [1.0]}, 60, p) for p in range(3)]  # at least as many examples as labels counted
+    nulls[0, [9, 10]] = [30, 30]  # shares 0.5, 0.5
+    nulls[1, [9, 10, 14]] = [20, 20, 40]  # 0.25, 0.25, 0.5
+    nulls[2, [5, 9, 10]] = [40, 40, 20]  # 0.4, 0.4, 0.2
+    replies = [reply({"core": [1.0]}, 100, p) for p in range(3)]  # at least as many examples as labels counted
     for r, null in zip(replies, nulls):
         r.content["label-stats"] = ArrayRecord({NULL: Array(null)})
     strategy.aggregate_train(1, replies)
-    assert strategy.consensus == nulls.sum(0).tolist()
-    # 20 at 0.275, 40 at 0.475, 30 at 0.525, 60 at 0.725 (bin centres): mean 80.5 / 150
-    assert strategy.consensus_history[1][0] == pytest.approx((20 * 0.275 + 40 * 0.475 + 30 * 0.525 + 60 * 0.725) / 150)
+    # medians: bin 9 0.4, bin 10 0.25, bins 5 and 14 0 (one client each); shares 0.4 / 0.65 and 0.25 / 0.65
+    # of the 240 decoys counted
+    expected = np.zeros(HISTOGRAM_BINS)
+    expected[[9, 10]] = [240 * 0.4 / 0.65, 240 * 0.25 / 0.65]
+    np.testing.assert_allclose(strategy.consensus, expected, rtol=1e-12)
+    assert strategy.consensus_history[1][0] == pytest.approx((0.475 * 0.4 + 0.525 * 0.25) / 0.65)  # bin centres
     # .npy payloads (128-byte header + data): three float32 [1] updates and three float64 [20] histograms
     assert strategy.round_stats[1]["bytes_received"] == 3 * (128 + 4) + 3 * (128 + 20 * 8)
     sent = strategy.configure_train(2, ArrayRecord({"core": Array(np.zeros(1, np.float32))}), ConfigRecord({}),
                                     Grid([100, 101, 102]))
     assert list(sent[0].content["config"]["label-consensus"]) == strategy.consensus
     assert strategy.round_stats[2]["bytes_sent"] - 3 * (128 + 4) == 3 * 20 * 8
+
+
+def test_one_skewed_null_among_ten_does_not_move_a_clients_cut():
+    rng = np.random.default_rng(0)
+    evidence = np.concatenate([rng.beta(8, 3, size=150), rng.beta(5, 5, size=50)])  # 150 clean, 50 chance-level
+    honest = [confidence_histogram(rng.beta(5, 5, size=200)) for _ in range(9)]  # decoys rank like chance
+    skewed = np.zeros(HISTOGRAM_BINS)
+    skewed[10] = 200  # well-formed (200 decoys), all piled in [0.5, 0.55)
+    histogram = confidence_histogram(evidence)
+    honest_cut = noise_cut(histogram, pool_nulls(honest), 0.8)
+    assert honest_cut == noise_cut(histogram, sum(honest), 0.8) == 0.55
+    assert noise_cut(histogram, pool_nulls(honest + [skewed]), 0.8) == honest_cut
+    summed = noise_cut(histogram, sum(honest) + skewed, 0.8)  # what pooling by the sum let it do
+    assert summed == 0.65 and (evidence < summed).sum() == 92 and (evidence < honest_cut).sum() == 50
+    assert pool_nulls([np.zeros(HISTOGRAM_BINS)]).sum() == 0
 
 
 def test_label_statistics_hold_no_sample_content():
