@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PLATEAU = "jscc_plateau.json"  # in the run directory: {"phases": [{name, first_round, last_round, best_psnr, best_round,
@@ -26,7 +26,6 @@ class Plateau:
     best: float = -math.inf
     best_round: int = 0
     rounds_without_gain: int = 0
-    scores: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.patience < 1:
@@ -35,8 +34,7 @@ class Plateau:
             raise ValueError(f"plateau gain must be >= 0 dB, got {self.min_gain}")
 
     def update(self, server_round: int, score: float) -> bool:
-        """Record a round's score; True once `patience` rounds in a row brought less than min_gain dB."""
-        self.scores.append(score)
+        """Take a round's score; True once `patience` rounds in a row brought less than min_gain dB."""
         if score >= self.best + self.min_gain:
             self.best, self.best_round, self.rounds_without_gain = score, server_round, 0
         else:
