@@ -52,12 +52,14 @@ class PlateauReached(Exception):
 
 class PhaseWatch:
     """The plateau rule (semfed.jscc.plateau, jscc-plateau-rounds > 0) on each phase of the strategy: ends a
-    phase that plateaus (strategy.end_phase) and writes every ended phase to the run's PLATEAU file."""
+    phase that plateaus (strategy.end_phase) and writes every ended phase to the run's PLATEAU file. A phase
+    is scored once per cycle (strategy.cycle_rounds: every round, or for iterative once every client has
+    had its turn) on the mean of the cycle's round scores, so patience counts cycles."""
 
     def __init__(self, cfg: SemfedConfig, run_dir, strategy: JSCCFedAvg):
         self.cfg, self.run_dir, self.strategy = cfg, run_dir, strategy
         self.phases: list[dict] = []
-        self.name, self.first_round, self.rule = None, 0, None
+        self.name, self.first_round, self.rule, self.cycle = None, 0, None, []
 
     def after_round(self, server_round: int, rows: list[dict]) -> None:
         """Score server_round (mean PSNR of the phase's decoders over the eval SNRs on the training channel)."""
@@ -65,11 +67,15 @@ class PhaseWatch:
         if name != self.name:
             if self.name is not None:
                 self.close(server_round - 1, plateaued=False)  # the previous phase ended at its round cap
-            self.name, self.first_round = name, server_round
+            self.name, self.first_round, self.cycle = name, server_round, []
             self.rule = Plateau(self.cfg.jscc_plateau_rounds, self.cfg.jscc_plateau_db)
         scored = set(self.strategy.scored_partitions(server_round))
         scores = [r["psnr"] for r in rows if r["channel"] == self.cfg.jscc_channel and r["decoder"] in scored]
-        if self.rule.update(server_round, sum(scores) / len(scores)):
+        self.cycle.append(sum(scores) / len(scores))
+        if len(self.cycle) < self.strategy.cycle_rounds():
+            return
+        score, self.cycle = sum(self.cycle) / len(self.cycle), []
+        if self.rule.update(server_round, score):
             self.close(server_round, plateaued=True)
             log.info("round %d: phase %s plateaued (best %.2f dB at round %d)", server_round, self.phases[-1]["name"],
                      self.rule.best, self.rule.best_round)

@@ -55,6 +55,11 @@ class JSCCFedAvg(KeyedFedAvg):
         """The name of the training phase server_round belongs to (semfed.jscc.plateau)."""
         return "training"
 
+    def cycle_rounds(self) -> int:
+        """Rounds in which every training client has had its turn: the plateau rule scores a phase once per
+        cycle, on the mean of its rounds (1: every round)."""
+        return 1
+
     def scored_partitions(self, server_round: int) -> list[int]:
         """The clients whose decoders score the phase of server_round for the plateau rule: all of them."""
         return sorted(self.nodes)

@@ -12,3 +12,7 @@ class IterativeFedAvg(JSCCFedAvg):
     def assign(self, server_round: int) -> list[Assignment]:
         clients = sorted(self.nodes)
         return [Assignment(clients[(server_round - 1) % len(clients)], "iterative")]
+
+    def cycle_rounds(self) -> int:
+        """One round per client: a round's scores swing with whose turn it was (the others forget)."""
+        return len(self.nodes)

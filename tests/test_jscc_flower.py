@@ -304,3 +304,17 @@ def test_anchor_run_stops_each_stage_at_its_plateau_and_counts_as_finished(tmp_p
     assert (pd.read_csv(run / "jscc_table.csv")["round"] == 4).all()
     assert is_finished(run, Point("anchor", {}, {"jscc-plateau-rounds": 1}))
     assert not is_finished(run, Point("anchor", {}, {"jscc-plateau-rounds": 2}))
+
+
+@pytest.mark.slow
+def test_iterative_run_is_scored_once_per_cycle_of_turns(tmp_path):
+    # 2 clients: a cycle is rounds 1-2 (best, scored at round 2), then rounds 3-4 bring no 100 dB gain
+    run = in_process(tmp_path, two_rounds("iterative").replace("num-server-rounds=2 ", "num-server-rounds=9 ")
+                     + " jscc-plateau-rounds=1 jscc-plateau-db=100.0")
+    phases = json.loads((run / PLATEAU).read_text())["phases"]
+    assert [(p["name"], p["first_round"], p["last_round"], p["best_round"], p["plateaued"]) for p in phases] == [
+        ("training", 1, 4, 2, True)]
+    table = pd.read_csv(run / "jscc_metrics.csv")
+    cycle = table[table["round"].isin([1, 2]) & (table["channel"] == "awgn")]
+    assert phases[0]["best_psnr"] == pytest.approx(cycle.groupby("round")["psnr"].mean().mean())
+    assert table["round"].max() == 4
