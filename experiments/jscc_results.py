@@ -13,6 +13,7 @@ import pandas as pd
 
 from experiments.run_state import is_finished
 from experiments.sweep_grid import Sweep
+from semfed.jscc.plateau import last_window
 from semfed.jscc.report import METRIC_NAMES, METRICS
 from semfed.plots import plt, save_figure
 
@@ -20,8 +21,11 @@ ORDER = ("anchor", "iterative", "simultaneous")
 CELL = ["channel", "decoder", "family", "snr"]
 
 
-def collect(sweep: Sweep, runs: Path) -> pd.DataFrame:
-    """Finished points' last-round rows on their training channel, with point and framework columns."""
+def collect(sweep: Sweep, runs: Path, window: bool = False) -> pd.DataFrame:
+    """Finished points' last-round rows on their training channel, with point and framework columns. With
+    window: each cell's mean over the rounds of the run's plateau window (semfed.jscc.plateau.last_window;
+    runs without one are left out), where a last round alone swings with training noise and, under
+    iterative, with whose turn the last round was."""
     frames = []
     for point in sweep.points:
         run_dir = runs / point.name
@@ -29,7 +33,14 @@ def collect(sweep: Sweep, runs: Path) -> pd.DataFrame:
             continue
         config = json.loads((run_dir / "config.json").read_text())
         metrics = pd.read_csv(run_dir / METRICS)
-        last = metrics[(metrics["round"] == metrics["round"].max()) & (metrics["channel"] == config["jscc-channel"])]
+        metrics = metrics[metrics["channel"] == config["jscc-channel"]]
+        if window:
+            if (rounds := last_window(run_dir)) is None:
+                continue
+            inside = metrics[metrics["round"].between(*rounds)]
+            last = inside.groupby(CELL, as_index=False)[list(METRIC_NAMES)].mean()
+        else:
+            last = metrics[metrics["round"] == metrics["round"].max()]
         frames.append(last.assign(point=point.name, framework=config["jscc-framework"]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -48,10 +59,10 @@ def framework_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def summary(table: pd.DataFrame) -> str:
+def summary(table: pd.DataFrame, title: str = "# D-JSCC frameworks: does anchor >= iterative > simultaneous hold?") -> str:
     """Markdown: how many cells keep the paper's ordering, per metric and channel, then every cell
     (PSNR in dB and MS-SSIM for anchor / iterative / simultaneous; a check mark where the ordering holds)."""
-    lines = ["# D-JSCC frameworks: does anchor >= iterative > simultaneous hold?", ""]
+    lines = [title, ""]
     for metric, name in METRIC_NAMES.items():
         for channel, cells in table.groupby("channel"):
             known = cells[f"order_{metric}"].dropna()
@@ -93,4 +104,8 @@ def report(sweep: Sweep, runs: Path, out: Path) -> tuple[pd.DataFrame, str]:
         return rows, ""
     table = framework_table(rows)
     plot_frameworks(table, out / "psnr_by_framework.png")
-    return table, summary(table)
+    text = summary(table)
+    windowed = collect(sweep, runs, window=True)
+    if not windowed.empty:
+        text += "\n" + summary(framework_table(windowed), "# The same over each run's plateau window (mean of its rounds)")
+    return table, text

@@ -83,8 +83,11 @@ class PhaseWatch:
                 raise PlateauReached(server_round)
 
     def close(self, last_round: int, plateaued: bool) -> None:
+        """Record the phase as ended after last_round; its window: the rounds of its last patience cycles."""
+        window = max(self.first_round, last_round - self.rule.patience * self.strategy.cycle_rounds() + 1)
         self.phases.append({"name": self.name, "first_round": self.first_round, "last_round": last_round,
-                            "best_psnr": self.rule.best, "best_round": self.rule.best_round, "plateaued": plateaued})
+                            "best_psnr": self.rule.best, "best_round": self.rule.best_round, "plateaued": plateaued,
+                            "window": [window, last_round]})
         self.name = None
         write_phases(self.run_dir, self.phases)
 

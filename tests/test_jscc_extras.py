@@ -228,3 +228,8 @@ def test_jscc_results_build_one_table_and_checks_the_ordering(tmp_path):
     assert not is_finished(unfinished, sweep.points[2])
     table = jscc_results.framework_table(jscc_results.collect(sweep, runs))
     assert table["order_psnr"].isna().all() and table["psnr[simultaneous]"].isna().all()
+    anchor = runs / sweep.points[0].name  # its plateau window: rounds 1-2, scores 0 then 20 + snr (decoder 0)
+    (anchor / "jscc_plateau.json").write_text(json.dumps({"phases": [{"window": [1, 2], "plateaued": False}]}))
+    windowed = jscc_results.collect(sweep, runs, window=True).set_index(["decoder", "snr"])
+    assert set(windowed["framework"]) == {"anchor"}  # the runs without a plateau file are left out
+    assert windowed.loc[(0, 13), "psnr"] == 16.5 and windowed.loc[(1, 1), "psnr"] == 9.5

@@ -294,8 +294,8 @@ def test_anchor_run_stops_each_stage_at_its_plateau_and_counts_as_finished(tmp_p
         "jscc-stage1-rounds=1 ", "").replace("jscc-crop-size=48 ", "") + " " +
         " ".join(f"{key}={value!r}" for key, value in config.items()))
     phases = json.loads((run / PLATEAU).read_text())["phases"]
-    assert [(p["name"], p["first_round"], p["last_round"], p["best_round"], p["plateaued"]) for p in phases] == [
-        ("stage1", 1, 2, 1, True), ("stage2", 3, 4, 3, True)]
+    assert [(p["name"], p["first_round"], p["last_round"], p["best_round"], p["plateaued"], p["window"])
+            for p in phases] == [("stage1", 1, 2, 1, True, [2, 2]), ("stage2", 3, 4, 3, True, [4, 4])]
     table = pd.read_csv(run / "jscc_metrics.csv", dtype=DIGESTS)
     assert sorted(set(table["round"])) == [0, 1, 2, 3, 4]
     assert set(table.loc[table["round"] >= 2, "encoder_sha256"]) == {table.loc[table["round"] == 2, "encoder_sha256"].iloc[0]}
@@ -312,8 +312,8 @@ def test_iterative_run_is_scored_once_per_cycle_of_turns(tmp_path):
     run = in_process(tmp_path, two_rounds("iterative").replace("num-server-rounds=2 ", "num-server-rounds=9 ")
                      + " jscc-plateau-rounds=1 jscc-plateau-db=100.0")
     phases = json.loads((run / PLATEAU).read_text())["phases"]
-    assert [(p["name"], p["first_round"], p["last_round"], p["best_round"], p["plateaued"]) for p in phases] == [
-        ("training", 1, 4, 2, True)]
+    assert [(p["name"], p["first_round"], p["last_round"], p["best_round"], p["plateaued"], p["window"])
+            for p in phases] == [("training", 1, 4, 2, True, [3, 4])]
     table = pd.read_csv(run / "jscc_metrics.csv")
     cycle = table[table["round"].isin([1, 2]) & (table["channel"] == "awgn")]
     assert phases[0]["best_psnr"] == pytest.approx(cycle.groupby("round")["psnr"].mean().mean())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PLATEAU = "jscc_plateau.json"  # in the run directory: {"phases": [{name, first_round, last_round, best_psnr, best_round,
-#                                                                     plateaued}]}
+#                                                                     plateaued, window}]}
 
 
 @dataclass
@@ -43,9 +43,19 @@ class Plateau:
 
 
 def write_phases(run_dir: Path, phases: list[dict]) -> None:
-    """PLATEAU in run_dir: each ended phase as {name, first_round, last_round, best_psnr, best_round, plateaued}
-    (plateaued False: the phase ended at its round cap)."""
+    """PLATEAU in run_dir: each ended phase as {name, first_round, last_round, best_psnr, best_round, plateaued,
+    window} (plateaued False: the phase ended at its round cap; window [first, last]: the rounds of its last
+    `patience` scorings, over which a plateaued phase moved less than the least gain)."""
     (run_dir / PLATEAU).write_text(json.dumps({"phases": phases}, indent=1) + "\n")
+
+
+def last_window(run_dir: Path) -> tuple[int, int] | None:
+    """The [first, last] rounds of the run's last phase's window, None without a PLATEAU file."""
+    path = run_dir / PLATEAU
+    if not path.is_file():
+        return None
+    first, last = json.loads(path.read_text())["phases"][-1]["window"]
+    return int(first), int(last)
 
 
 def stopped_round(run_dir: Path) -> int | None:
