@@ -83,13 +83,18 @@ def image_sizes(folder: str | Path | None) -> list[tuple[int, int]]:
     return sizes
 
 
+def held_out_rows(height: int, fraction: float) -> int:
+    """Rows of an image `height` px tall that holdout_split holds out: round(fraction * height)."""
+    return round(fraction * height)
+
+
 def holdout_split(images: list[np.ndarray], fraction: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Each image [H, W, 3] cut in two by rows: the top H - round(fraction * H) rows to train on, the
-    bottom round(fraction * H) rows held out, so that no held-out pixel is ever trained on.
+    """Each image [H, W, 3] cut in two by rows: the top H - held_out_rows(H) rows to train on, the
+    bottom held_out_rows(H) rows held out, so that no held-out pixel is ever trained on.
     fraction in [0, 1); 0 holds nothing out (empty bands of 0 rows)."""
     if not 0 <= fraction < 1:
         raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
-    cuts = [image.shape[0] - round(fraction * image.shape[0]) for image in images]
+    cuts = [image.shape[0] - held_out_rows(image.shape[0], fraction) for image in images]
     return [im[:cut] for im, cut in zip(images, cuts)], [im[cut:] for im, cut in zip(images, cuts)]
 
 

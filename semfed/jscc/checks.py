@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from semfed.channels import CHANNELS
-from semfed.data.image_folder import image_sizes
+from semfed.data.image_folder import held_out_rows, image_sizes
 from semfed.jscc.decoders import check_decoder_specs
 from semfed.jscc.encoder import latent_channels
 from semfed.jscc.framework_registry import FRAMEWORKS
@@ -48,9 +48,9 @@ def check_jscc_images(cfg: Any) -> None:
     """jscc-crop-size fits at least one training and one evaluation image (smaller images are skipped); with
     jscc-holdout, the training images' kept rows and the evaluation images' held-out bands."""
     holdout = cfg.jscc_holdout
-    parts = {"jscc-images": (cfg.jscc_images, lambda h: h - round(holdout * h), "rows not held out"),
+    parts = {"jscc-images": (cfg.jscc_images, lambda h: h - held_out_rows(h, holdout), "rows not held out"),
              "jscc-eval-images": (cfg.jscc_eval_images or cfg.jscc_images,
-                                  lambda h: round(holdout * h) if holdout else h, "held-out bands")}
+                                  lambda h: held_out_rows(h, holdout) if holdout else h, "held-out bands")}
     for key, (folder, rows, part) in parts.items():
         if key == "jscc-eval-images" and not holdout and folder == cfg.jscc_images:
             continue  # the training images, checked above
