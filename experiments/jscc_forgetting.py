@@ -69,11 +69,14 @@ def from_run(run_dir: Path, steps: int, eval_snrs: list[float], generator: torch
     cfg, encoder, decoders = models_from_checkpoint(load_checkpoint(run_dir))
     anchor = anchor_partition(cfg)
     names = [f"{pid}:{spec.family}" for pid, spec in enumerate(cfg.decoder_specs)]
-    kept = holdout_split(load_images(cfg.jscc_images or None), cfg.jscc_holdout)[0]
+    images = load_images(cfg.jscc_images or None)
+    kept = holdout_split(images, cfg.jscc_holdout)[0]
     others = [(name, decoder) for pid, (name, decoder) in enumerate(zip(names, decoders)) if pid != anchor]
     stage_batches = [[]] + [list(random_crops(kept, steps * cfg.jscc_batch_size, cfg.jscc_crop_size, generator)
                                  .split(cfg.jscc_batch_size)) for _ in others]
-    eval_images = evaluation_crops(cfg, load_images(cfg.jscc_eval_images or cfg.jscc_images or None))
+    if cfg.jscc_eval_images not in ("", cfg.jscc_images):
+        images = load_images(cfg.jscc_eval_images)
+    eval_images = evaluation_crops(cfg, images)
     return names[anchor], forgetting_curve(encoder, decoders[anchor], others, stage_batches, eval_images,
                                            eval_snrs=eval_snrs, channel=cfg.jscc_channel, seed=seed,
                                            snr_set_db=cfg.snr_set, lr=cfg.jscc_learning_rate)

@@ -82,6 +82,11 @@ class PhaseWatch:
             if not self.strategy.end_phase(server_round):
                 raise PlateauReached(server_round)
 
+    def finish(self, last_round: int) -> None:
+        """The run reached its round cap: the phase still open ended there without plateauing."""
+        if self.name is not None:
+            self.close(last_round, plateaued=False)
+
     def close(self, last_round: int, plateaued: bool) -> None:
         """Record the phase as ended after last_round; its window: the rounds of its last patience cycles."""
         window = max(self.first_round, last_round - self.rule.patience * self.strategy.cycle_rounds() + 1)
@@ -166,8 +171,8 @@ def run_jscc(grid: Grid, cfg: SemfedConfig) -> None:
         except PlateauReached as stop:
             log.info("stopped after round %s of at most %d: every phase plateaued", stop, cfg.num_server_rounds)
         else:
-            if recorder.watch is not None and recorder.watch.name is not None:
-                recorder.watch.close(cfg.num_server_rounds, plateaued=False)
+            if recorder.watch is not None:
+                recorder.watch.finish(cfg.num_server_rounds)
         table = report.paper_table(recorder.table, cfg.jscc_framework)
         table.to_csv(run_dir / report.TABLE, index=False)
         report.plot_psnr(run_dir, recorder.table, f"D-JSCC {cfg.jscc_framework}, round {int(recorder.table['round'].max())}")

@@ -49,19 +49,20 @@ def write_phases(run_dir: Path, phases: list[dict]) -> None:
     (run_dir / PLATEAU).write_text(json.dumps({"phases": phases}, indent=1) + "\n")
 
 
+def _last_phase(run_dir: Path) -> dict | None:
+    """The last phase recorded in run_dir's PLATEAU file; None without one (or with no phase in it)."""
+    path = run_dir / PLATEAU
+    phases = json.loads(path.read_text())["phases"] if path.is_file() else []
+    return phases[-1] if phases else None
+
+
 def last_window(run_dir: Path) -> tuple[int, int] | None:
     """The [first, last] rounds of the run's last phase's window, None without a PLATEAU file."""
-    path = run_dir / PLATEAU
-    if not path.is_file():
-        return None
-    first, last = json.loads(path.read_text())["phases"][-1]["window"]
-    return int(first), int(last)
+    phase = _last_phase(run_dir)
+    return None if phase is None else (int(phase["window"][0]), int(phase["window"][1]))
 
 
 def stopped_round(run_dir: Path) -> int | None:
     """The round at which the run stopped because its last phase plateaued, None if it did not."""
-    path = run_dir / PLATEAU
-    if not path.is_file():
-        return None
-    phases = json.loads(path.read_text())["phases"]
-    return int(phases[-1]["last_round"]) if phases and phases[-1]["plateaued"] else None
+    phase = _last_phase(run_dir)
+    return int(phase["last_round"]) if phase is not None and phase["plateaued"] else None
