@@ -48,7 +48,7 @@ from semfed.config_values import (
 )
 from semfed.label_policies import LABEL_POLICIES, LabelPolicy
 from semfed.methods import METHODS, Method
-from semfed.network import (FADINGS, LINK_RATES, STRAGGLER_POLICIES, Network, load_snr_trace, mean_snrs,
+from semfed.network import (ALLOCATIONS, FADINGS, LINK_RATES, STRAGGLER_POLICIES, Network, load_snr_trace, mean_snrs,
                             parse_devices, parse_snr_range)
 from semfed.sampling import slots
 from semfed.scheduling import SCHEDULERS
@@ -177,6 +177,7 @@ class SemfedConfig:
     uplink_snr_db: str
     uplink_snr_trace: str
     uplink_rate: str
+    uplink_allocation: str
     uplink_fading: str
     round_deadline_s: float
     straggler_policy: str
@@ -451,7 +452,7 @@ class SemfedConfig:
             raise ConfigError(f"uplink-bandwidth-mhz: must be > 0, got {self.uplink_bandwidth_mhz}")
         if self.round_deadline_s < 0:
             raise ConfigError(f"round-deadline-s: must be >= 0 (0 = none), got {self.round_deadline_s}")
-        choices = {"uplink_fading": FADINGS, "uplink_rate": LINK_RATES,
+        choices = {"uplink_fading": FADINGS, "uplink_rate": LINK_RATES, "uplink_allocation": ALLOCATIONS,
                    "straggler_policy": tuple(STRAGGLER_POLICIES), "scheduling": tuple(SCHEDULERS)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -462,6 +463,10 @@ class SemfedConfig:
             raise ConfigError(str(error)) from None
         if self.round_deadline_s and not self.client_devices:
             raise ConfigError("round-deadline-s: a deadline needs the simulated network (set client-devices)")
+        if self.uplink_allocation == "min-time" and self.round_deadline_s:
+            raise ConfigError("uplink-allocation: 'min-time' shortens rounds without a deadline; with round-deadline-s "
+                              "the round lasts the deadline, and a split that ends everyone together makes them all "
+                              "late together when it misses it: use 'equal'")
         if self.uplink_snr_trace and not self.client_devices:
             raise ConfigError("uplink-snr-trace: a trace needs the simulated network (set client-devices)")
         if self.uplink_snr_trace and not Path(self.uplink_snr_trace).is_absolute():
@@ -508,7 +513,8 @@ class SemfedConfig:
             return None
         return Network(self.client_device_classes, mean_snrs(self.uplink_snr_db, self.supernodes, self.seed),
                        dict(examples), self.uplink_bandwidth_mhz * 1e6, self.uplink_fading, self.round_deadline_s,
-                       self.straggler_policy, self.seed, self.stale_weight, self.snr_trace, self.uplink_rate)
+                       self.straggler_policy, self.seed, self.stale_weight, self.snr_trace, self.uplink_rate,
+                       self.uplink_allocation)
 
     @functools.cached_property
     def client_profiles(self) -> tuple[ClientProfile, ...]:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import brentq
 
 from semfed.config_values import counted_items
 from semfed.seeds import NETWORK_STREAM, round_rng
@@ -64,6 +65,7 @@ LTE_CQI = ((-6.7, 0.1523), (-4.7, 0.2344), (-2.3, 0.3770), (0.2, 0.6016), (2.4, 
            (5.9, 1.4766), (8.1, 1.9141), (10.3, 2.4063), (11.7, 2.7305), (14.1, 3.3223), (16.3, 3.9023),
            (18.7, 4.5234), (21.0, 5.1152), (22.7, 5.5547))
 LINK_RATES = ("shannon", "lte-cqi")  # `uplink-rate`
+ALLOCATIONS = ("equal", "min-time")  # `uplink-allocation`: how a round's users share the uplink band (Network.bands)
 
 
 def spectral_efficiency(snr_db: float, rate: str = "shannon") -> float:
@@ -86,9 +88,32 @@ def upload_seconds(nbytes: int, bandwidth_hz: float, snr_db: float, rate: str = 
     return 8.0 * nbytes / capacity_bps(bandwidth_hz, snr_db, rate)
 
 
+def min_time_bands(total_hz: float, compute_s: dict[int, float], work: dict[int, float]) -> dict[int, float]:
+    """The split of `total_hz` among users that ends their rounds together, as early as possible: user k
+    needs `work[k]` = bits / spectral efficiency (Hz s) of upload after `compute_s[k]` seconds of compute,
+    so with band B_k it finishes at c_k + w_k / B_k; the common finish T solves sum_k w_k / (T - c_k) =
+    total_hz (one root above the largest c_k: the sum falls from infinity to 0), and B_k = w_k / (T - c_k).
+    A user with nothing to send gets 0 Hz; if nobody sends, the band is split equally."""
+    senders = [pid for pid in work if work[pid] > 0]
+    if not senders:
+        return {pid: total_hz / len(work) for pid in work}
+    last = max(senders, key=lambda pid: compute_s[pid])
+    scale = sum(work[pid] for pid in senders) / total_hz  # at T = c_last + scale the bands sum to <= total_hz
+
+    def excess(finish_s: float) -> float:
+        return sum(work[pid] / (finish_s - compute_s[pid]) for pid in senders) - total_hz
+
+    # at T = c_last + w_last / (2 total) the last user's band alone is twice the total
+    finish = brentq(excess, compute_s[last] + work[last] / (2 * total_hz), compute_s[last] + scale,
+                    xtol=scale * 1e-12, rtol=1e-12)
+    bands = {pid: work[pid] / (finish - compute_s[pid]) if pid in senders else 0.0 for pid in work}
+    norm = total_hz / sum(bands.values())  # the root's last ulp: the bands sum to the total exactly
+    return {pid: band * norm for pid, band in bands.items()}
+
+
 @dataclass(frozen=True)
 class ClientRound:
-    """One user's simulated round: its SNR (dB), examples trained, compute and upload seconds, their sum,
+    """One user's simulated round: its SNR (dB), uplink band (Hz), examples trained, compute and upload seconds, their sum,
     energy (J) and status ('in time', 'partial', 'late': the update was discarded, 'stale': it arrived after
     the deadline and is aggregated in the next round, 'no budget': nothing fits before the deadline, the
     user was not asked to train)."""
@@ -96,6 +121,7 @@ class ClientRound:
     partition: int
     device: str
     snr_db: float
+    bandwidth_hz: float
     examples: int
     compute_s: float
     upload_s: float
@@ -123,7 +149,8 @@ NETWORK_FIELDS = (*(f.name for f in fields(ClientRound)), "time_s")  # network.c
 class Network:
     """The simulated network of a run. devices: partition id -> DEVICES name; mean_snr_db: partition id -> its
     mean uplink SNR (dB); examples: partition id -> examples it trains in a full round (shard size x local
-    epochs); bandwidth_hz per user; fading: one of FADINGS; deadline_s: the round deadline in simulated
+    epochs); bandwidth_hz: each user's band under the 'equal' allocation, and the round's band per user it
+    schedules under 'min-time' (allocation: one of ALLOCATIONS, Network.bands); fading: one of FADINGS; deadline_s: the round deadline in simulated
     seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws);
     stale_weight: the factor on a late update's weight when the policy keeps it for the next round;
     snr_trace: (round, partition id) -> SNR (dB) where a trace gives it (load_snr_trace), in place of the mean;
@@ -140,6 +167,7 @@ class Network:
     stale_weight: float = 0.5
     snr_trace: dict[tuple[int, int], float] = field(default_factory=dict)
     link_rate: str = "shannon"
+    allocation: str = "equal"
 
     @property
     def keeps_late(self) -> bool:
@@ -158,9 +186,23 @@ class Network:
     def compute_seconds(self, partition: int, examples: int) -> float:
         return examples / DEVICES[self.devices[partition]].samples_per_s
 
+    def bands(self, server_round: int, partitions: list[int], upload_bytes: dict[int, int]) -> dict[int, float]:
+        """Each scheduled user's uplink band (Hz) in `server_round`. 'equal': bandwidth_hz each. 'min-time': the
+        same total (bandwidth_hz x users) split so that their full rounds (compute, then the upload of
+        `upload_bytes`) end together, as early as possible (min_time_bands), from the round's SNRs known at the
+        base station. Without a deadline only (the config refuses one): under a deadline the round lasts the
+        deadline whatever the split, and a split that ends everyone together puts them all late together."""
+        if self.allocation == "equal":
+            return {pid: self.bandwidth_hz for pid in partitions}
+        compute = {pid: self.compute_seconds(pid, self.examples[pid]) for pid in partitions}
+        work = {pid: 8.0 * upload_bytes[pid] / spectral_efficiency(self.snr_db(server_round, pid), self.link_rate)
+                for pid in partitions}
+        return min_time_bands(self.bandwidth_hz * len(partitions), compute, work)
+
     def budget(self, server_round: int, partition: int, upload_bytes: int) -> int:
         """Examples user `partition` can train and still upload `upload_bytes` before the deadline (all of its
-        examples without a deadline or without a budgeting policy); 0 when even the upload does not fit."""
+        examples without a deadline or without a budgeting policy); 0 when even the upload does not fit.
+        A deadline comes with the 'equal' allocation only (bandwidth_hz each)."""
         full = self.examples[partition]
         if not self.deadline_s or not STRAGGLER_POLICIES[self.policy].budgets:
             return full
@@ -170,17 +212,20 @@ class Network:
             return 0
         return min(full, int(left * DEVICES[self.devices[partition]].samples_per_s))
 
-    def client_round(self, server_round: int, partition: int, examples: int, upload_bytes: int) -> ClientRound:
-        """User `partition`'s simulated round having trained `examples` and uploaded `upload_bytes`; its status
-        against the deadline (a user that trained fewer than all its examples under a budget is 'partial')."""
+    def client_round(self, server_round: int, partition: int, examples: int, upload_bytes: int,
+                     bandwidth_hz: float | None = None) -> ClientRound:
+        """User `partition`'s simulated round having trained `examples` and uploaded `upload_bytes` over
+        `bandwidth_hz` (default: bandwidth_hz); its status against the deadline (a user that trained fewer
+        than all its examples under a budget is 'partial')."""
         device = DEVICES[self.devices[partition]]
         snr = self.snr_db(server_round, partition)
+        band = self.bandwidth_hz if bandwidth_hz is None else bandwidth_hz
         compute = self.compute_seconds(partition, examples)
-        upload = upload_seconds(upload_bytes, self.bandwidth_hz, snr, self.link_rate)
+        upload = upload_seconds(upload_bytes, band, snr, self.link_rate) if upload_bytes else 0.0
         late = bool(self.deadline_s) and compute + upload > self.deadline_s
         status = ("stale" if self.keeps_late else "late") if late else (
             "partial" if examples < self.examples[partition] else "in time")
-        return ClientRound(partition, self.devices[partition], snr, examples, compute, upload,
+        return ClientRound(partition, self.devices[partition], snr, band, examples, compute, upload,
                            device.compute_w * compute + device.transmit_w * upload, status)
 
     def round_seconds(self, rounds: list[ClientRound]) -> float:

@@ -15,11 +15,13 @@ from semfed.scheduling import SCHEDULERS, Scheduler, second_price, semantic_bids
 
 @dataclass(frozen=True)
 class RoundPlan:
-    """partitions: who was chosen (ascending); budgets: partition -> examples it may train (empty unless the
-    network's straggler policy budgets; 0 = the upload alone misses the deadline: not asked); stats: the
-    round's churn and auction figures for round_stats; no_budget: network.csv rows of those not asked."""
+    """partitions: who was chosen (ascending); bands: partition -> its uplink band in Hz (empty without the
+    network; Network.bands); budgets: partition -> examples it may train (empty unless the network's
+    straggler policy budgets; 0 = the upload alone misses the deadline: not asked); stats: the round's churn
+    and auction figures for round_stats; no_budget: network.csv rows of those not asked."""
 
     partitions: list[int]
+    bands: dict[int, float] = field(default_factory=dict)
     budgets: dict[int, int] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
     no_budget: list[dict] = field(default_factory=list)
@@ -64,9 +66,12 @@ class Participation:
             chosen = auction.winners
         else:
             chosen = sample_partitions(self.seed, server_round, online, self.fraction, self.minimum)
-        if self.network is None or not STRAGGLER_POLICIES[self.network.policy].budgets:
+        if self.network is None:
             return RoundPlan(chosen, stats=stats)
+        bands = self.network.bands(server_round, chosen, self.upload_bytes)
+        if not STRAGGLER_POLICIES[self.network.policy].budgets:
+            return RoundPlan(chosen, bands, stats=stats)
         budgets = {pid: self.network.budget(server_round, pid, self.upload_bytes[pid]) for pid in chosen}
         no_budget = [replace(self.network.client_round(server_round, pid, 0, 0), status="no budget").row()
                      for pid in chosen if budgets[pid] == 0]
-        return RoundPlan(chosen, budgets, stats, no_budget)
+        return RoundPlan(chosen, bands, budgets, stats, no_budget)

@@ -98,6 +98,7 @@ class KeyedFedAvg(FedAvg):
         self.network, self.upload_bytes, self.compression = network, dict(upload_bytes or {}), compression
         self.fairness_q, self.churn, self.scheduler = fairness_q, churn, scheduler
         self.budgets: dict[int, dict[int, int]] = {}  # round -> partition -> examples it may train (network)
+        self.bands: dict[int, dict[int, float]] = {}  # round -> partition -> its uplink band in Hz (network)
         self.network_log: dict[int, list[dict]] = {}  # round -> each sampled user's simulated round (ClientRound)
         self.stale_updates: list[dict] = []  # late updates kept for the next round (keep_stale; straggler-policy stale)
 
@@ -109,7 +110,7 @@ class KeyedFedAvg(FedAvg):
                         grid: Grid) -> Iterable[Message]:
         self.global_arrays = arrays
         plan = self.participation().plan(server_round, self.latest_losses())
-        self.budgets[server_round] = plan.budgets
+        self.budgets[server_round], self.bands[server_round] = plan.budgets, plan.bands
         if plan.no_budget:
             self.network_log[server_round] = list(plan.no_budget)
         round_config = {**config, protocol.SERVER_ROUND: server_round}
@@ -151,7 +152,8 @@ class KeyedFedAvg(FedAvg):
             arrays = msg.content.get(self.arrayrecord_key)
             examples = self.budgets.get(server_round, {}).get(pid, self.network.examples[pid])
             timing = self.network.client_round(server_round, pid, examples,
-                                               record_nbytes(arrays) if isinstance(arrays, ArrayRecord) else 0)
+                                               record_nbytes(arrays) if isinstance(arrays, ArrayRecord) else 0,
+                                               self.bands.get(server_round, {}).get(pid))
             timed.append(timing)
             if timing.status in ("late", "stale"):
                 log.info("round %d: partition %d is late (%.1f s simulated, deadline %.1f s): its update is %s",

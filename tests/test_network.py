@@ -12,8 +12,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from semfed import protocol
 from semfed.config_values import ConfigError
-from semfed.network import (DEVICES, Network, load_snr_trace, parse_devices, parse_snr_range, spectral_efficiency,
-                            upload_seconds)
+from semfed.network import (DEVICES, Network, load_snr_trace, min_time_bands, parse_devices, parse_snr_range,
+                            spectral_efficiency, upload_seconds)
 from semfed.retrieval import report
 from semfed.retrieval.participants import build_adapter, client_shard
 from semfed.retrieval.resume import plain
@@ -31,10 +31,10 @@ SNR_3 = 10 * math.log10(3)  # dB: log2(1 + 3) = 2 bits per second per Hz
 
 
 def network(deadline: float = 0.0, policy: str = "drop", devices: dict | None = None, fading: str = "none",
-            snr: float = 0.0, examples: int = 200) -> Network:
+            snr: float = 0.0, examples: int = 200, allocation: str = "equal") -> Network:
     devices = devices or {pid: "phone" for pid in range(10)}
     return Network(devices, {pid: snr for pid in devices}, {pid: examples for pid in devices}, 1e6, fading, deadline,
-                   policy, seed=0)
+                   policy, seed=0, allocation=allocation)
 
 
 def test_upload_time_is_bits_over_shannon_capacity():
@@ -135,6 +135,9 @@ def test_device_and_snr_specs():
     ({"round_deadline_s": 5.0}, "round-deadline-s: a deadline needs the simulated network"),
     ({"client_devices": "2x phone"}, "client-devices: lists 2 devices for 3 clients"),
     ({"client_devices": "phone", "uplink_rate": "lte"}, "uplink-rate: 'lte' is not one of"),
+    ({"client_devices": "phone", "uplink_allocation": "fair"}, "uplink-allocation: 'fair' is not one of"),
+    ({"client_devices": "phone", "uplink_allocation": "min-time", "round_deadline_s": 30.0},
+     "uplink-allocation: 'min-time' shortens rounds without a deadline"),
     ({"client_devices": "phone", "straggler_policy": "wait"}, "straggler-policy: 'wait'"),
     ({"uplink_snr_trace": "/x.csv"}, "uplink-snr-trace: a trace needs the simulated network"),
     ({"client_devices": "phone", "uplink_snr_trace": "x.csv"}, "uplink-snr-trace: must be an absolute path"),
@@ -223,6 +226,32 @@ def test_stale_aggregates_a_late_update_in_the_next_round_with_its_weight_times_
         np.testing.assert_allclose(second[key].numpy(), np.average(arrays, axis=0, weights=weights), rtol=1e-6)
     users = report.write_network_users(tmp_path, stale.network, stale.network_log, {})
     assert users["stale"].tolist() == [1] * 3 + [0] * 7 and users["included"].tolist() == [1] * 3 + [2] * 7
+
+
+def test_min_time_bands_end_the_users_rounds_together_at_the_hand_solved_finish():
+    # computes of 1 s and 3 s, then 8 Mbit at 1 bit/s/Hz each, over 2 MHz in all:
+    # 8/(T - 1) + 8/(T - 3) = 2  ->  T^2 - 12 T + 19 = 0  ->  T = 6 + sqrt(17) = 10.12 s (equal halves: 11 s)
+    bands = min_time_bands(2e6, {0: 1.0, 1: 3.0}, {0: 8e6, 1: 8e6})
+    finish = 6 + math.sqrt(17)
+    assert bands[0] == pytest.approx(8e6 / (finish - 1), rel=1e-9) and bands[1] == pytest.approx(8e6 / (finish - 3), rel=1e-9)
+    assert sum(bands.values()) == pytest.approx(2e6, rel=1e-12)
+    assert min_time_bands(1e6, {0: 5.0}, {0: 3e6}) == {0: 1e6}  # alone: the whole band
+    assert min_time_bands(2e6, {0: 1.0, 1: 1.0}, {0: 0.0, 1: 4e6}) == {0: 0.0, 1: 2e6}  # nothing to send, no band
+
+
+def test_a_min_time_round_gives_the_slow_computers_more_band_and_ends_sooner_than_equal_bands():
+    devices = {pid: "phone" if pid < 3 else "edge-server" for pid in NODES}  # 5 s and 0.25 s of compute
+    rounds = {}
+    for allocation in ("equal", "min-time"):
+        strategy = strategy_with(network(devices=devices, allocation=allocation, snr=-20.0))  # 0.0144 bit/s/Hz
+        strategy.aggregate_train(1, [client_reply(pid, None) for pid in NODES])
+        rounds[allocation] = (strategy.network_log[1], strategy.round_stats[1]["sim_round_s"])
+    equal, min_time = (rows for rows, _ in rounds.values())
+    assert [row["bandwidth_hz"] for row in equal] == [1e6] * 10
+    assert sum(row["bandwidth_hz"] for row in min_time) == pytest.approx(10e6)
+    assert min_time[0]["bandwidth_hz"] > 1e6 > min_time[3]["bandwidth_hz"]  # the phones upload after 5 s of compute
+    assert [row["time_s"] for row in min_time] == pytest.approx([min_time[0]["time_s"]] * 10, rel=1e-9)
+    assert rounds["min-time"][1] < rounds["equal"][1] == pytest.approx(equal[0]["time_s"])
 
 
 def test_a_user_whose_upload_alone_misses_the_deadline_is_not_asked():
