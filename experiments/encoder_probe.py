@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="?", default="", help="run-config overrides, as flwr run --run-config")
     parser.add_argument("--adaptations", default=",".join(DETECTOR_ADAPTATIONS),
-                        help=f"comma-separated, of {DETECTOR_ADAPTATIONS}")
+                        help=f"comma-separated, of {list(DETECTOR_ADAPTATIONS)}")
     parser.add_argument("--csv", type=Path, help="also write the table here")
     args = parser.parse_args()
     cfg = from_overrides(parse_config_args([args.overrides] if args.overrides else None))

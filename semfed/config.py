@@ -231,7 +231,7 @@ class SemfedConfig:
             if getattr(self, name) < 32:
                 raise ConfigError(f"{_key(name)}: must be >= 32 pixels, got {getattr(self, name)}")
         choices = {"partitioning": ("iid", "dirichlet"), "region_source": ("boxes", "proposals"),
-                   "detector_adaptation": DETECTOR_ADAPTATIONS,
+                   "detector_adaptation": tuple(DETECTOR_ADAPTATIONS),
                    "device": ("auto", "cpu", "cuda"), "label_noise_kind": NOISE_KINDS,
                    "label_handling": tuple(LABEL_POLICIES), "method": tuple(METHODS), "task": tuple(TASKS)}
         for name, allowed in choices.items():
@@ -332,9 +332,9 @@ class SemfedConfig:
             raise ConfigError(f"clients: {oracles} read the ground truth of the generated scenes; "
                               f"dataset={self.dataset!r} has none")
         detectors = [e for e in image_encoders if encoder_entry(e).is_detector]
-        if detectors and self.dataset != "scenes" and self.detector_adaptation == "attributes":
-            raise ConfigError(f"detector-adaptation: 'attributes' trains on the generated scenes' objects and "
-                              f"attributes; dataset={self.dataset!r} has none (use 'batchnorm' or 'none')")
+        if detectors and self.dataset != "scenes" and DETECTOR_ADAPTATIONS[self.detector_adaptation].needs_attributes:
+            raise ConfigError(f"detector-adaptation: {self.detector_adaptation!r} trains on the generated scenes' objects "
+                              f"and attributes; dataset={self.dataset!r} has none (use 'batchnorm' or 'none')")
         if self.dataset != "flickr30k":
             return
         for name in ["flickr30k_path", "flickr30k_images"]:

@@ -9,7 +9,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-DETECTOR_ADAPTATIONS = ("none", "batchnorm", "attributes")  # how an untrained detector learns the data (semfed/data/features.py)
+
+@dataclass(frozen=True)
+class DetectorAdaptation:
+    """How an untrained detector learns the data before it is frozen (semfed/data/features.py), in this order:
+    backbone: its backbone and FPN trained on object crops with attribute classifiers; batchnorm: its
+    BatchNorm statistics re-estimated on the training images; box_head: its box head trained on the training
+    regions with object and attribute classifiers. The trained steps need the generated scenes' attributes."""
+
+    backbone: bool = False
+    batchnorm: bool = False
+    box_head: bool = False
+
+    @property
+    def needs_attributes(self) -> bool:
+        return self.backbone or self.box_head
+
+
+DETECTOR_ADAPTATIONS = {  # `detector-adaptation`
+    "none": DetectorAdaptation(),
+    "batchnorm": DetectorAdaptation(batchnorm=True),
+    "attributes": DetectorAdaptation(batchnorm=True, box_head=True),
+    "backbone": DetectorAdaptation(backbone=True, batchnorm=True, box_head=True),
+}
 IMAGE, TEXT = "image", "text"  # an encoder's modality
 BLEU_ORDERS = (1, 2, 3, 4)  # BLEU-n of the text task: n-grams up to n (semfed.text.metrics)
 TEXT_SCORES = ("similarity",) + tuple(f"bleu{n}" for n in BLEU_ORDERS)  # what a text device's bid is worth

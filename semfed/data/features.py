@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from semfed.config import SemfedConfig
-from semfed.config_values import encoder_entry
+from semfed.config_values import DETECTOR_ADAPTATIONS, encoder_entry
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.flickr30k import load_flickr30k
 from semfed.data.scenes import OBJECT_ATTRIBUTES, SceneSpec, load_scenes
@@ -40,28 +40,45 @@ def feature_dir(cfg: SemfedConfig) -> Path:
 
 
 ADAPTATION_IMAGES = 256  # training images used to re-estimate an untrained detector's BatchNorm statistics
-PRETRAINING_EPOCHS = 5  # detector-adaptation 'attributes': epochs of the box head over the training regions
+BACKBONE_EPOCHS = 3  # detector-adaptation 'backbone': epochs of the backbone over the training objects' crops
+PRETRAINING_EPOCHS = 5  # detector-adaptation 'attributes' and 'backbone': epochs of the box head over the training regions
 
 
 def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> str:
-    """The image encoder's weights file: the configured one; else, by detector-adaptation, the seeded detector
-    with BatchNorm statistics adapted to the training images ('batchnorm'), that detector with its box head
-    then trained on the training scenes' objects and attributes ('attributes'), or '' (the seeded untrained
-    detector, 'none'). Computed once into work-dir/detectors, keyed by content."""
-    if cfg.encoder_weights(encoder) or cfg.detector_adaptation == "none":
+    """The image encoder's weights file: the configured one; else the seeded detector taught the training
+    scenes by detector-adaptation's steps (DETECTOR_ADAPTATIONS): its backbone trained on the objects' crops,
+    then its BatchNorm statistics adapted to the training images, then its box head trained on their objects
+    and attributes; '' (the seeded untrained detector) for 'none'. Each step's weights are computed once into
+    work-dir/detectors, keyed by content (and by the step before)."""
+    adaptation = DETECTOR_ADAPTATIONS[cfg.detector_adaptation]
+    if cfg.encoder_weights(encoder) or not adaptation.batchnorm:
         return cfg.encoder_weights(encoder)
     size = cfg.encoder_input_size(encoder)
     train = scenes.splits["train"]
+    path = ""
+    if adaptation.backbone:
+        def crop_trained() -> dict[str, torch.Tensor]:
+            from semfed.encoders.backbone_pretraining import pretrain_backbone
+
+            return pretrain_backbone(encoder, size, DETECTOR_INIT_SEED, train.images, train.boxes, train.objects,
+                                     OBJECT_ATTRIBUTES, cfg.max_regions, epochs=BACKBONE_EPOCHS,
+                                     device=cfg.torch_device)
+
+        spec = {"kind": "crop-backbone", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED,
+                "max_regions": cfg.max_regions, "epochs": BACKBONE_EPOCHS}
+        path = _cached_weights(cfg, spec, scenes, crop_trained)
 
     def adapted() -> dict[str, torch.Tensor]:
         from semfed.encoders.detector_adaptation import adapt_batchnorm
 
+        start = torch.load(path, map_location="cpu", weights_only=True) if path else None
         return adapt_batchnorm(encoder, train.images[:ADAPTATION_IMAGES], size, DETECTOR_INIT_SEED,
-                               device=cfg.torch_device)
+                               device=cfg.torch_device, weights=start)
 
-    spec = {"kind": "adabn", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED, "images": ADAPTATION_IMAGES}
+    spec = {"kind": "adabn", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED, "images": ADAPTATION_IMAGES,
+            **({"weights_path": path} if path else {})}
     path = _cached_weights(cfg, spec, scenes, adapted)
-    if cfg.detector_adaptation == "batchnorm":
+    if not adaptation.box_head:
         return path
     spec = {"kind": "attribute-heads", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED,
             "max_regions": cfg.max_regions, "epochs": PRETRAINING_EPOCHS, "weights_path": path}

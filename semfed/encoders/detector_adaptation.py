@@ -24,11 +24,13 @@ log = logging.getLogger("semfed.encoders")
 
 @torch.no_grad()
 def adapt_batchnorm(name: str, images: np.ndarray, image_size: int, seed: int, batch_size: int = 32,
-                    device: str = "cpu") -> dict[str, torch.Tensor]:
-    """Detector `name` built from `seed` (as RegionEncoder builds it) with every BatchNorm
-    layer's running mean/variance set to the exact average over `images` (uint8 [N, S, S, 3]).
-    Returns its state dict; all other weights are untouched."""
+                    device: str = "cpu", weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Detector `name` built from `seed` (as RegionEncoder builds it; then given `weights`, a state dict, if
+    any) with every BatchNorm layer's running mean/variance set to the exact average over `images` (uint8
+    [N, S, S, 3]). Returns its state dict; all other weights are untouched."""
     model = build_detector(name, image_size, seed)
+    if weights is not None:
+        model.load_state_dict(weights)
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for norm in norms:
         norm.reset_running_stats()
