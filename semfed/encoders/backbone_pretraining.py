@@ -55,7 +55,7 @@ def pretrain_backbone(name: str, image_size: int, seed: int, images: np.ndarray,
     {attribute: value} in box order; attributes: (name, values) pairs. Seeded: the classifiers' initial
     weights and the batch order come from `seed`. Returns the detector's state dict (CPU); the BatchNorm
     statistics are the crops' (re-estimate them on whole images before use: detector_adaptation)."""
-    model = build_detector(name, image_size, seed).to(device)
+    model = build_detector(name, image_size, seed).to(device).eval()
     crops = torch.from_numpy(object_crops(images, boxes, max_regions)).permute(0, 3, 1, 2)
     labels = region_labels(objects, attributes, max_regions)
     if len(labels) != len(crops):
@@ -69,11 +69,11 @@ def pretrain_backbone(name: str, image_size: int, seed: int, images: np.ndarray,
         x = functional.interpolate((x - mean) / std, size=side, mode="bilinear", align_corners=False)
         return torch.cat([level.mean((2, 3)) for level in model.backbone(x).values()], dim=1)
 
-    backbone = model.backbone.train().requires_grad_(True)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        width = pooled(torch.arange(min(2, len(crops)))).shape[1]
+        width = pooled(torch.arange(min(1, len(crops)))).shape[1]  # in eval mode: no BatchNorm statistics moved
         heads = nn.ModuleList(nn.Linear(width, len(values)) for _, values in attributes).to(device)
+    backbone = model.backbone.train().requires_grad_(True)
     optimiser = torch.optim.Adam([*backbone.parameters(), *heads.parameters()], lr=lr)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
