@@ -90,6 +90,7 @@ class SemfedConfig:
     frcnn_r50_weights: str
     frcnn_mnv3_weights: str
     detector_adaptation: str
+    detector_backbone_epochs: int
     frcnn_r50_input_size: int
     frcnn_mnv3_input_size: int
     max_regions: int
@@ -213,7 +214,7 @@ class SemfedConfig:
 
     def _check_ranges(self) -> None:
         positive = ["num_server_rounds", "eval_every", "scenes_train", "scenes_val", "scenes_test", "max_regions",
-                    "max_tokens", "adapter_width", "gnn_layers", "intra_top_k", "skb_top_k", "batch_size"]
+                    "max_tokens", "detector_backbone_epochs", "adapter_width", "gnn_layers", "intra_top_k", "skb_top_k", "batch_size"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_key(name)}: must be an integer >= 1, got {getattr(self, name)}")

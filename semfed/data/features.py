@@ -40,7 +40,6 @@ def feature_dir(cfg: SemfedConfig) -> Path:
 
 
 ADAPTATION_IMAGES = 256  # training images used to re-estimate an untrained detector's BatchNorm statistics
-BACKBONE_EPOCHS = 3  # detector-adaptation 'backbone': epochs of the backbone over the training objects' crops
 PRETRAINING_EPOCHS = 5  # detector-adaptation 'attributes' and 'backbone': epochs of the box head over the training regions
 
 
@@ -61,11 +60,11 @@ def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) 
             from semfed.encoders.backbone_pretraining import pretrain_backbone
 
             return pretrain_backbone(encoder, size, DETECTOR_INIT_SEED, train.images, train.boxes, train.objects,
-                                     OBJECT_ATTRIBUTES, cfg.max_regions, epochs=BACKBONE_EPOCHS,
+                                     OBJECT_ATTRIBUTES, cfg.max_regions, epochs=cfg.detector_backbone_epochs,
                                      device=cfg.torch_device)
 
         spec = {"kind": "crop-backbone", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED,
-                "max_regions": cfg.max_regions, "epochs": BACKBONE_EPOCHS}
+                "max_regions": cfg.max_regions, "epochs": cfg.detector_backbone_epochs}
         path = _cached_weights(cfg, spec, scenes, crop_trained)
 
     def adapted() -> dict[str, torch.Tensor]:
