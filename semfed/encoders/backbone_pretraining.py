@@ -9,7 +9,9 @@ A full torchvision detection step costs about 0.44 s an image here (ResNet-50 FP
 detector's own scale (its input size over the scene's side), so the backbone sees each object at the size
 it will see it in the whole image. The backbone's pyramid levels are average-pooled, concatenated and fed
 to one linear classifier per attribute (e.g. shape, colour, size); the summed cross-entropies train the
-backbone, the FPN and the classifiers, which are then dropped.
+backbone, the FPN and the classifiers, which are then dropped. Crops and backbone are channels-last in memory:
+the same fp32 arithmetic, a MobileNetV3 step 28% faster here (0.80 -> 0.58 s for 64 crops of 115 px on 2
+threads; ResNet-50's unchanged).
 """
 
 from __future__ import annotations
@@ -67,13 +69,14 @@ def pretrain_backbone(name: str, image_size: int, seed: int, images: np.ndarray,
     def pooled(index: torch.Tensor) -> torch.Tensor:
         x = crops[index].to(device).float().div(255)
         x = functional.interpolate((x - mean) / std, size=side, mode="bilinear", align_corners=False)
+        x = x.contiguous(memory_format=torch.channels_last)
         return torch.cat([level.mean((2, 3)) for level in model.backbone(x).values()], dim=1)
 
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         width = pooled(torch.arange(min(1, len(crops)))).shape[1]  # in eval mode: no BatchNorm statistics moved
         heads = nn.ModuleList(nn.Linear(width, len(values)) for _, values in attributes).to(device)
-    backbone = model.backbone.train().requires_grad_(True)
+    backbone = model.backbone.to(memory_format=torch.channels_last).train().requires_grad_(True)
     optimiser = torch.optim.Adam([*backbone.parameters(), *heads.parameters()], lr=lr)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -95,4 +98,4 @@ def pretrain_backbone(name: str, image_size: int, seed: int, images: np.ndarray,
                  "%s (%.0f s)", name, len(crops), side, epoch + 1, epochs, total / len(crops), accuracy,
                  time.perf_counter() - start)
     backbone.requires_grad_(False).eval()
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
