@@ -467,7 +467,13 @@ class SemfedConfig:
         if self.uplink_allocation == "min-time" and self.round_deadline_s:
             raise ConfigError("uplink-allocation: 'min-time' shortens rounds without a deadline; with round-deadline-s "
                               "the round lasts the deadline, and a split that ends everyone together makes them all "
-                              "late together when it misses it: use 'equal'")
+                              "late together when it misses it: use 'equal' or 'deadline'")
+        policy = STRAGGLER_POLICIES[self.straggler_policy]
+        if self.uplink_allocation == "deadline" and (not self.round_deadline_s or policy.budgets or policy.keeps_late):
+            raise ConfigError("uplink-allocation: 'deadline' gives the band to the most users that can make the "
+                              "deadline and leaves the rest out; it needs round-deadline-s > 0 and a straggler "
+                              f"policy that discards late work (got {self.round_deadline_s} and "
+                              f"{self.straggler_policy!r}: partial work and stale updates use the users it would leave out)")
         if self.uplink_snr_trace and not self.client_devices:
             raise ConfigError("uplink-snr-trace: a trace needs the simulated network (set client-devices)")
         if self.uplink_snr_trace and not Path(self.uplink_snr_trace).is_absolute():

@@ -65,7 +65,7 @@ LTE_CQI = ((-6.7, 0.1523), (-4.7, 0.2344), (-2.3, 0.3770), (0.2, 0.6016), (2.4, 
            (5.9, 1.4766), (8.1, 1.9141), (10.3, 2.4063), (11.7, 2.7305), (14.1, 3.3223), (16.3, 3.9023),
            (18.7, 4.5234), (21.0, 5.1152), (22.7, 5.5547))
 LINK_RATES = ("shannon", "lte-cqi")  # `uplink-rate`
-ALLOCATIONS = ("equal", "min-time")  # `uplink-allocation`: how a round's users share the uplink band (Network.bands)
+ALLOCATIONS = ("equal", "min-time", "deadline")  # `uplink-allocation`: how a round's users share the uplink band (Network.bands)
 
 
 def spectral_efficiency(snr_db: float, rate: str = "shannon") -> float:
@@ -111,6 +111,21 @@ def min_time_bands(total_hz: float, compute_s: dict[int, float], work: dict[int,
     return {pid: band * norm for pid, band in bands.items()}
 
 
+def in_time_users(total_hz: float, deadline_s: float, compute_s: dict[int, float], work: dict[int, float]) -> list[int]:
+    """The most users of `work` whose full rounds can all end by `deadline_s` sharing `total_hz` (ascending ids):
+    user k needs at least w_k / (D - c_k) Hz (work and compute as in min_time_bands; none can help one whose
+    compute alone reaches D), and taking users in order of that need, the least first, while the needs fit
+    in the total admits as many as any choice can."""
+    need = {pid: work[pid] / (deadline_s - compute_s[pid]) for pid in work if compute_s[pid] < deadline_s}
+    admitted, used = [], 0.0
+    for pid in sorted(need, key=lambda p: (need[p], p)):
+        if used + need[pid] > total_hz:
+            break
+        admitted.append(pid)
+        used += need[pid]
+    return sorted(admitted)
+
+
 @dataclass(frozen=True)
 class ClientRound:
     """One user's simulated round: its SNR (dB), uplink band (Hz), examples trained, compute and upload seconds, their sum,
@@ -150,7 +165,7 @@ class Network:
     """The simulated network of a run. devices: partition id -> DEVICES name; mean_snr_db: partition id -> its
     mean uplink SNR (dB); examples: partition id -> examples it trains in a full round (shard size x local
     epochs); bandwidth_hz: each user's band under the 'equal' allocation, and the round's band per user it
-    schedules under 'min-time' (allocation: one of ALLOCATIONS, Network.bands); fading: one of FADINGS; deadline_s: the round deadline in simulated
+    schedules under 'min-time' and 'deadline' (allocation: one of ALLOCATIONS, Network.bands); fading: one of FADINGS; deadline_s: the round deadline in simulated
     seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws);
     stale_weight: the factor on a late update's weight when the policy keeps it for the next round;
     snr_trace: (round, partition id) -> SNR (dB) where a trace gives it (load_snr_trace), in place of the mean;
@@ -191,18 +206,26 @@ class Network:
         same total (bandwidth_hz x users) split so that their full rounds (compute, then the upload of
         `upload_bytes`) end together, as early as possible (min_time_bands), from the round's SNRs known at the
         base station. Without a deadline only (the config refuses one): under a deadline the round lasts the
-        deadline whatever the split, and a split that ends everyone together puts them all late together."""
+        deadline whatever the split, and a split that ends everyone together puts them all late together.
+        'deadline' (with a deadline): the most users that can all end in time (in_time_users) split the total
+        as 'min-time' does among themselves; the others get no band and are left out (absent from the dict)."""
         if self.allocation == "equal":
             return {pid: self.bandwidth_hz for pid in partitions}
+        total = self.bandwidth_hz * len(partitions)
         compute = {pid: self.compute_seconds(pid, self.examples[pid]) for pid in partitions}
         work = {pid: 8.0 * upload_bytes[pid] / spectral_efficiency(self.snr_db(server_round, pid), self.link_rate)
                 for pid in partitions}
-        return min_time_bands(self.bandwidth_hz * len(partitions), compute, work)
+        if self.allocation == "deadline":
+            admitted = in_time_users(total, self.deadline_s, compute, work)
+            if not admitted:
+                return {}
+            return min_time_bands(total, {pid: compute[pid] for pid in admitted}, {pid: work[pid] for pid in admitted})
+        return min_time_bands(total, compute, work)
 
     def budget(self, server_round: int, partition: int, upload_bytes: int) -> int:
         """Examples user `partition` can train and still upload `upload_bytes` before the deadline (all of its
         examples without a deadline or without a budgeting policy); 0 when even the upload does not fit.
-        A deadline comes with the 'equal' allocation only (bandwidth_hz each)."""
+        A budgeting policy comes with the 'equal' allocation only (bandwidth_hz each)."""
         full = self.examples[partition]
         if not self.deadline_s or not STRAGGLER_POLICIES[self.policy].budgets:
             return full

@@ -17,7 +17,8 @@ from semfed.scheduling import SCHEDULERS, Scheduler, second_price, semantic_bids
 class RoundPlan:
     """partitions: who was chosen (ascending); bands: partition -> its uplink band in Hz (empty without the
     network; Network.bands); budgets: partition -> examples it may train (empty unless the network's
-    straggler policy budgets; 0 = the upload alone misses the deadline: not asked); stats: the round's churn
+    straggler policy budgets or its allocation leaves users out; 0 = not asked: the upload alone misses the
+    deadline, or no band was left for it); stats: the round's churn
     and auction figures for round_stats; no_budget: network.csv rows of those not asked."""
 
     partitions: list[int]
@@ -69,9 +70,11 @@ class Participation:
         if self.network is None:
             return RoundPlan(chosen, stats=stats)
         bands = self.network.bands(server_round, chosen, self.upload_bytes)
-        if not STRAGGLER_POLICIES[self.network.policy].budgets:
+        budgets = {pid: 0 for pid in chosen if pid not in bands}  # uplink-allocation 'deadline' left them out
+        if STRAGGLER_POLICIES[self.network.policy].budgets:
+            budgets = {pid: self.network.budget(server_round, pid, self.upload_bytes[pid]) for pid in chosen}
+        if not budgets:
             return RoundPlan(chosen, bands, stats=stats)
-        budgets = {pid: self.network.budget(server_round, pid, self.upload_bytes[pid]) for pid in chosen}
-        no_budget = [replace(self.network.client_round(server_round, pid, 0, 0), status="no budget").row()
-                     for pid in chosen if budgets[pid] == 0]
+        no_budget = [replace(self.network.client_round(server_round, pid, 0, 0, bands.get(pid, 0.0)),
+                             status="no budget").row() for pid in chosen if budgets.get(pid) == 0]
         return RoundPlan(chosen, bands, budgets, stats, no_budget)

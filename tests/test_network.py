@@ -12,7 +12,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from semfed import protocol
 from semfed.config_values import ConfigError
-from semfed.network import (DEVICES, Network, load_snr_trace, min_time_bands, parse_devices, parse_snr_range,
+from semfed.network import (DEVICES, Network, in_time_users, load_snr_trace, min_time_bands, parse_devices, parse_snr_range,
                             spectral_efficiency, upload_seconds)
 from semfed.retrieval import report
 from semfed.retrieval.participants import build_adapter, client_shard
@@ -138,6 +138,9 @@ def test_device_and_snr_specs():
     ({"client_devices": "phone", "uplink_allocation": "fair"}, "uplink-allocation: 'fair' is not one of"),
     ({"client_devices": "phone", "uplink_allocation": "min-time", "round_deadline_s": 30.0},
      "uplink-allocation: 'min-time' shortens rounds without a deadline"),
+    ({"client_devices": "phone", "uplink_allocation": "deadline"}, "uplink-allocation: 'deadline' .* needs round-deadline-s"),
+    ({"client_devices": "phone", "uplink_allocation": "deadline", "round_deadline_s": 30.0, "straggler_policy": "stale"},
+     "got 30.0 and 'stale'"),
     ({"client_devices": "phone", "straggler_policy": "wait"}, "straggler-policy: 'wait'"),
     ({"uplink_snr_trace": "/x.csv"}, "uplink-snr-trace: a trace needs the simulated network"),
     ({"client_devices": "phone", "uplink_snr_trace": "x.csv"}, "uplink-snr-trace: must be an absolute path"),
@@ -252,6 +255,41 @@ def test_a_min_time_round_gives_the_slow_computers_more_band_and_ends_sooner_tha
     assert min_time[0]["bandwidth_hz"] > 1e6 > min_time[3]["bandwidth_hz"]  # the phones upload after 5 s of compute
     assert [row["time_s"] for row in min_time] == pytest.approx([min_time[0]["time_s"]] * 10, rel=1e-9)
     assert rounds["min-time"][1] < rounds["equal"][1] == pytest.approx(equal[0]["time_s"])
+
+
+def test_the_deadline_split_admits_the_most_users_that_can_make_it_least_need_first():
+    # deadline 10 s, 10 Hz in all; needs w / (D - c): user 0 20/10 = 2 Hz, 1 20/5 = 4, 2 10/2 = 5, 3 computes past D
+    compute, work = {0: 0.0, 1: 5.0, 2: 8.0, 3: 12.0}, {0: 20.0, 1: 20.0, 2: 10.0, 3: 1.0}
+    assert in_time_users(10.0, 10.0, compute, work) == [0, 1]  # 2 + 4 fit, + 5 does not
+    # needs 6, 3, 3 in 7 Hz: the two small ones (id order or the first that fits would take user 0 alone)
+    assert in_time_users(7.0, 10.0, {0: 0.0, 1: 0.0, 2: 0.0}, {0: 60.0, 1: 30.0, 2: 30.0}) == [1, 2]
+    # the admitted pair splits the band to end together: 20/T + 20/(T - 5) = 10 -> T^2 - 9T + 10 = 0
+    net = Network({0: "phone", 1: "phone", 2: "phone", 3: "phone"}, {pid: SNR_3 for pid in range(4)},
+                  {0: 0, 1: 200, 2: 320, 3: 480}, 2.5, "none", 10.0, "drop", seed=0, allocation="deadline")
+    bands = net.bands(1, [0, 1, 2, 3], {0: 5, 1: 5, 2: 2.5, 3: 0.25})  # bytes: 40, 40, 20, 2 bits = work x 2 bit/s/Hz
+    finish = (9 + math.sqrt(41)) / 2
+    assert sorted(bands) == [0, 1]
+    assert bands[0] == pytest.approx(20 / finish, rel=1e-9) and bands[1] == pytest.approx(20 / (finish - 5), rel=1e-9)
+    equal = net.__class__(**{**net.__dict__, "allocation": "equal"})
+    in_time = [equal.client_round(1, pid, net.examples[pid], b).status for pid, b in enumerate([5, 5, 2.5, 0.25])]
+    assert in_time == ["in time", "late", "late", "late"]  # 2.5 Hz each: user 1 ends at 5 + 40/5 = 13 s
+
+
+def test_a_deadline_round_asks_only_the_users_its_band_gets_in_time():
+    devices = {pid: "phone" if pid < 3 else "edge-server" for pid in NODES}  # 5 s and 0.25 s of compute
+    upload = network(devices=devices, snr=-20.0).client_round(1, 0, 200, strategy_with(network()).upload_bytes[0]).upload_s
+    for slack, asked in ((0.5, 10), (0.1, 7)):  # phones need 1 / slack of a 1-MHz share each: 2 MHz fits, 10 does not
+        deadline = 5.0 + slack * upload
+        strategy = strategy_with(network(deadline=deadline, devices=devices, snr=-20.0, allocation="deadline"))
+        assert sorted(strategy.partition_of[m.metadata.dst_node_id] for m in strategy.sent) == list(range(10 - asked, 10))
+        strategy.aggregate_train(1, [client_reply(pid, None) for pid in NODES if pid >= 10 - asked])
+        log = strategy.network_log[1]
+        assert [row["status"] for row in log] == ["no budget"] * (10 - asked) + ["in time"] * asked
+        assert sum(row["bandwidth_hz"] for row in log) == pytest.approx(10e6)
+        assert strategy.round_stats[1]["sim_round_s"] <= deadline
+    equal = strategy_with(network(deadline=5.0 + 0.5 * upload, devices=devices, snr=-20.0))
+    equal.aggregate_train(1, [client_reply(pid, None) for pid in NODES])
+    assert [row["status"] for row in equal.network_log[1]] == ["late"] * 3 + ["in time"] * 7
 
 
 def test_a_user_whose_upload_alone_misses_the_deadline_is_not_asked():
