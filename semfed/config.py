@@ -214,7 +214,8 @@ class SemfedConfig:
 
     def _check_ranges(self) -> None:
         positive = ["num_server_rounds", "eval_every", "scenes_train", "scenes_val", "scenes_test", "max_regions",
-                    "max_tokens", "detector_backbone_epochs", "adapter_width", "gnn_layers", "intra_top_k", "skb_top_k", "batch_size"]
+                    "max_tokens", "detector_backbone_epochs", "adapter_width", "gnn_layers", "intra_top_k",
+                    "skb_top_k", "batch_size"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_key(name)}: must be an integer >= 1, got {getattr(self, name)}")

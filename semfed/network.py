@@ -65,7 +65,7 @@ LTE_CQI = ((-6.7, 0.1523), (-4.7, 0.2344), (-2.3, 0.3770), (0.2, 0.6016), (2.4, 
            (5.9, 1.4766), (8.1, 1.9141), (10.3, 2.4063), (11.7, 2.7305), (14.1, 3.3223), (16.3, 3.9023),
            (18.7, 4.5234), (21.0, 5.1152), (22.7, 5.5547))
 LINK_RATES = ("shannon", "lte-cqi")  # `uplink-rate`
-ALLOCATIONS = ("equal", "min-time", "deadline")  # `uplink-allocation`: how a round's users share the uplink band (Network.bands)
+ALLOCATIONS = ("equal", "min-time", "deadline")  # `uplink-allocation`: how a round's users share the band (Network.bands)
 
 
 def spectral_efficiency(snr_db: float, rate: str = "shannon") -> float:
@@ -165,8 +165,8 @@ class Network:
     """The simulated network of a run. devices: partition id -> DEVICES name; mean_snr_db: partition id -> its
     mean uplink SNR (dB); examples: partition id -> examples it trains in a full round (shard size x local
     epochs); bandwidth_hz: each user's band under the 'equal' allocation, and the round's band per user it
-    schedules under 'min-time' and 'deadline' (allocation: one of ALLOCATIONS, Network.bands); fading: one of FADINGS; deadline_s: the round deadline in simulated
-    seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws);
+    schedules under 'min-time' and 'deadline' (allocation: one of ALLOCATIONS, Network.bands); fading: one of
+    FADINGS; deadline_s: the round deadline in simulated seconds (0 = none); policy: a STRAGGLER_POLICIES name; seed: the run's seed (the fading draws);
     stale_weight: the factor on a late update's weight when the policy keeps it for the next round;
     snr_trace: (round, partition id) -> SNR (dB) where a trace gives it (load_snr_trace), in place of the mean;
     link_rate: one of LINK_RATES, how an SNR becomes bits per second (spectral_efficiency)."""
