@@ -70,9 +70,10 @@ class Participation:
         if self.network is None:
             return RoundPlan(chosen, stats=stats)
         bands = self.network.bands(server_round, chosen, self.upload_bytes)
-        budgets = {pid: 0 for pid in chosen if pid not in bands}  # uplink-allocation 'deadline' left them out
         if STRAGGLER_POLICIES[self.network.policy].budgets:
             budgets = {pid: self.network.budget(server_round, pid, self.upload_bytes[pid]) for pid in chosen}
+        else:
+            budgets = {pid: 0 for pid in chosen if pid not in bands}  # uplink-allocation 'deadline' left them out
         if not budgets:
             return RoundPlan(chosen, bands, stats=stats)
         no_budget = [replace(self.network.client_round(server_round, pid, 0, 0, bands.get(pid, 0.0)),

@@ -1,6 +1,7 @@
 """The simulated network: link and compute times, energy and deadlines on hand-computed values; the straggler
 policies at the strategy with real Flower Messages; a budget that stops local training; the config keys."""
 
+import dataclasses
 import io
 import math
 
@@ -12,8 +13,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from semfed import protocol
 from semfed.config_values import ConfigError
-from semfed.network import (DEVICES, Network, in_time_users, load_snr_trace, min_time_bands, parse_devices, parse_snr_range,
-                            spectral_efficiency, upload_seconds)
+from semfed.network import (DEVICES, Network, in_time_users, load_snr_trace, min_time_bands, parse_devices,
+                            parse_snr_range, spectral_efficiency, upload_seconds)
 from semfed.retrieval import report
 from semfed.retrieval.participants import build_adapter, client_shard
 from semfed.retrieval.resume import plain
@@ -270,7 +271,7 @@ def test_the_deadline_split_admits_the_most_users_that_can_make_it_least_need_fi
     finish = (9 + math.sqrt(41)) / 2
     assert sorted(bands) == [0, 1]
     assert bands[0] == pytest.approx(20 / finish, rel=1e-9) and bands[1] == pytest.approx(20 / (finish - 5), rel=1e-9)
-    equal = net.__class__(**{**net.__dict__, "allocation": "equal"})
+    equal = dataclasses.replace(net, allocation="equal")
     in_time = [equal.client_round(1, pid, net.examples[pid], b).status for pid, b in enumerate([5, 5, 2.5, 0.25])]
     assert in_time == ["in time", "late", "late", "late"]  # 2.5 Hz each: user 1 ends at 5 + 40/5 = 13 s
 
