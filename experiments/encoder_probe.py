@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from flwr.common.config import parse_config_args
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from semfed.config import SemfedConfig, from_overrides
@@ -28,24 +29,31 @@ from semfed.encoders.attribute_pretraining import region_labels
 from semfed.encoders.regions import GEOMETRY_DIM
 
 
+def region_data(cfg: SemfedConfig, scenes, encoder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 [n_regions, D]: the box-head part of `encoder`'s region features, without the appended box
+    geometry; labels int64 [n_regions, len(OBJECT_ATTRIBUTES)]) of one split. Region j of image i is object j
+    of image i (region-source 'boxes')."""
+    features = split_features(cfg, scenes, encoder, split)
+    x = features["feats"][features["mask"]][:, :-GEOMETRY_DIM].float().numpy()
+    return x, region_labels(scenes.splits[split].objects, OBJECT_ATTRIBUTES, cfg.max_regions).numpy()
+
+
+def fitted_probes(x: np.ndarray, labels: np.ndarray) -> list[Pipeline]:
+    """One standardised multinomial logistic regression per attribute, fitted on x [n, D] -> labels [n, A]."""
+    return [make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, labels[:, k])
+            for k in range(labels.shape[1])]
+
+
 def probe(cfg: SemfedConfig, encoder: str, max_train_regions: int = 4000, seed: int = 0) -> dict[str, float]:
     """Test accuracy per attribute of a logistic regression on `encoder`'s train-split regions (at most
     max_train_regions, drawn from `seed`), plus the chance level of each."""
     scenes = load_dataset(cfg)
-    split = {}
-    for name in ("train", "test"):  # region j of image i is object j of image i (region-source 'boxes')
-        features = split_features(cfg, scenes, encoder, name)
-        x = features["feats"][features["mask"]][:, :-GEOMETRY_DIM].float().numpy()
-        labels = region_labels(scenes.splits[name].objects, OBJECT_ATTRIBUTES, cfg.max_regions).numpy()
-        split[name] = x, {attribute: labels[:, k] for k, (attribute, _) in enumerate(OBJECT_ATTRIBUTES)}
-    (x_train, y_train), (x_test, y_test) = split["train"], split["test"]
+    (x_train, y_train), (x_test, y_test) = (region_data(cfg, scenes, encoder, split) for split in ("train", "test"))
     keep = np.random.default_rng(seed).permutation(len(x_train))[:max_train_regions]
-    scaler = StandardScaler().fit(x_train[keep])
     result = {}
-    for name, _ in OBJECT_ATTRIBUTES:
-        model = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train[keep]), y_train[name][keep])
-        result[name] = float((model.predict(scaler.transform(x_test)) == y_test[name]).mean())
-        result[f"{name} chance"] = float(np.bincount(y_test[name]).max() / len(y_test[name]))
+    for k, ((name, _), model) in enumerate(zip(OBJECT_ATTRIBUTES, fitted_probes(x_train[keep], y_train[keep]))):
+        result[name] = float((model.predict(x_test) == y_test[:, k]).mean())
+        result[f"{name} chance"] = float(np.bincount(y_test[:, k]).max() / len(y_test))
     return result
 
 
