@@ -10,6 +10,7 @@ run; what only a real run shows (ports, processes, timeouts, isolation) stays wi
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import random
 import sys
@@ -110,8 +111,12 @@ def run_in_process(overrides: dict, num_nodes: int | None = None, seed: int = 0)
 def main(argv: list[str]) -> int:
     from flwr.common.config import parse_config_args
 
+    parser = argparse.ArgumentParser(prog="python -m server.in_process", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="run-config overrides, as flwr run --run-config takes them")
+    overrides = parser.parse_args(argv).overrides
     start = time.perf_counter()
-    run_in_process(parse_config_args([text for text in argv if text] or None))
+    run_in_process(parse_config_args([text for text in overrides if text] or None))
     print(f"semfed: in-process run finished in {time.perf_counter() - start:.1f} s")
     return 0
 
