@@ -22,7 +22,8 @@ import torch
 from flwr.common.config import parse_config_args
 
 from experiments.encoder_probe import fitted_probes, region_data
-from semfed.config import from_overrides
+from semfed.config import SemfedConfig, from_overrides
+from semfed.config_values import is_image_encoder
 from semfed.data.features import encoder_spec, feature_dir, load_dataset, split_features
 from semfed.data.scenes import OBJECT_ATTRIBUTES
 from semfed.encoders.feature_cache import feature_key
@@ -44,7 +45,7 @@ def decoded_rows(rows: torch.Tensor, predicted: torch.Tensor,
     return out
 
 
-def write_decoded(cfg, encoder: str, target: Path) -> dict[str, float]:
+def write_decoded(cfg: SemfedConfig, encoder: str, target: Path) -> dict[str, float]:
     """Fill `target` (a new work dir) with links to cfg's scenes, detectors and features, and oracle-image
     features of both splits decoded from `encoder`'s regions. Returns the probe's accuracy per attribute
     and split."""
@@ -59,6 +60,9 @@ def write_decoded(cfg, encoder: str, target: Path) -> dict[str, float]:
     spec, accuracy = encoder_spec(cfg, scenes, ORACLE), {}
     for split, (x, labels) in data.items():
         oracle = split_features(cfg, scenes, ORACLE, split)
+        if len(x) != int(oracle["mask"].sum()):
+            raise ValueError(f"{encoder} has {len(x)} {split} regions, the oracle {int(oracle['mask'].sum())}: "
+                             "region j of image i must be object j of image i (region-source 'boxes')")
         predicted = torch.stack([torch.from_numpy(probe.predict(x)) for probe in probes], dim=1)
         for k, (attribute, _) in enumerate(OBJECT_ATTRIBUTES):
             accuracy[f"{split} {attribute}"] = float((predicted[:, k] == labels[:, k]).float().mean())
@@ -79,6 +83,8 @@ def main() -> None:
     cfg = from_overrides(parse_config_args([args.overrides] if args.overrides else None))
     if cfg.dataset != "scenes" or cfg.region_source != "boxes":
         parser.error("decoding needs the generated scenes' attributes per box: dataset='scenes', region-source='boxes'")
+    if not is_image_encoder(args.encoder):
+        parser.error(f"{args.encoder!r} is not an image encoder")
     if args.target.exists():
         parser.error(f"{args.target} exists: name a new directory")
     for name, value in write_decoded(cfg, args.encoder, args.target.resolve()).items():
