@@ -35,10 +35,11 @@ start_superlink() {  # the managed local SuperLink `flwr run` would start (same 
   echo "semfed: the local SuperLink did not answer on 127.0.0.1:$port within ${wait_s} s; see $dir/superlink.log" >&2
   return 1
 }
-run_id="" status=""
+run_id="" status="" app=""
 cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); then our SuperLink and the
   # run's flwr-simulation process, which outlives it (TERM stops its Ray too). Never changes the exit status.
   if [ -n "$run_id" ] && [ -z "$status" ]; then flwr stop "$run_id" >/dev/null 2>&1 || true; fi
+  if [ -n "$app" ] && [ "$app" != "$SEMFED_ROOT" ]; then rm -rf "$app"; fi
   if [ -n "$owned" ]; then
     pkill -f "flower-superlink.*--port $port( |$)" || true
     pkill -f "flwr-simulation --runtime-api-address 127.0.0.1:$port( |$)" || true
@@ -47,7 +48,8 @@ cleanup() {  # interrupted: stop the run (it would go on inside the SuperLink); 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 healthy || { owned=1; start_superlink; }  # a SuperLink we start is ours: stop it when done
-args=(run . --format json --federation-config "$federation_config")
+app="$(python scripts/stage_app.py)"  # the FAB's files alone: `flwr run .` would walk .venv and work/ first
+args=(run "$app" --format json --federation-config "$federation_config")
 [ -n "$run_config" ] && args+=(--run-config "$run_config")
 submitted="$(flwr "${args[@]}")" || { echo "$submitted" >&2; exit 1; }
 run_id="$(python -c 'import json,sys; d=json.load(sys.stdin); print(d.get("run-id", ""))' <<<"$submitted")"

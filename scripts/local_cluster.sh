@@ -112,7 +112,8 @@ done
 echo "semfed: SuperLink on 127.0.0.1:$port ($([ "$insecure" = 1 ] && echo insecure || echo TLS + SuperNode auth))," \
      "$nodes SuperNodes, logs in $dir"
 
-args=(run . --format json)
+rm -rf "$dir/app"  # the FAB's files alone: `flwr run .` would walk .venv and work/ first
+args=(run "$(python scripts/stage_app.py --into "$dir/app")" --format json)
 [ -n "$run_config" ] && args+=(--run-config "$run_config")
 submitted="$(flwr "${args[@]}")" || { echo "$submitted" >&2; exit 1; }
 run_id="$(python -c 'import json,sys; print(json.load(sys.stdin).get("run-id", ""))' <<<"$submitted")"
