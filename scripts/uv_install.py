@@ -1,8 +1,9 @@
 """Install packages into .venv with uv, from the package sources pip is configured with: pip unpacks and
 byte-compiles one wheel after another (torch's CUDA libraries are ~3 GB), uv does it in parallel, about twice
 as fast on 2 cores, with the same versions resolved. uv does not read pip's configuration, so pip's
-(`pip config list`: its files and PIP_* variables) is passed on as uv's flags; a key uv has no flag for is
-named and the install refused, so that scripts/setup.sh falls back to pip.
+(`pip config list`: its files and PIP_* variables) is passed on as uv's flags, versions chosen across all
+sources as pip chooses them (uv's unsafe-best-match); a key uv has no flag for is named and the install
+refused, so that scripts/setup.sh falls back to pip.
 
     .venv/bin/python scripts/uv_install.py torch==2.14.1 -e ".[test]"
 """
