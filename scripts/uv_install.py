@@ -17,11 +17,12 @@ import sys
 from pathlib import Path
 
 VENV = Path(sys.executable).parent.parent
-# pip option -> uv flag taking each of its whitespace-separated values (pip's own `cert`: SSL_CERT_FILE)
+# pip option -> uv flag taking each of its whitespace-separated values
 FLAGS = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
          "constraint": "--constraint", "trusted-host": "--allow-insecure-host"}
+VARIABLES = {"cert": "SSL_CERT_FILE"}  # pip option -> the environment variable uv reads it from
 IGNORED = {"disable-pip-version-check", "default-timeout", "timeout", "no-input", "progress-bar", "quiet",
-           "verbose", "cache-dir", "no-cache-dir", "root-user-action", "cert"}
+           "verbose", "cache-dir", "no-cache-dir", "root-user-action"}
 
 
 def pip_settings(listing: str) -> dict[str, list[str]]:
@@ -37,7 +38,7 @@ def pip_settings(listing: str) -> dict[str, list[str]]:
 
 def uv_arguments(settings: dict[str, list[str]]) -> list[str]:
     """uv pip install's flags for pip's settings; ValueError naming a setting uv is not given here."""
-    unknown = sorted(set(settings) - set(FLAGS) - IGNORED)
+    unknown = sorted(set(settings) - set(FLAGS) - set(VARIABLES) - IGNORED)
     if unknown:
         raise ValueError(f"pip settings not passed on to uv: {', '.join(unknown)}")
     return [part for option, flag in FLAGS.items() for value in settings.get(option, []) for part in (flag, value)]
@@ -51,9 +52,8 @@ def main(packages: list[str]) -> int:
     except ValueError as err:
         print(f"semfed: {err}", file=sys.stderr)
         return 2
-    env = dict(os.environ)
-    if settings.get("cert"):
-        env["SSL_CERT_FILE"] = settings["cert"][0]
+    env = {**os.environ, **{variable: settings[option][0] for option, variable in VARIABLES.items()
+                            if settings.get(option)}}
     command = [str(VENV / "bin" / "uv"), "pip", "install", "--quiet", "--python", sys.executable,
                "--index-strategy", "unsafe-best-match", "--compile-bytecode", *flags, *packages]
     return subprocess.run(command, env=env).returncode
