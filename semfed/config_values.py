@@ -32,6 +32,7 @@ DETECTOR_ADAPTATIONS = {  # `detector-adaptation`
     "attributes": DetectorAdaptation(batchnorm=True, box_head=True),
     "backbone": DetectorAdaptation(backbone=True, batchnorm=True, box_head=True),
 }
+REGION_FEATURES = ("box-head", "predictions", "box-head+predictions")  # `region-features` (encoders/regions.py)
 IMAGE, TEXT = "image", "text"  # an encoder's modality
 BLEU_ORDERS = (1, 2, 3, 4)  # BLEU-n of the text task: n-grams up to n (semfed.text.metrics)
 TEXT_SCORES = ("similarity",) + tuple(f"bleu{n}" for n in BLEU_ORDERS)  # what a text device's bid is worth

@@ -80,7 +80,8 @@ def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) 
     if not adaptation.box_head:
         return path
     spec = {"kind": "attribute-heads", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED,
-            "max_regions": cfg.max_regions, "epochs": PRETRAINING_EPOCHS, "weights_path": path}
+            "max_regions": cfg.max_regions, "epochs": PRETRAINING_EPOCHS, "weights_path": path,
+            "keeps": "attribute-heads"}
     computed = {}
 
     def pretrained() -> dict[str, torch.Tensor]:
@@ -93,7 +94,8 @@ def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) 
         return state
 
     weights = _cached_weights(cfg, spec, scenes, pretrained)
-    if computed and cfg.region_source == "boxes":  # the training split's features came with the pre-training
+    if computed and cfg.region_source == "boxes" and cfg.region_features == "box-head":
+        # the training split's box-head features came with the pre-training
         key = feature_key(region_spec(cfg, encoder, weights), scenes.fingerprint, "train")
         cached_features(feature_dir(cfg), key, lambda: computed["train"])
     return weights
@@ -111,9 +113,12 @@ def _cached_weights(cfg: SemfedConfig, spec: dict, scenes: RetrievalDataset, com
 
 def region_spec(cfg: SemfedConfig, encoder: str, weights_path: str) -> dict:
     """The spec (and RegionEncoder arguments) of detector `encoder`'s region features with those weights."""
-    return {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
+    spec = {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
             "max_regions": cfg.max_regions, "seed": DETECTOR_INIT_SEED, "weights_path": weights_path,
             "source": cfg.region_source}
+    if cfg.region_features != "box-head":  # the object classes are the scenes' first attribute's values
+        spec.update(features=cfg.region_features, object_classes=len(OBJECT_ATTRIBUTES[0][1]))
+    return spec
 
 
 @dataclass(frozen=True)
