@@ -6,6 +6,8 @@ attributes (the scenes': shape, colour, size), for each detector adaptation.
 For every image encoder the run config's clients use and every adaptation, a multinomial logistic regression
 (scikit-learn) per attribute is fitted on the training split's regions (the box-head part of each feature, not
 the appended box geometry) and scored on the test split's regions; chance is the most frequent test value.
+For an adaptation that trains the box head, the detector's own heads are scored too ('heads' columns): the most
+probable value of each attribute's block of its region-features='predictions' features, on the test regions.
 Features come from (and fill) the run's feature cache. Prints a markdown table; --csv writes it too.
 """
 
@@ -57,6 +59,23 @@ def probe(cfg: SemfedConfig, encoder: str, max_train_regions: int = 4000, seed: 
     return result
 
 
+def block_accuracy(predictions: np.ndarray, labels: np.ndarray,
+                   attributes: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, float]:
+    """predictions [n, sum(values)]: one block of scores per attribute, in order; labels int [n, len(attributes)].
+    The share of rows whose highest score in each block is the labelled value, per attribute."""
+    result, lo = {}, 0
+    for k, (name, values) in enumerate(attributes):
+        result[name] = float((predictions[:, lo:lo + len(values)].argmax(1) == labels[:, k]).mean())
+        lo += len(values)
+    return result
+
+
+def head_accuracy(cfg: SemfedConfig, encoder: str) -> dict[str, float]:
+    """Test accuracy per attribute of `encoder`'s own object and attribute heads (its 'predictions' features)."""
+    x, labels = region_data(cfg.replace(region_features="predictions"), load_dataset(cfg), encoder, "test")
+    return block_accuracy(x, labels, OBJECT_ATTRIBUTES)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="?", default="", help="run-config overrides, as flwr run --run-config")
@@ -72,7 +91,9 @@ def main() -> None:
     for encoder in encoders:
         for adaptation in args.adaptations.split(","):
             adapted = cfg.replace(detector_adaptation=adaptation)
-            rows.append({"encoder": encoder, "adaptation": adaptation, **probe(adapted, encoder)})
+            heads = head_accuracy(adapted, encoder) if DETECTOR_ADAPTATIONS[adaptation].box_head else {}
+            rows.append({"encoder": encoder, "adaptation": adaptation, **probe(adapted, encoder),
+                         **{f"heads {name}": value for name, value in heads.items()}})
     table = pd.DataFrame(rows)
     print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
     for row in table.itertuples(index=False):
