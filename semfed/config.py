@@ -482,6 +482,10 @@ class SemfedConfig:
                               "deadline and leaves the rest out; it needs round-deadline-s > 0 and a straggler "
                               f"policy that discards late work (got {self.round_deadline_s} and "
                               f"{self.straggler_policy!r}: partial work and stale updates use the users it would leave out)")
+        if self.uplink_allocation == "most-examples" and (not self.round_deadline_s or not policy.budgets):
+            raise ConfigError("uplink-allocation: 'most-examples' splits the band so that users train the most examples "
+                              "before the deadline; it needs round-deadline-s > 0 and straggler-policy='partial' (got "
+                              f"{self.round_deadline_s} and {self.straggler_policy!r})")
         if self.uplink_snr_trace and not self.client_devices:
             raise ConfigError("uplink-snr-trace: a trace needs the simulated network (set client-devices)")
         if self.uplink_snr_trace and not Path(self.uplink_snr_trace).is_absolute():

@@ -65,7 +65,7 @@ LTE_CQI = ((-6.7, 0.1523), (-4.7, 0.2344), (-2.3, 0.3770), (0.2, 0.6016), (2.4, 
            (5.9, 1.4766), (8.1, 1.9141), (10.3, 2.4063), (11.7, 2.7305), (14.1, 3.3223), (16.3, 3.9023),
            (18.7, 4.5234), (21.0, 5.1152), (22.7, 5.5547))
 LINK_RATES = ("shannon", "lte-cqi")  # `uplink-rate`
-ALLOCATIONS = ("equal", "min-time", "deadline")  # `uplink-allocation`: how a round's users share the band (Network.bands)
+ALLOCATIONS = ("equal", "min-time", "deadline", "most-examples")  # `uplink-allocation`: how a round's users share the band (Network.bands)
 
 
 def spectral_efficiency(snr_db: float, rate: str = "shannon") -> float:
@@ -109,6 +109,53 @@ def min_time_bands(total_hz: float, compute_s: dict[int, float], work: dict[int,
     bands = {pid: work[pid] / (finish - compute_s[pid]) if pid in senders else 0.0 for pid in work}
     norm = total_hz / sum(bands.values())  # the root's last ulp: the bands sum to the total exactly
     return {pid: band * norm for pid, band in bands.items()}
+
+
+def most_examples_bands(total_hz: float, deadline_s: float, speed: dict[int, float], full: dict[int, int],
+                        work: dict[int, float], value: dict[int, float]) -> dict[int, float]:
+    """The split of `total_hz` that trains the most examples before `deadline_s`, each weighted by its user's
+    `value` (per example), when users train what fits and then upload (straggler-policy 'partial').
+
+    User k trains at `speed[k]` examples/s and has `full[k]` examples; its upload needs `work[k]` Hz s (bits
+    over spectral efficiency, as in min_time_bands), so with band B it trains e_k(B) = speed_k (D - w_k / B)
+    examples, at most full_k (reached at F_k = w_k / (D - full_k / speed_k)), and nothing at or under its
+    floor L_k = w_k / D. For a set of users the objective sum_k v_k e_k(B_k) is concave, and the optimum
+    gives each B_k = sqrt(v_k speed_k w_k / lambda) clipped to [L_k, F_k], with lambda setting the sum to the
+    total (water-filling). A user left at its floor trains nothing, so it is left out (0 Hz) and the rest
+    split again; while even the floors do not fit, the user whose floor buys the least value (v_k speed_k
+    D^2 / w_k, its marginal value there) is left out first. If every user's full work fits, the total is
+    shared in proportion to F_k. Returns partition -> Hz (0 for those left out)."""
+    bands = {pid: 0.0 for pid in work}
+    users = [pid for pid in work if work[pid] > 0 and value[pid] > 0]
+    floor = {pid: work[pid] / deadline_s for pid in users}
+    ceiling = {pid: work[pid] / (deadline_s - full[pid] / speed[pid]) if full[pid] / speed[pid] < deadline_s
+               else math.inf for pid in users}
+    while users:
+        if sum(floor[pid] for pid in users) >= total_hz:
+            users.remove(min(users, key=lambda p: (value[p] * speed[p] * deadline_s ** 2 / work[p], -p)))
+            continue
+        if sum(ceiling[pid] for pid in users) <= total_hz:
+            scale = total_hz / sum(ceiling[pid] for pid in users)
+            return {**bands, **{pid: ceiling[pid] * scale for pid in users}}
+        weight = {pid: math.sqrt(value[pid] * speed[pid] * work[pid]) for pid in users}  # B_k = weight_k r, r = lambda^-1/2
+
+        def split(log_r: float) -> dict[int, float]:
+            return {pid: min(max(weight[pid] * math.exp(log_r), floor[pid]), ceiling[pid]) for pid in users}
+
+        # at r_low every user sits at its floor (sum under the total), at r_high at its ceiling or over the total
+        r_low = min(floor[pid] / weight[pid] for pid in users) / 2
+        r_high = max([4 * total_hz / min(weight.values())] +
+                     [2 * ceiling[pid] / weight[pid] for pid in users if math.isfinite(ceiling[pid])])
+        log_r = brentq(lambda x: sum(split(x).values()) - total_hz, math.log(r_low), math.log(r_high),
+                       xtol=1e-12, rtol=1e-12)
+        shares = split(log_r)
+        starved = [pid for pid in users if shares[pid] <= floor[pid] * (1 + 1e-9)]
+        if starved:
+            users = [pid for pid in users if pid not in starved]
+            continue
+        norm = total_hz / sum(shares.values())  # the root's last ulp: the bands sum to the total exactly
+        return {**bands, **{pid: band * norm for pid, band in shares.items()}}
+    return bands
 
 
 def in_time_users(total_hz: float, deadline_s: float, compute_s: dict[int, float], work: dict[int, float]) -> list[int]:
@@ -201,20 +248,28 @@ class Network:
     def compute_seconds(self, partition: int, examples: int) -> float:
         return examples / DEVICES[self.devices[partition]].samples_per_s
 
-    def bands(self, server_round: int, partitions: list[int], upload_bytes: dict[int, int]) -> dict[int, float]:
+    def bands(self, server_round: int, partitions: list[int], upload_bytes: dict[int, int],
+              values: dict[int, float] | None = None) -> dict[int, float]:
         """Each scheduled user's uplink band (Hz) in `server_round`. 'equal': bandwidth_hz each. 'min-time': the
         same total (bandwidth_hz x users) split so that their full rounds (compute, then the upload of
         `upload_bytes`) end together, as early as possible (min_time_bands), from the round's SNRs known at the
         base station. Without a deadline only (the config refuses one): under a deadline the round lasts the
         deadline whatever the split, and a split that ends everyone together puts them all late together.
         'deadline' (with a deadline): the most users that can all end in time (in_time_users) split the total
-        as 'min-time' does among themselves; the others get no band and are left out (absent from the dict)."""
+        as 'min-time' does among themselves; the others get no band and are left out (absent from the dict).
+        'most-examples' (with a deadline and partial work): the split that trains the most examples in time,
+        each weighted by its user's entry in `values` (1 for all when None; most_examples_bands); a user it
+        leaves out gets 0 Hz."""
         if self.allocation == "equal":
             return {pid: self.bandwidth_hz for pid in partitions}
         total = self.bandwidth_hz * len(partitions)
         compute = {pid: self.compute_seconds(pid, self.examples[pid]) for pid in partitions}
         work = {pid: 8.0 * upload_bytes[pid] / spectral_efficiency(self.snr_db(server_round, pid), self.link_rate)
                 for pid in partitions}
+        if self.allocation == "most-examples":
+            speed = {pid: DEVICES[self.devices[pid]].samples_per_s for pid in partitions}
+            return most_examples_bands(total, self.deadline_s, speed, {pid: self.examples[pid] for pid in partitions},
+                                       work, {pid: (values or {}).get(pid, 1.0) for pid in partitions})
         if self.allocation == "deadline":
             admitted = in_time_users(total, self.deadline_s, compute, work)
             if not admitted:
@@ -222,15 +277,17 @@ class Network:
             return min_time_bands(total, {pid: compute[pid] for pid in admitted}, {pid: work[pid] for pid in admitted})
         return min_time_bands(total, compute, work)
 
-    def budget(self, server_round: int, partition: int, upload_bytes: int) -> int:
-        """Examples user `partition` can train and still upload `upload_bytes` before the deadline (all of its
-        examples without a deadline or without a budgeting policy); 0 when even the upload does not fit.
-        A budgeting policy comes with the 'equal' allocation only (bandwidth_hz each)."""
+    def budget(self, server_round: int, partition: int, upload_bytes: int, bandwidth_hz: float | None = None) -> int:
+        """Examples user `partition` can train and still upload `upload_bytes` over `bandwidth_hz` (default:
+        bandwidth_hz) before the deadline (all of its examples without a deadline or without a budgeting
+        policy); 0 when even the upload does not fit, or without a band."""
         full = self.examples[partition]
         if not self.deadline_s or not STRAGGLER_POLICIES[self.policy].budgets:
             return full
-        left = self.deadline_s - upload_seconds(upload_bytes, self.bandwidth_hz, self.snr_db(server_round, partition),
-                                                self.link_rate)
+        band = self.bandwidth_hz if bandwidth_hz is None else bandwidth_hz
+        if band <= 0:
+            return 0
+        left = self.deadline_s - upload_seconds(upload_bytes, band, self.snr_db(server_round, partition), self.link_rate)
         if left <= 0:
             return 0
         return min(full, int(left * DEVICES[self.devices[partition]].samples_per_s))

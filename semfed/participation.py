@@ -32,6 +32,15 @@ class RoundPlan:
         return [pid for pid in self.partitions if self.budgets.get(pid, 1) > 0]
 
 
+def example_values(losses: dict[int, float], users: list[int]) -> dict[int, float]:
+    """What an example of each user is worth to the band split under the auction: its bid per example (its
+    capped last loss, semantic_bids); a user not heard from yet is worth the most any user is (1 if none is
+    known)."""
+    bids = semantic_bids(losses, {pid: 1 for pid in users})
+    known = [bid for bid in bids.values() if math.isfinite(bid)]
+    return {pid: bid if math.isfinite(bid) else max(known, default=1.0) for pid, bid in bids.items()}
+
+
 @dataclass(frozen=True)
 class Participation:
     """users: every partition id; examples: partition -> its assigned shard (the auction's bids);
@@ -69,9 +78,11 @@ class Participation:
             chosen = sample_partitions(self.seed, server_round, online, self.fraction, self.minimum)
         if self.network is None:
             return RoundPlan(chosen, stats=stats)
-        bands = self.network.bands(server_round, chosen, self.upload_bytes)
+        bands = self.network.bands(server_round, chosen, self.upload_bytes,
+                                   example_values(losses, chosen) if self.scheduler.auction else None)
         if STRAGGLER_POLICIES[self.network.policy].budgets:
-            budgets = {pid: self.network.budget(server_round, pid, self.upload_bytes[pid]) for pid in chosen}
+            budgets = {pid: self.network.budget(server_round, pid, self.upload_bytes[pid], bands.get(pid))
+                       for pid in chosen}
         else:
             budgets = {pid: 0 for pid in chosen if pid not in bands}  # uplink-allocation 'deadline' left them out
         if not budgets:

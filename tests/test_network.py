@@ -13,8 +13,9 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from semfed import protocol
 from semfed.config_values import ConfigError
-from semfed.network import (DEVICES, Network, in_time_users, load_snr_trace, min_time_bands, parse_devices,
-                            parse_snr_range, spectral_efficiency, upload_seconds)
+from semfed.network import (DEVICES, Network, in_time_users, load_snr_trace, min_time_bands, most_examples_bands,
+                            parse_devices, parse_snr_range, spectral_efficiency, upload_seconds)
+from semfed.participation import example_values
 from semfed.retrieval import report
 from semfed.retrieval.participants import build_adapter, client_shard
 from semfed.retrieval.resume import plain
@@ -142,6 +143,8 @@ def test_device_and_snr_specs():
     ({"client_devices": "phone", "uplink_allocation": "deadline"}, "uplink-allocation: 'deadline' .* needs round-deadline-s"),
     ({"client_devices": "phone", "uplink_allocation": "deadline", "round_deadline_s": 30.0, "straggler_policy": "stale"},
      "got 30.0 and 'stale'"),
+    ({"client_devices": "phone", "uplink_allocation": "most-examples", "round_deadline_s": 30.0},
+     "uplink-allocation: 'most-examples' .* needs round-deadline-s > 0 and straggler-policy='partial' \\(got 30.0 and 'drop'"),
     ({"client_devices": "phone", "straggler_policy": "wait"}, "straggler-policy: 'wait'"),
     ({"uplink_snr_trace": "/x.csv"}, "uplink-snr-trace: a trace needs the simulated network"),
     ({"client_devices": "phone", "uplink_snr_trace": "x.csv"}, "uplink-snr-trace: must be an absolute path"),
@@ -274,6 +277,53 @@ def test_the_deadline_split_admits_the_most_users_that_can_make_it_least_need_fi
     equal = dataclasses.replace(net, allocation="equal")
     in_time = [equal.client_round(1, pid, net.examples[pid], b).status for pid, b in enumerate([5, 5, 2.5, 0.25])]
     assert in_time == ["in time", "late", "late", "late"]  # 2.5 Hz each: user 1 ends at 5 + 40/5 = 13 s
+
+
+def test_the_most_examples_split_water_fills_by_the_square_root_of_value_speed_and_work():
+    # deadline 10 s, 10 Hz, 10 examples/s each, many examples: e_k = 10 (10 - w_k / B_k), B_k ~ sqrt(v_k w_k)
+    speed, full = {0: 10.0, 1: 10.0}, {0: 1000, 1: 1000}
+    bands = most_examples_bands(10.0, 10.0, speed, full, {0: 10.0, 1: 40.0}, {0: 1.0, 1: 1.0})
+    assert bands == pytest.approx({0: 10 / 3, 1: 20 / 3}, rel=1e-9)  # 70 + 40 = 110 examples; equal 5/5: 80 + 20
+    # worth four times as much per example, user 0 gets the same band as user 1 (sqrt(4 x 10) = sqrt(40))
+    assert most_examples_bands(10.0, 10.0, speed, full, {0: 10.0, 1: 40.0}, {0: 4.0, 1: 1.0}) == pytest.approx(
+        {0: 5.0, 1: 5.0}, rel=1e-9)
+    # user 0 has 50 examples (5 s): full at F_0 = 10 / (10 - 5) = 2 Hz; the other 8 Hz go to user 1
+    assert most_examples_bands(10.0, 10.0, speed, {0: 50, 1: 1000}, {0: 10.0, 1: 40.0}, {0: 1.0, 1: 1.0}) == \
+        pytest.approx({0: 2.0, 1: 8.0}, rel=1e-9)
+    # everyone's full work fits (F = 2 and 4 Hz): the 10 Hz shared in proportion
+    assert most_examples_bands(10.0, 10.0, speed, {0: 50, 1: 50}, {0: 10.0, 1: 20.0}, {0: 1.0, 1: 1.0}) == \
+        pytest.approx({0: 10 / 3, 1: 20 / 3}, rel=1e-9)
+    # floors 6 and 5 Hz do not both fit in 10: user 0 buys less at its floor (v speed D^2 / w: 1000 / 60 < 1000 / 50)
+    assert most_examples_bands(10.0, 10.0, speed, full, {0: 60.0, 1: 50.0}, {0: 1.0, 1: 1.0}) == {0: 0.0, 1: 10.0}
+    # user 1's square-root share (10 x 9 / (3 + 9) = 7.5 Hz) is under its floor (8.1 Hz), where it trains
+    # nothing: it is left out and user 0 takes the band, 91 examples (any split keeping both trains under 53)
+    assert most_examples_bands(10.0, 10.0, speed, full, {0: 9.0, 1: 81.0}, {0: 1.0, 1: 1.0}) == {0: 10.0, 1: 0.0}
+
+
+def test_under_the_auction_an_example_is_worth_its_users_bid_per_example():
+    # user 2 is not heard from yet: it is worth the most any user is; nobody heard: 1 each
+    assert example_values({0: 2.0, 1: 4.0}, [0, 1, 2]) == {0: 2.0, 1: 4.0, 2: 4.0}
+    assert example_values({}, [3, 5]) == {3: 1.0, 5: 1.0}
+    # a claim is capped at 10 x the median report (semantic_bids): median of 1, 1, 1000 is 1
+    assert example_values({0: 1.0, 1: 1.0, 2: 1000.0}, [0, 2]) == {0: 1.0, 2: 10.0}
+
+
+def test_a_most_examples_round_trains_more_examples_than_equal_bands_under_partial_work():
+    devices = {pid: "phone" if pid % 2 else "edge-server" for pid in NODES}  # 40 and 800 examples/s
+    trained, logs = {}, {}
+    for allocation in ("equal", "most-examples"):  # at -20 dB an upload takes about 0.19 s over 1 MHz
+        strategy = strategy_with(network(deadline=0.3, policy="partial", devices=devices, snr=-20.0,
+                                         allocation=allocation))
+        budgets = {strategy.partition_of[m.metadata.dst_node_id]: m.content["config"][protocol.MAX_EXAMPLES]
+                   for m in strategy.sent}
+        trained[allocation] = sum(budgets.values())
+        strategy.aggregate_train(1, [client_reply(pid, None) for pid in NODES])
+        logs[allocation] = strategy.network_log[1]
+    assert trained["most-examples"] > trained["equal"], trained
+    band = {row["partition"]: row["bandwidth_hz"] for row in logs["most-examples"]}
+    assert sum(band.values()) == pytest.approx(10e6)
+    assert min(band[pid] for pid in NODES if pid % 2 == 0) > max(band[pid] for pid in NODES if pid % 2)
+    assert all(row["time_s"] <= 0.3 + 1e-9 for row in logs["most-examples"])  # partial work: everyone in time
 
 
 def test_a_deadline_round_asks_only_the_users_its_band_gets_in_time():
