@@ -65,7 +65,8 @@ LTE_CQI = ((-6.7, 0.1523), (-4.7, 0.2344), (-2.3, 0.3770), (0.2, 0.6016), (2.4, 
            (5.9, 1.4766), (8.1, 1.9141), (10.3, 2.4063), (11.7, 2.7305), (14.1, 3.3223), (16.3, 3.9023),
            (18.7, 4.5234), (21.0, 5.1152), (22.7, 5.5547))
 LINK_RATES = ("shannon", "lte-cqi")  # `uplink-rate`
-ALLOCATIONS = ("equal", "min-time", "deadline", "most-examples")  # `uplink-allocation`: how a round's users share the band (Network.bands)
+# `uplink-allocation`: how a round's users share the band (Network.bands)
+ALLOCATIONS = ("equal", "min-time", "deadline", "most-examples")
 
 
 def spectral_efficiency(snr_db: float, rate: str = "shannon") -> float:
@@ -137,7 +138,8 @@ def most_examples_bands(total_hz: float, deadline_s: float, speed: dict[int, flo
         if sum(ceiling[pid] for pid in users) <= total_hz:
             scale = total_hz / sum(ceiling[pid] for pid in users)
             return {**bands, **{pid: ceiling[pid] * scale for pid in users}}
-        weight = {pid: math.sqrt(value[pid] * speed[pid] * work[pid]) for pid in users}  # B_k = weight_k r, r = lambda^-1/2
+        # B_k = weight_k r, with r = lambda^(-1/2)
+        weight = {pid: math.sqrt(value[pid] * speed[pid] * work[pid]) for pid in users}
 
         def split(log_r: float) -> dict[int, float]:
             return {pid: min(max(weight[pid] * math.exp(log_r), floor[pid]), ceiling[pid]) for pid in users}
