@@ -235,7 +235,7 @@ class SemfedConfig:
             if getattr(self, name) < 32:
                 raise ConfigError(f"{_key(name)}: must be >= 32 pixels, got {getattr(self, name)}")
         choices = {"partitioning": ("iid", "dirichlet"), "region_source": ("boxes", "proposals"),
-                   "region_features": REGION_FEATURES, "detector_adaptation": tuple(DETECTOR_ADAPTATIONS),
+                   "region_features": tuple(REGION_FEATURES), "detector_adaptation": tuple(DETECTOR_ADAPTATIONS),
                    "device": ("auto", "cpu", "cuda"), "label_noise_kind": NOISE_KINDS,
                    "label_handling": tuple(LABEL_POLICIES), "method": tuple(METHODS), "task": tuple(TASKS)}
         for name, allowed in choices.items():
@@ -339,7 +339,7 @@ class SemfedConfig:
         if detectors and self.dataset != "scenes" and DETECTOR_ADAPTATIONS[self.detector_adaptation].needs_attributes:
             raise ConfigError(f"detector-adaptation: {self.detector_adaptation!r} trains on the generated scenes' objects "
                               f"and attributes; dataset={self.dataset!r} has none (use 'batchnorm' or 'none')")
-        if detectors and self.region_features != "box-head" and (
+        if detectors and REGION_FEATURES[self.region_features].predictions and (
                 self.dataset != "scenes" or not DETECTOR_ADAPTATIONS[self.detector_adaptation].box_head):
             raise ConfigError(f"region-features: {self.region_features!r} holds the detector's object and attribute "
                               "classes, which it learns from the generated scenes: it needs dataset='scenes' and a "

@@ -32,7 +32,23 @@ DETECTOR_ADAPTATIONS = {  # `detector-adaptation`
     "attributes": DetectorAdaptation(batchnorm=True, box_head=True),
     "backbone": DetectorAdaptation(backbone=True, batchnorm=True, box_head=True),
 }
-REGION_FEATURES = ("box-head", "predictions", "box-head+predictions")  # `region-features` (encoders/regions.py)
+
+
+@dataclass(frozen=True)
+class RegionFeatures:
+    """What a detector's region feature holds before its box geometry (semfed/encoders/regions.py): box_head:
+    the box-head output (unit-scaled when predictions follow it); predictions: the detector's object and
+    attribute class probabilities, from heads trained on the generated scenes."""
+
+    box_head: bool
+    predictions: bool = False
+
+
+REGION_FEATURES = {  # `region-features`
+    "box-head": RegionFeatures(box_head=True),
+    "predictions": RegionFeatures(box_head=False, predictions=True),
+    "box-head+predictions": RegionFeatures(box_head=True, predictions=True),
+}
 IMAGE, TEXT = "image", "text"  # an encoder's modality
 BLEU_ORDERS = (1, 2, 3, 4)  # BLEU-n of the text task: n-grams up to n (semfed.text.metrics)
 TEXT_SCORES = ("similarity",) + tuple(f"bleu{n}" for n in BLEU_ORDERS)  # what a text device's bid is worth

@@ -265,13 +265,13 @@ class Network:
         if self.allocation == "equal":
             return {pid: self.bandwidth_hz for pid in partitions}
         total = self.bandwidth_hz * len(partitions)
-        compute = {pid: self.compute_seconds(pid, self.examples[pid]) for pid in partitions}
         work = {pid: 8.0 * upload_bytes[pid] / spectral_efficiency(self.snr_db(server_round, pid), self.link_rate)
                 for pid in partitions}
         if self.allocation == "most-examples":
             speed = {pid: DEVICES[self.devices[pid]].samples_per_s for pid in partitions}
             return most_examples_bands(total, self.deadline_s, speed, {pid: self.examples[pid] for pid in partitions},
                                        work, {pid: (values or {}).get(pid, 1.0) for pid in partitions})
+        compute = {pid: self.compute_seconds(pid, self.examples[pid]) for pid in partitions}
         if self.allocation == "deadline":
             admitted = in_time_users(total, self.deadline_s, compute, work)
             if not admitted:

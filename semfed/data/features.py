@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from semfed.config import SemfedConfig
-from semfed.config_values import DETECTOR_ADAPTATIONS, encoder_entry
+from semfed.config_values import DETECTOR_ADAPTATIONS, REGION_FEATURES, encoder_entry
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.flickr30k import load_flickr30k
 from semfed.data.scenes import OBJECT_ATTRIBUTES, SceneSpec, load_scenes
@@ -94,7 +94,7 @@ def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) 
         return state
 
     weights = _cached_weights(cfg, spec, scenes, pretrained)
-    if computed and cfg.region_source == "boxes" and cfg.region_features == "box-head":
+    if computed and cfg.region_source == "boxes" and not REGION_FEATURES[cfg.region_features].predictions:
         # the training split's box-head features came with the pre-training
         key = feature_key(region_spec(cfg, encoder, weights), scenes.fingerprint, "train")
         cached_features(feature_dir(cfg), key, lambda: computed["train"])
@@ -116,7 +116,7 @@ def region_spec(cfg: SemfedConfig, encoder: str, weights_path: str) -> dict:
     spec = {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
             "max_regions": cfg.max_regions, "seed": DETECTOR_INIT_SEED, "weights_path": weights_path,
             "source": cfg.region_source}
-    if cfg.region_features != "box-head":  # the object classes are the scenes' first attribute's values
+    if REGION_FEATURES[cfg.region_features].predictions:  # the object classes: the scenes' first attribute's values
         spec.update(features=cfg.region_features, object_classes=len(OBJECT_ATTRIBUTES[0][1]))
     return spec
 

@@ -74,13 +74,14 @@ class RegionEncoder:
         self.name, self.image_size, self.max_regions = name, image_size, max_regions
         self.seed, self.weights_path, self.source = seed, weights_path, source
         self.features, self.object_classes = features, object_classes
+        self.holds = REGION_FEATURES[features]
         self.device = torch.device(device)
         model = build_detector(name, image_size, seed)
         if weights_path:
             _load_weights(model, Path(weights_path))
         self.model = model.eval().requires_grad_(False).to(self.device)
-        width = model.roi_heads.box_head.fc7.out_features if "box-head" in features else 0
-        if "predictions" in features:
+        width = model.roi_heads.box_head.fc7.out_features if self.holds.box_head else 0
+        if self.holds.predictions:
             heads = getattr(model.roi_heads, "attribute_heads", None)
             if heads is None:
                 raise ValueError(f"region features {features!r} need a detector with attribute heads; the weights "
@@ -118,12 +119,12 @@ class RegionEncoder:
 
     def described(self, hidden: Tensor) -> Tensor:
         """Box-head outputs [n, 1024] -> the regions' features without geometry [n, out_dim - GEOMETRY_DIM]."""
-        if self.features == "box-head":
+        if not self.holds.predictions:
             return hidden
         heads = self.model.roi_heads
         objects = heads.box_predictor.cls_score(hidden)[:, 1:1 + self.object_classes]
         parts = [objects.softmax(-1), *(head(hidden).softmax(-1) for head in heads.attribute_heads)]
-        if self.features == "box-head+predictions":
+        if self.holds.box_head:
             parts.insert(0, torch.nn.functional.normalize(hidden, dim=-1))
         return torch.cat(parts, dim=1)
 
@@ -167,9 +168,9 @@ def _load_weights(model: FasterRCNN, path: Path) -> None:
         raise FileNotFoundError(f"detector weights file not found: {path}")
     state = torch.load(path, map_location="cpu", weights_only=True)
     try:
-        heads = sorted({int(k[len(ATTRIBUTE_HEADS):].split(".")[0]) for k in state if k.startswith(ATTRIBUTE_HEADS)})
-        if heads:
-            shapes = [state[f"{ATTRIBUTE_HEADS}{k}.weight"].shape for k in range(len(heads))]
+        heads = len({k[len(ATTRIBUTE_HEADS):].split(".")[0] for k in state if k.startswith(ATTRIBUTE_HEADS)})
+        if heads:  # heads 0..heads-1 (a missing index is a KeyError, named below)
+            shapes = [state[f"{ATTRIBUTE_HEADS}{k}.weight"].shape for k in range(heads)]
             attach_attribute_heads(model, torch.nn.ModuleList(torch.nn.Linear(n_in, n_out) for n_out, n_in in shapes))
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as err:
