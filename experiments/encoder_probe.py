@@ -6,8 +6,9 @@ attributes (the scenes': shape, colour, size), for each detector adaptation.
 For every image encoder the run config's clients use and every adaptation, a multinomial logistic regression
 (scikit-learn) per attribute is fitted on the training split's regions (the box-head part of each feature, not
 the appended box geometry) and scored on the test split's regions; chance is the most frequent test value.
-For an adaptation that trains the box head, the detector's own heads are scored too ('heads' columns): the most
-probable value of each attribute's block of its region-features='predictions' features, on the test regions.
+The prediction heads are scored too ('heads' columns): the most probable value of each attribute's block of the
+detector's region-features='predictions' features (heads fitted on every training region, to convergence:
+semfed/encoders/prediction_heads.py), on the test regions.
 Features come from (and fill) the run's feature cache. Prints a markdown table; --csv writes it too.
 """
 
@@ -31,11 +32,12 @@ from semfed.encoders.attribute_pretraining import region_labels
 from semfed.encoders.regions import GEOMETRY_DIM
 
 
-def region_data(cfg: SemfedConfig, scenes, encoder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(x float32 [n_regions, D]: the box-head part of `encoder`'s region features, without the appended box
-    geometry; labels int64 [n_regions, len(OBJECT_ATTRIBUTES)]) of one split. Region j of image i is object j
-    of image i (region-source 'boxes')."""
-    features = split_features(cfg, scenes, encoder, split)
+def region_data(cfg: SemfedConfig, scenes, encoder: str, split: str,
+                region_features: str = "box-head") -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 [n_regions, D]: `encoder`'s region features as `region_features` describes them, without
+    the appended box geometry; labels int64 [n_regions, len(OBJECT_ATTRIBUTES)]) of one split. Region j of
+    image i is object j of image i (region-source 'boxes')."""
+    features = split_features(cfg.replace(region_features=region_features), scenes, encoder, split)
     x = features["feats"][features["mask"]][:, :-GEOMETRY_DIM].float().numpy()
     return x, region_labels(scenes.splits[split].objects, OBJECT_ATTRIBUTES, cfg.max_regions).numpy()
 
@@ -71,8 +73,8 @@ def block_accuracy(predictions: np.ndarray, labels: np.ndarray,
 
 
 def head_accuracy(cfg: SemfedConfig, encoder: str) -> dict[str, float]:
-    """Test accuracy per attribute of `encoder`'s own object and attribute heads (its 'predictions' features)."""
-    x, labels = region_data(cfg.replace(region_features="predictions"), load_dataset(cfg), encoder, "test")
+    """Test accuracy per attribute of `encoder`'s prediction heads (its 'predictions' features)."""
+    x, labels = region_data(cfg, load_dataset(cfg), encoder, "test", region_features="predictions")
     return block_accuracy(x, labels, OBJECT_ATTRIBUTES)
 
 
@@ -91,9 +93,8 @@ def main() -> None:
     for encoder in encoders:
         for adaptation in args.adaptations.split(","):
             adapted = cfg.replace(detector_adaptation=adaptation)
-            heads = head_accuracy(adapted, encoder) if DETECTOR_ADAPTATIONS[adaptation].box_head else {}
             rows.append({"encoder": encoder, "adaptation": adaptation, **probe(adapted, encoder),
-                         **{f"heads {name}": value for name, value in heads.items()}})
+                         **{f"heads {name}": value for name, value in head_accuracy(adapted, encoder).items()}})
     table = pd.DataFrame(rows)
     print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
     for row in table.itertuples(index=False):

@@ -339,11 +339,10 @@ class SemfedConfig:
         if detectors and self.dataset != "scenes" and DETECTOR_ADAPTATIONS[self.detector_adaptation].needs_attributes:
             raise ConfigError(f"detector-adaptation: {self.detector_adaptation!r} trains on the generated scenes' objects "
                               f"and attributes; dataset={self.dataset!r} has none (use 'batchnorm' or 'none')")
-        if detectors and REGION_FEATURES[self.region_features].predictions and (
-                self.dataset != "scenes" or not DETECTOR_ADAPTATIONS[self.detector_adaptation].box_head):
+        if detectors and REGION_FEATURES[self.region_features].predictions and self.dataset != "scenes":
             raise ConfigError(f"region-features: {self.region_features!r} holds the detector's object and attribute "
-                              "classes, which it learns from the generated scenes: it needs dataset='scenes' and a "
-                              "detector-adaptation that trains the box head ('attributes' or 'backbone')")
+                              "classes, whose heads are fitted on the generated scenes' labelled objects: it needs "
+                              f"dataset='scenes', not {self.dataset!r} (set region-features='box-head')")
         if self.dataset != "flickr30k":
             return
         for name in ["flickr30k_path", "flickr30k_images"]:

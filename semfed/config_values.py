@@ -36,9 +36,10 @@ DETECTOR_ADAPTATIONS = {  # `detector-adaptation`
 
 @dataclass(frozen=True)
 class RegionFeatures:
-    """What a detector's region feature holds before its box geometry (semfed/encoders/regions.py): box_head:
-    the box-head output (unit-scaled when predictions follow it); predictions: the detector's object and
-    attribute class probabilities, from heads trained on the generated scenes."""
+    """What a detector's region feature holds before its box geometry: box_head: the box-head output
+    (semfed/encoders/regions.py; unit-scaled when predictions follow it); predictions: the object and attribute
+    class probabilities of heads fitted on the generated scenes (semfed/encoders/prediction_heads.py). The
+    adapter gives all detectors' predictions one input stem: they share one vocabulary."""
 
     box_head: bool
     predictions: bool = False

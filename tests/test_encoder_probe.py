@@ -1,4 +1,4 @@
-"""The encoder probe's score of a detector's own heads: the most probable value of each attribute's block."""
+"""The encoder probe's score of a detector's prediction heads: the most probable value of each attribute's block."""
 
 import numpy as np
 

@@ -80,8 +80,7 @@ def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) 
     if not adaptation.box_head:
         return path
     spec = {"kind": "attribute-heads", "name": encoder, "image_size": size, "seed": DETECTOR_INIT_SEED,
-            "max_regions": cfg.max_regions, "epochs": PRETRAINING_EPOCHS, "weights_path": path,
-            "keeps": "attribute-heads"}
+            "max_regions": cfg.max_regions, "epochs": PRETRAINING_EPOCHS, "weights_path": path}
     computed = {}
 
     def pretrained() -> dict[str, torch.Tensor]:
@@ -94,9 +93,8 @@ def detector_weights(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) 
         return state
 
     weights = _cached_weights(cfg, spec, scenes, pretrained)
-    if computed and cfg.region_source == "boxes" and not REGION_FEATURES[cfg.region_features].predictions:
-        # the training split's box-head features came with the pre-training
-        key = feature_key(region_spec(cfg, encoder, weights), scenes.fingerprint, "train")
+    if computed and cfg.region_source == "boxes":  # the training split's box-head features came with the pre-training
+        key = feature_key(box_head_spec(cfg, encoder, weights), scenes.fingerprint, "train")
         cached_features(feature_dir(cfg), key, lambda: computed["train"])
     return weights
 
@@ -111,20 +109,54 @@ def _cached_weights(cfg: SemfedConfig, spec: dict, scenes: RetrievalDataset, com
     return str(path)
 
 
-def region_spec(cfg: SemfedConfig, encoder: str, weights_path: str) -> dict:
-    """The spec (and RegionEncoder arguments) of detector `encoder`'s region features with those weights."""
-    spec = {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
+def box_head_spec(cfg: SemfedConfig, encoder: str, weights_path: str, source: str | None = None) -> dict:
+    """The spec (and RegionEncoder arguments) of detector `encoder`'s box-head region features with those
+    weights, from `source` (the run's region-source unless given)."""
+    return {"kind": "regions", "name": encoder, "image_size": cfg.encoder_input_size(encoder),
             "max_regions": cfg.max_regions, "seed": DETECTOR_INIT_SEED, "weights_path": weights_path,
-            "source": cfg.region_source}
-    if REGION_FEATURES[cfg.region_features].predictions:  # the object classes: the scenes' first attribute's values
-        spec.update(features=cfg.region_features, object_classes=len(OBJECT_ATTRIBUTES[0][1]))
-    return spec
+            "source": source or cfg.region_source}
+
+
+def region_spec(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> dict:
+    """The spec of detector `encoder`'s region features as region-features names them: the box head's; or,
+    with predictions, the spec of those box-head features and the file of the prediction heads fitted on
+    the training split's (semfed.encoders.prediction_heads)."""
+    box_head = box_head_spec(cfg, encoder, detector_weights(cfg, scenes, encoder))
+    holds = REGION_FEATURES[cfg.region_features]
+    if not holds.predictions:
+        return box_head
+    return {"kind": "region-predictions", "box_head": box_head, "keep_box_head": holds.box_head,
+            "heads_path": prediction_heads(cfg, scenes, encoder, box_head["weights_path"])}
+
+
+def prediction_heads(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str, weights_path: str) -> str:
+    """Path of work-dir/detectors/<key>.pt: the prediction heads (one per object attribute) fitted on the
+    box-head features of the training split's ground-truth boxes, computed first if absent."""
+    from semfed.encoders.attribute_pretraining import region_labels
+    from semfed.encoders.prediction_heads import MAX_ITERATIONS, fit_prediction_heads
+    from semfed.encoders.regions import GEOMETRY_DIM
+
+    box_head = box_head_spec(cfg, encoder, weights_path, source="boxes")
+    train_key = feature_key(box_head, scenes.fingerprint, "train")
+
+    def fitted() -> dict[str, torch.Tensor]:
+        train = cached_features(feature_dir(cfg), train_key, lambda: _box_head_regions(cfg, scenes, box_head, "train"))
+        x = train["feats"][train["mask"]][:, :-GEOMETRY_DIM]
+        labels = region_labels(scenes.splits["train"].objects, OBJECT_ATTRIBUTES, cfg.max_regions)
+        if len(labels) != len(x):
+            raise ValueError(f"{encoder}: {len(x)} training regions but {len(labels)} labelled objects")
+        log.info("%s: fitting prediction heads on %d training regions", encoder, len(x))
+        return fit_prediction_heads(x, labels, tuple(len(values) for _, values in OBJECT_ATTRIBUTES))
+
+    spec = {"kind": "prediction-heads", "name": encoder, "features": train_key, "max_iterations": MAX_ITERATIONS}
+    return _cached_weights(cfg, spec, scenes, fitted)
 
 
 @dataclass(frozen=True)
 class FeatureKind:
     """How one kind of encoder's features are made. spec(cfg, dataset, encoder) -> dict: everything that
-    determines the features (the cache key; its entries but 'kind' are also the constructor arguments).
+    determines the features (the cache key; where an encoder model computes them, its entries but 'kind' are
+    also the constructor arguments).
     compute(cfg, dataset, spec, split) -> dict(feats float16, mask bool) of that split."""
 
     spec: Callable[[SemfedConfig, RetrievalDataset, str], dict]
@@ -154,13 +186,25 @@ def _oracle_tokens(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, spl
     return {"feats": feats.half(), "mask": mask}
 
 
-def _detector_regions(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
+def _box_head_regions(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
     from semfed.encoders.regions import RegionEncoder
 
     data = dataset.splits[split]
     model = RegionEncoder(**_arguments(spec), device=cfg.torch_device)
-    boxes = data.boxes if cfg.region_source == "boxes" else None
+    boxes = data.boxes if spec["source"] == "boxes" else None
     return encode_images(model, data.images, boxes, progress_label=f"{spec['name']} {split} images")
+
+
+def _detector_regions(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
+    if spec["kind"] == "regions":
+        return _box_head_regions(cfg, dataset, spec, split)
+    from semfed.encoders.prediction_heads import predicted_regions
+
+    box_head = spec["box_head"]
+    features = cached_features(feature_dir(cfg), feature_key(box_head, dataset.fingerprint, split),
+                               lambda: _box_head_regions(cfg, dataset, box_head, split))
+    heads = torch.load(spec["heads_path"], map_location="cpu", weights_only=True)
+    return predicted_regions(features, heads, spec["keep_box_head"])
 
 
 def _tokens(cfg: SemfedConfig, dataset: RetrievalDataset, spec: dict, split: str) -> dict[str, torch.Tensor]:
@@ -178,8 +222,7 @@ FEATURE_KINDS = {  # the keys of semfed.config_values.Encoder.features
                                                               "max_regions": cfg.max_regions}, _oracle_regions),
     "oracle-tokens": FeatureKind(lambda cfg, dataset, name: {"kind": "oracle-tokens", "name": name,
                                                              "max_tokens": cfg.max_tokens}, _oracle_tokens),
-    "regions": FeatureKind(lambda cfg, dataset, name: region_spec(cfg, name, detector_weights(cfg, dataset, name)),
-                           _detector_regions),
+    "regions": FeatureKind(region_spec, _detector_regions),
     "tokens": FeatureKind(lambda cfg, dataset, name: {"kind": "tokens", "name": name, "max_tokens": cfg.max_tokens},
                           _tokens),
 }

@@ -9,9 +9,8 @@ further attribute (e.g. colour, size); the losses are summed. The backbone is no
 torchvision detection training step costs about 0.44 s an image (ResNet-50 FPN, 128 px), about 15 min an epoch
 of 2000 images, while the backbone's RoI maps are computed once (about 2 min, the cost of extracting the
 training split's features, which they then also give) and an epoch of the heads takes about 17 s. The
-returned state dict loads into the torchvision detector of that name, whose box head then gives features that
-know the attributes; it also holds the attribute heads (semfed.encoders.regions.ATTRIBUTE_HEADS), which
-region-features 'predictions' reads and torchvision's detector ignores.
+attribute heads are dropped afterwards: the returned state dict loads into the torchvision detector of that
+name, whose box head then gives features that know the attributes.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 from semfed.encoders.feature_cache import IMAGE_BATCH, encode_in_batches
-from semfed.encoders.regions import RegionEncoder, attach_attribute_heads
+from semfed.encoders.regions import RegionEncoder
 
 log = logging.getLogger("semfed.encoders")
 
@@ -47,10 +46,10 @@ def pretrain_box_head(encoder: RegionEncoder, images: np.ndarray, boxes: list[np
     images: uint8 [N, H, W, 3]; boxes: per image [n_i, 4] xyxy pixels; objects: per image its objects'
     {attribute: value}, in box order (each image's first encoder.max_regions are used); attributes:
     (name, values) pairs, the first is the object class. Seeded: the attribute heads' initial weights and
-    the batch order come from `seed`. Returns (the detector's state dict with the attribute heads, CPU; the
-    images' region features under the trained box head, dict(feats float16 [N, R, D], mask bool [N, R]) as
-    encode_images gives them with batch_size=image_batch, computed from the backbone maps already at hand).
-    The encoder's model is left in eval mode, frozen again.
+    the batch order come from `seed`. Returns (the detector's state dict, CPU; the images' region features
+    under the trained box head, dict(feats float16 [N, R, D], mask bool [N, R]) as encode_images gives
+    them with batch_size=image_batch, computed from the backbone maps already at hand). The encoder's
+    model is left in eval mode, frozen again.
     """
     if len(attributes) < 1:
         raise ValueError("attribute pre-training needs at least the object-class attribute")
@@ -73,7 +72,7 @@ def pretrain_box_head(encoder: RegionEncoder, images: np.ndarray, boxes: list[np
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         attribute_heads = nn.ModuleList(nn.Linear(classifier.in_features, len(values)) for _, values in attributes[1:])
-    attach_attribute_heads(model, attribute_heads.to(encoder.device))
+    attribute_heads.to(encoder.device)
     trained = [box_head, classifier, attribute_heads]
     for module in trained:
         module.requires_grad_(True).train()

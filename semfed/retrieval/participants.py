@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from semfed.config import SemfedConfig
+from semfed.config_values import REGION_FEATURES, encoder_entry
 from semfed.data.dataset import RetrievalDataset
 from semfed.data.features import feature_dir, load_dataset, split_features
 from semfed.data.label_noise import corrupt_annotations
@@ -98,7 +99,20 @@ def graph_adapter(cfg: SemfedConfig, dims: dict[str, int], concepts: torch.Tenso
     skb_k = cfg.skb_top_k if cfg.training_method.concept_edges else 0
     return GraphAdapter(dims, concepts, cfg.adapter_width, cfg.gnn_layers,
                         cfg.intra_top_k if intra_top_k is None else intra_top_k, cfg.kernel_sigma, skb_k,
-                        cfg.attention_scale)
+                        cfg.attention_scale, shared_stems(cfg, tuple(dims)))
+
+
+PREDICTIONS_STEM = "region-predictions"
+
+
+def shared_stems(cfg: SemfedConfig, encoders: tuple[str, ...]) -> dict[str, str]:
+    """Encoder -> the adapter stem it shares: with region-features 'predictions' every detector's regions are
+    class probabilities over the same shapes, colours and sizes, so all detectors share one stem (as object
+    tags are words of one vocabulary); otherwise none is shared."""
+    holds = REGION_FEATURES[cfg.region_features]
+    if not holds.predictions or holds.box_head:
+        return {}
+    return {e: PREDICTIONS_STEM for e in encoders if encoder_entry(e).is_detector}
 
 
 def federation_encoders(cfg: SemfedConfig) -> tuple[str, ...]:

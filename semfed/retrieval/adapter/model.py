@@ -52,19 +52,30 @@ class AdapterLayer(nn.Module):
 
 
 class GraphAdapter(nn.Module):
-    """The global adapter. Holds one stem per frozen encoder it serves; the rest is shared.
+    """The global adapter. Holds one stem per frozen encoder it serves (or per group of encoders that share
+    one, `shared_stems`); the rest is shared.
 
     Clients build it with their own encoders' stems only, the server with all of them,
     so a state dict holds exactly the keys a participant can train.
     """
 
     def __init__(self, stem_dims: dict[str, int], skb_embeddings: torch.Tensor, width: int = 256, layers: int = 1,
-                 intra_k: int = 4, sigma: float = 0.5, skb_k: int = 3, attention_scale: float = 1.5):
+                 intra_k: int = 4, sigma: float = 0.5, skb_k: int = 3, attention_scale: float = 1.5,
+                 shared_stems: dict[str, str] | None = None):
+        """stem_dims: each encoder's feature width; shared_stems: encoder -> the name of the stem it shares
+        with the other encoders of that name (of equal width); an encoder not in it has a stem of its own."""
         super().__init__()
         skb_dim = skb_embeddings.shape[1]
         self.register_buffer("concepts", F.normalize(skb_embeddings.float(), dim=-1), persistent=False)
-        self.stems = nn.ModuleDict({stem_id(name): nn.Sequential(nn.Linear(dim, width), nn.LayerNorm(width))
-                                    for name, dim in sorted(stem_dims.items())})
+        stems, self.stem_of = {}, {}
+        for encoder, dim in sorted(stem_dims.items()):  # built in this order: the initial weights follow it
+            name = self.stem_of[encoder] = stem_id((shared_stems or {}).get(encoder, encoder))
+            if name not in stems:
+                stems[name] = nn.Sequential(nn.Linear(dim, width), nn.LayerNorm(width))
+            elif stems[name][0].in_features != dim:
+                raise ValueError(f"encoders sharing stem {name!r} differ in width: {encoder} gives {dim}, "
+                                 f"another {stems[name][0].in_features}")
+        self.stems = nn.ModuleDict(stems)
         self.layers = nn.ModuleList(AdapterLayer(width, skb_dim, intra_k, sigma, skb_k, attention_scale)
                                     for _ in range(layers))
         self.to_skb = nn.Linear(width, skb_dim)
@@ -75,7 +86,7 @@ class GraphAdapter(nn.Module):
         Returns SKB-aligned unit tokens [B, N, d] (zero at padding) and the pooled
         unit embedding per sample [B, d].
         """
-        h = self.stems[stem_id(encoder)](features.float())
+        h = self.stems[self.stem_of[encoder]](features.float())
         for layer in self.layers:
             h = layer(h, mask, self.concepts)
         tokens = F.normalize(self.to_skb(h), dim=-1) * mask[..., None]
