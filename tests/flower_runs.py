@@ -55,6 +55,7 @@ def run_flower(work_dir: Path, run_config: str, num_supernodes: int, port: int,
 # pre-training has tests of its own), so that a tiny run's untrained round 0 stays near chance and its
 # RSUM can be seen to improve (pre-trained features put 12 test images at RSUM ~260 before any round).
 TINY = ("scenes-train=48 scenes-val=4 scenes-test=12 batch-size=16 max-regions=4 detector-adaptation='batchnorm' "
+        "region-features='box-head' "
         "clients='frcnn-mnv3+minilm:1;frcnn-mnv3:1;minilm:2' partitioning='iid'")
 
 

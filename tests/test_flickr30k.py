@@ -158,9 +158,10 @@ def test_config_keys_are_validated(tmp_path):
         load_config(clients="bottom-up+minilm:1")
     with pytest.raises(ConfigError, match="region-source: flickr30k-layout='karpathy' has no boxes"):
         load_config(dataset="flickr30k", flickr30k_path=str(data), clients="frcnn-mnv3+minilm:1",
-                    detector_adaptation="batchnorm")
+                    detector_adaptation="batchnorm", region_features="box-head")
     with pytest.raises(ConfigError, match="flickr30k-path: 'rel/dir' is not an absolute path"):
-        load_config(dataset="flickr30k", flickr30k_path="rel/dir", detector_adaptation="batchnorm")
+        load_config(dataset="flickr30k", flickr30k_path="rel/dir", detector_adaptation="batchnorm",
+                    region_features="box-head")
     with pytest.raises(ConfigError, match="flickr30k-layout: 'coco' is not one of"):
         load_config(flickr30k_layout="coco")
     with pytest.raises(ConfigError, match="dataset: 'mscoco' is not one of"):
@@ -195,7 +196,7 @@ def test_karpathy_images_give_rpn_proposal_regions(tmp_path, one_torch_thread):
     data = write_karpathy(tmp_path / "k")
     cfg = load_config(work_dir=str(tmp_path / "work"), dataset="flickr30k", flickr30k_path=str(data),
                       region_source="proposals", clients="frcnn-mnv3+minilm:1", frcnn_mnv3_input_size=64,
-                      max_regions=3, partitioning="iid", detector_adaptation="batchnorm")
+                      max_regions=3, partitioning="iid", detector_adaptation="batchnorm", region_features="box-head")
     scenes = load_dataset(cfg)
     regions = split_features(cfg, scenes, "frcnn-mnv3", "test")
     assert regions["feats"].shape == (2, 3, 1029) and regions["mask"].any(dim=1).all()
