@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from semfed.encoders.regions import GEOMETRY_DIM
@@ -29,6 +26,10 @@ def fit_prediction_heads(x: Tensor, labels: Tensor, classes: tuple[int, ...]) ->
     [0, classes[k]). Returns one linear head per attribute, the standardisation folded in, as a state dict
     {f'{k}.weight': float32 [classes[k], D], f'{k}.bias': float32 [classes[k]]}: softmax(weight @ x + bias) is
     the regression's predicted distribution (a value absent from the labels gets probability 0)."""
+    from sklearn.linear_model import LogisticRegression  # here: a run whose heads are cached need not import it
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
     if x.ndim != 2 or labels.shape != (len(x), len(classes)):
         raise ValueError(f"need x [n, D] and labels [n, {len(classes)}], got {tuple(x.shape)} and {tuple(labels.shape)}")
     features = x.double().numpy()
