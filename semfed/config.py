@@ -34,6 +34,7 @@ from semfed.config_values import (
     NOISE_KINDS,
     NoiseGroup,
     REGION_FEATURES,
+    REGION_SOURCES,
     check_text_encoder,
     encoder_entry,
     encoder_names,
@@ -234,7 +235,7 @@ class SemfedConfig:
         for name in ["frcnn_r50_input_size", "frcnn_mnv3_input_size"]:
             if getattr(self, name) < 32:
                 raise ConfigError(f"{_key(name)}: must be >= 32 pixels, got {getattr(self, name)}")
-        choices = {"partitioning": ("iid", "dirichlet"), "region_source": ("boxes", "proposals"),
+        choices = {"partitioning": ("iid", "dirichlet"), "region_source": REGION_SOURCES,
                    "region_features": tuple(REGION_FEATURES), "detector_adaptation": tuple(DETECTOR_ADAPTATIONS),
                    "device": ("auto", "cpu", "cuda"), "label_noise_kind": NOISE_KINDS,
                    "label_handling": tuple(LABEL_POLICIES), "method": tuple(METHODS), "task": tuple(TASKS)}

@@ -45,6 +45,8 @@ class RegionFeatures:
     predictions: bool = False
 
 
+REGION_SOURCES = ("boxes", "proposals")  # `region-source`: the scene's boxes, or the detector's RPN proposals
+
 REGION_FEATURES = {  # `region-features`
     "box-head": RegionFeatures(box_head=True),
     "predictions": RegionFeatures(box_head=False, predictions=True),

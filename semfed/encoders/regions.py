@@ -13,11 +13,10 @@ from torch import Tensor
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.transform import resize_boxes
 
-from semfed.config_values import ENCODERS, encoder_names
+from semfed.config_values import ENCODERS, REGION_SOURCES, encoder_names
 from semfed.tasks import load
 
 GEOMETRY_DIM = 5
-REGION_SOURCES = ("boxes", "proposals")
 
 
 def build_detector(name: str, image_size: int, seed: int) -> FasterRCNN:
