@@ -132,14 +132,16 @@ def region_spec(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str) -> di
 def prediction_heads(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str, weights_path: str) -> str:
     """Path of work-dir/detectors/<key>.pt: the prediction heads (one per object attribute) fitted on the
     box-head features of the training split's ground-truth boxes, computed first if absent."""
-    from semfed.encoders.attribute_pretraining import region_labels
-    from semfed.encoders.prediction_heads import MAX_ITERATIONS, fit_prediction_heads
-    from semfed.encoders.regions import GEOMETRY_DIM
+    from semfed.encoders.prediction_heads import MAX_ITERATIONS
 
     box_head = box_head_spec(cfg, encoder, weights_path, source="boxes")
     train_key = feature_key(box_head, scenes.fingerprint, "train")
 
     def fitted() -> dict[str, torch.Tensor]:
+        from semfed.encoders.attribute_pretraining import region_labels
+        from semfed.encoders.prediction_heads import fit_prediction_heads
+        from semfed.encoders.regions import GEOMETRY_DIM
+
         train = cached_features(feature_dir(cfg), train_key, lambda: _box_head_regions(cfg, scenes, box_head, "train"))
         x = train["feats"][train["mask"]][:, :-GEOMETRY_DIM]
         labels = region_labels(scenes.splits["train"].objects, OBJECT_ATTRIBUTES, cfg.max_regions)
