@@ -26,10 +26,8 @@ from sklearn.preprocessing import StandardScaler
 
 from semfed.config import SemfedConfig, from_overrides
 from semfed.config_values import DETECTOR_ADAPTATIONS, encoder_names
-from semfed.data.features import load_dataset, split_features
+from semfed.data.features import labelled_regions, load_dataset
 from semfed.data.scenes import OBJECT_ATTRIBUTES
-from semfed.encoders.attribute_pretraining import region_labels
-from semfed.encoders.regions import GEOMETRY_DIM
 
 
 def region_data(cfg: SemfedConfig, scenes, encoder: str, split: str,
@@ -37,9 +35,8 @@ def region_data(cfg: SemfedConfig, scenes, encoder: str, split: str,
     """(x float32 [n_regions, D]: `encoder`'s region features as `region_features` describes them, without
     the appended box geometry; labels int64 [n_regions, len(OBJECT_ATTRIBUTES)]) of one split. Region j of
     image i is object j of image i (region-source 'boxes')."""
-    features = split_features(cfg.replace(region_features=region_features), scenes, encoder, split)
-    x = features["feats"][features["mask"]][:, :-GEOMETRY_DIM].float().numpy()
-    return x, region_labels(scenes.splits[split].objects, OBJECT_ATTRIBUTES, cfg.max_regions).numpy()
+    x, labels = labelled_regions(cfg.replace(region_features=region_features), scenes, encoder, split)
+    return x.float().numpy(), labels.numpy()
 
 
 def fitted_probes(x: np.ndarray, labels: np.ndarray) -> list[Pipeline]:

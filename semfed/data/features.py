@@ -138,20 +138,32 @@ def prediction_heads(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str, 
     train_key = feature_key(box_head, scenes.fingerprint, "train")
 
     def fitted() -> dict[str, torch.Tensor]:
-        from semfed.encoders.attribute_pretraining import region_labels
         from semfed.encoders.prediction_heads import fit_prediction_heads
-        from semfed.encoders.regions import GEOMETRY_DIM
 
-        train = cached_features(feature_dir(cfg), train_key, lambda: _box_head_regions(cfg, scenes, box_head, "train"))
-        x = train["feats"][train["mask"]][:, :-GEOMETRY_DIM]
-        labels = region_labels(scenes.splits["train"].objects, OBJECT_ATTRIBUTES, cfg.max_regions)
-        if len(labels) != len(x):
-            raise ValueError(f"{encoder}: {len(x)} training regions but {len(labels)} labelled objects")
+        x, labels = labelled_regions(cfg.replace(region_features="box-head", region_source="boxes"), scenes, encoder,
+                                     "train")  # the features under train_key
         log.info("%s: fitting prediction heads on %d training regions", encoder, len(x))
         return fit_prediction_heads(x, labels, tuple(len(values) for _, values in OBJECT_ATTRIBUTES))
 
     spec = {"kind": "prediction-heads", "name": encoder, "features": train_key, "max_iterations": MAX_ITERATIONS}
     return _cached_weights(cfg, spec, scenes, fitted)
+
+
+def labelled_regions(cfg: SemfedConfig, scenes: RetrievalDataset, encoder: str,
+                     split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x float16 [n_regions, D]: detector `encoder`'s region features as cfg describes them, without the box
+    geometry; labels int64 [n_regions, len(OBJECT_ATTRIBUTES)]: each region's value index per attribute) of one
+    split of the scenes. Region j of image i is object j of image i (region-source 'boxes')."""
+    from semfed.encoders.attribute_pretraining import region_labels
+    from semfed.encoders.regions import GEOMETRY_DIM
+
+    features = split_features(cfg, scenes, encoder, split)
+    x = features["feats"][features["mask"]][:, :-GEOMETRY_DIM]
+    labels = region_labels(scenes.splits[split].objects, OBJECT_ATTRIBUTES, cfg.max_regions)
+    if len(labels) != len(x):
+        raise ValueError(f"{encoder}: {len(x)} {split} regions but {len(labels)} labelled objects: region-source "
+                         "must be 'boxes'")
+    return x, labels
 
 
 @dataclass(frozen=True)
