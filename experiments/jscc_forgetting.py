@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from semfed.channels import CHANNELS
-from semfed.data.image_folder import center_crops, holdout_split, load_images, random_crops
+from semfed.data.image_folder import center_crops, load_images, random_crops
 from semfed.jscc import (
     DECODERS,
     AttentionEncoder,
@@ -36,7 +36,7 @@ from semfed.jscc import (
     latent_channels,
     symmetric_family,
 )
-from semfed.jscc.federation import anchor_partition, evaluation_crops, models_from_checkpoint
+from semfed.jscc.federation import anchor_partition, evaluation_crops, models_from_checkpoint, training_crops
 from semfed.jscc.forgetting import forgetting_curve
 from semfed.jscc.framework_registry import FRAMEWORKS
 from semfed.jscc.report import METRIC_NAMES, load_checkpoint
@@ -70,9 +70,8 @@ def from_run(run_dir: Path, steps: int, eval_snrs: list[float], generator: torch
     anchor = anchor_partition(cfg)
     names = [f"{pid}:{spec.family}" for pid, spec in enumerate(cfg.decoder_specs)]
     images = load_images(cfg.jscc_images or None)
-    kept = holdout_split(images, cfg.jscc_holdout)[0]
     others = [(name, decoder) for pid, (name, decoder) in enumerate(zip(names, decoders)) if pid != anchor]
-    stage_batches = [[]] + [list(random_crops(kept, steps * cfg.jscc_batch_size, cfg.jscc_crop_size, generator)
+    stage_batches = [[]] + [list(training_crops(cfg, images, steps * cfg.jscc_batch_size, generator)
                                  .split(cfg.jscc_batch_size)) for _ in others]
     if cfg.jscc_eval_images not in ("", cfg.jscc_images):
         images = load_images(cfg.jscc_eval_images)

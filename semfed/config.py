@@ -131,11 +131,13 @@ class SemfedConfig:
     jscc_eval_images: str
     jscc_crop_size: int
     jscc_holdout: float
+    jscc_holdout_layout: str
     jscc_batch_size: int
     jscc_steps_per_round: int
     jscc_stage1_rounds: int
     jscc_plateau_rounds: int
     jscc_plateau_db: float
+    jscc_plateau_smoothing: int
     jscc_bandwidth_ratio: float
     jscc_channel: str
     jscc_snr_set: str
@@ -420,9 +422,12 @@ class SemfedConfig:
             raise ConfigError(f"jscc-plateau-rounds: must be 0 (train every round) or >= 1, got {self.jscc_plateau_rounds}")
         if not self.jscc_plateau_db >= 0:
             raise ConfigError(f"jscc-plateau-db: must be >= 0 dB, got {self.jscc_plateau_db}")
+        if self.jscc_plateau_smoothing < 1:
+            raise ConfigError(f"jscc-plateau-smoothing: must be >= 1 (1 = each score as it is), "
+                              f"got {self.jscc_plateau_smoothing}")
         if not 0 <= self.jscc_holdout <= 0.5:
-            raise ConfigError(f"jscc-holdout: the held-out fraction of each image's rows must be in [0, 0.5], "
-                              f"got {self.jscc_holdout}")
+            raise ConfigError(f"jscc-holdout: the held-out fraction of each image's rows (or tiles) must be in "
+                              f"[0, 0.5], got {self.jscc_holdout}")
         if self.jscc_crop_size < JSCC_MIN_CROP or self.jscc_crop_size % 4:
             raise ConfigError(f"jscc-crop-size: must be a multiple of 4 and >= {JSCC_MIN_CROP} pixels "
                               f"(MS-SSIM needs 3 scales), got {self.jscc_crop_size}")

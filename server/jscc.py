@@ -68,7 +68,7 @@ class PhaseWatch:
             if self.name is not None:
                 self.close(server_round - 1, plateaued=False)  # the previous phase ended at its round cap
             self.name, self.first_round, self.cycle = name, server_round, []
-            self.rule = Plateau(self.cfg.jscc_plateau_rounds, self.cfg.jscc_plateau_db)
+            self.rule = Plateau(self.cfg.jscc_plateau_rounds, self.cfg.jscc_plateau_db, self.cfg.jscc_plateau_smoothing)
         scored = set(self.strategy.scored_partitions(server_round))
         scores = [r["psnr"] for r in rows if r["channel"] == self.cfg.jscc_channel and r["decoder"] in scored]
         self.cycle.append(sum(scores) / len(scores))

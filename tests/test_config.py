@@ -149,12 +149,21 @@ def test_check_environment_refuses_jscc_crops_larger_than_every_image(tmp_path):
     # the 64 x 200 one keeps 150 rows (shorter side 64) and holds out 50 (shorter side 50)
     held = fits.replace(jscc_crop_size=48, jscc_holdout=0.25)
     held.check_environment()
-    with pytest.raises(ConfigError, match="jscc-crop-size: 52 px crops fit the held-out bands \(jscc-holdout = 0.25\) "
+    with pytest.raises(ConfigError, match=r"jscc-crop-size: 52 px crops fit the held-out bands \(jscc-holdout = 0.25\) "
                                           "of jscc-eval-images .*: the largest shorter side is 50 px"):
         held.replace(jscc_crop_size=52).check_environment()
-    with pytest.raises(ConfigError, match="jscc-crop-size: 68 px crops fit the rows not held out \(jscc-holdout = 0.25\) "
+    with pytest.raises(ConfigError, match=r"jscc-crop-size: 68 px crops fit the rows not held out \(jscc-holdout = 0.25\) "
                                           "of jscc-images .*: the largest shorter side is 64 px"):
         held.replace(jscc_crop_size=68).check_environment()
+    # layout 'tiles': 32 px tiles, 2 x 3 and 6 x 2 of them: round(0.25 * 6) = 2 held out of each image;
+    # 48 px tiles, 1 x 2 and 4 x 1: round(0.25 * 2) = 0, refused
+    tiled = fits.replace(jscc_crop_size=32, jscc_holdout=0.25, jscc_holdout_layout="tiles")
+    tiled.check_environment()
+    with pytest.raises(ConfigError, match="jscc-holdout: 0.25 of the fewest 48 px tiles of an image of jscc-eval-images "
+                                          ".* rounds to no tile"):
+        tiled.replace(jscc_crop_size=48).check_environment()
+    with pytest.raises(ConfigError, match="jscc-holdout-layout: 'columns' is not one of \\('rows', 'tiles'\\)"):
+        tiled.replace(jscc_holdout_layout="columns").check_environment()
 
 
 def check_config(*args: str) -> subprocess.CompletedProcess:

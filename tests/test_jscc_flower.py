@@ -2,6 +2,7 @@
 and keys, the client's local round, and (slow) a two-round real `flwr run` of each framework."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -63,9 +64,10 @@ def test_jscc_defaults_validate_and_parse():
     ({"jscc-snr-set": "1,a"}, "jscc-snr-set: '1,a' is not a comma-separated list"),
     ({"jscc-eval-snrs": ""}, "jscc-eval-snrs: no SNRs given"),
     ({"jscc-crop-size": 12}, "jscc-crop-size: must be a multiple of 4 and >= 16"),
-    ({"jscc-holdout": 0.6}, "jscc-holdout: the held-out fraction of each image's rows must be in [0, 0.5], got 0.6"),
+    ({"jscc-holdout": 0.6}, "jscc-holdout: the held-out fraction of each image's rows (or tiles) must be in [0, 0.5], got 0.6"),
     ({"jscc-plateau-rounds": -1}, "jscc-plateau-rounds: must be 0"),
     ({"jscc-plateau-db": -0.1}, "jscc-plateau-db: must be >= 0 dB"),
+    ({"jscc-plateau-smoothing": 0}, "jscc-plateau-smoothing: must be >= 1"),
     ({"jscc-crop-size": 50}, "jscc-crop-size: must be a multiple of 4"),
     ({"jscc-images": "relative/dir"}, "jscc-images: 'relative/dir' is not an absolute path"),
     ({"jscc-eval-images": "/nonexistent/dir"}, "jscc-eval-images: '/nonexistent/dir' is not an absolute path"),
@@ -81,7 +83,7 @@ def test_jscc_defaults_validate_and_parse():
 def test_bad_jscc_config_fails_naming_the_key(override, message):
     from semfed.config import SemfedConfig
 
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         SemfedConfig.from_run_config({**default_run_config(), **override})
 
 
@@ -282,6 +284,19 @@ def test_plateau_rule_counts_rounds_without_the_least_gain_over_the_best():
     assert (rule.best, rule.best_round) == (10.12, 3)
     with pytest.raises(ValueError, match="patience"):
         Plateau(patience=0, min_gain=0.1)
+
+
+def test_smoothed_plateau_rule_rides_out_two_noisy_rounds():
+    # a rising score with two low rounds: read raw, 11 and 11.5 do not beat 12 and the rule stops at round 4;
+    # the mean of the last 3 (10, 11, 11, 11.5, 11.83, 12.83) gains at rounds 4-6
+    scores = [10.0, 12.0, 11.0, 11.5, 13.0, 14.0]
+    raw = Plateau(patience=2, min_gain=0.1)
+    assert [raw.update(r, s) for r, s in enumerate(scores, start=1)][3] is True
+    smoothed = Plateau(patience=2, min_gain=0.1, smoothing=3)
+    assert [smoothed.update(r, s) for r, s in enumerate(scores, start=1)] == [False] * 6
+    assert smoothed.best == pytest.approx((11.5 + 13 + 14) / 3) and smoothed.best_round == 6
+    with pytest.raises(ValueError, match="smoothing"):
+        Plateau(patience=1, min_gain=0.1, smoothing=0)
 
 
 @pytest.mark.slow

@@ -11,6 +11,9 @@ from semfed import channels as ch
 from semfed.data.image_folder import (
     DEFAULT_IMAGES,
     center_crops,
+    crops_avoiding,
+    held_out_tile_count,
+    held_out_tiles,
     holdout_split,
     image_sizes,
     load_images,
@@ -136,6 +139,59 @@ def test_holdout_keeps_training_crops_off_the_evaluation_band():
     without = cfg.replace(jscc_holdout=0.0)
     assert max(b.max().item() for b in training_batches(without, [image], _gen(0), "cpu")) == 1
     assert torch.equal(evaluation_crops(without, [image]), center_crops([image], 16))
+
+
+def test_held_out_tiles_by_hand():
+    # 16 px tiles: a 40 x 70 image has 2 x 4 = 8, a 64 x 48 one 4 x 3 = 12, a 10 x 90 one none;
+    # 0.3 of the fewest (8) rounds to 2 tiles from every image with a tile
+    assert held_out_tile_count([(40, 70), (64, 48), (10, 90)], 0.3, 16) == 2
+    images = [np.zeros((40, 70, 3), np.uint8), np.zeros((64, 48, 3), np.uint8), np.zeros((10, 90, 3), np.uint8)]
+    corners = held_out_tiles(images, 0.3, 16)
+    assert [c.shape for c in corners] == [(2, 2), (2, 2), (0, 2)]
+    for at, (rows, cols) in zip(corners[:2], [(2, 4), (4, 3)]):
+        assert (at % 16 == 0).all() and len({tuple(c) for c in at.tolist()}) == 2
+        assert (at[:, 0] < rows * 16).all() and (at[:, 1] < cols * 16).all()
+    # drawn by the image's index, not by any run seed: the same tiles again, and without the third image
+    # (the same count) the same tiles of the first two
+    assert all(np.array_equal(a, b) for a, b in zip(corners, held_out_tiles(images, 0.3, 16)))
+    assert all(np.array_equal(a, b) for a, b in zip(corners, held_out_tiles(images[:2], 0.3, 16)))
+
+
+def test_crops_avoiding_never_touch_a_held_out_tile_and_reach_across_tile_borders():
+    image = np.zeros((64, 64, 3), np.uint8)
+    corners = [np.array([[16, 16], [32, 48]])]  # two white 16 px tiles; every crop must miss both
+    for top, left in corners[0]:
+        image[top:top + 16, left:left + 16] = 255
+    crops = crops_avoiding([image], corners, 400, 16, _gen(0))
+    assert crops.shape == (400, 3, 16, 16) and crops.max() == 0
+    # each pixel marked with its index (red: index % 256, green: index // 256), so a crop's top-left pixel
+    # gives its position: positions off the 16 px grid are drawn (a crop may straddle tile borders), and none
+    # overlaps a held-out tile
+    marked = np.arange(64 * 64, dtype=np.int64).reshape(64, 64)
+    marked_rgb = np.stack([marked % 256, marked // 256, np.zeros_like(marked)], axis=2).astype(np.uint8)
+    first = crops_avoiding([marked_rgb], corners, 200, 16, _gen(1))
+    tops_lefts = [divmod(int(round(c[0, 0, 0].item() * 255)) + 256 * int(round(c[1, 0, 0].item() * 255)), 64)
+                  for c in first]
+    assert any(top % 16 or left % 16 for top, left in tops_lefts)
+    for top, left in tops_lefts:  # none overlaps tile (16, 16) or (32, 48)
+        assert not (top < 32 and top + 16 > 16 and left < 32 and left + 16 > 16)
+        assert not (top < 48 and top + 16 > 32 and left < 64 and left + 16 > 48)
+    assert torch.equal(first, crops_avoiding([marked_rgb], corners, 200, 16, _gen(1)))  # the generator fixes them
+    with pytest.raises(ValueError, match="no image has room for a 16x16 crop"):
+        crops_avoiding([image[:16, :32]], [np.array([[0, 0], [0, 16]])], 3, 16, _gen(0))
+
+
+def test_tiles_layout_scores_exactly_the_held_out_tiles_and_trains_around_them():
+    from semfed.config import load_config
+    from semfed.jscc.federation import evaluation_crops, training_batches
+
+    image = np.zeros((64, 96, 3), np.uint8)  # 4 x 6 tiles of 16 px; 0.25 of 24: 6 held out
+    cfg = load_config(task="jscc", jscc_crop_size=16, jscc_batch_size=8, jscc_steps_per_round=25, jscc_holdout=0.25,
+                      jscc_holdout_layout="tiles")
+    for top, left in held_out_tiles([image], 0.25, 16)[0]:
+        image[top:top + 16, left:left + 16] = 255
+    assert torch.equal(evaluation_crops(cfg, [image]), torch.ones(6, 3, 16, 16))
+    assert max(b.max().item() for b in training_batches(cfg, [image], _gen(0), "cpu")) == 0
 
 
 def test_folder_of_pngs_and_jpeg_loads_sorted_as_rgb(tmp_path):

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+HOLDOUT_LAYOUTS = ("rows", "tiles")  # `jscc-holdout-layout`: holdout_split's bottom bands, or held_out_tiles
 
 #: The embedded default: images scikit-image ships inside its wheel (no download), by name.
 #: "motorcycle_left" is the left view of skimage.data.stereo_motorcycle(); grey ones become RGB.
@@ -96,6 +97,71 @@ def holdout_split(images: list[np.ndarray], fraction: float) -> tuple[list[np.nd
         raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
     cuts = [image.shape[0] - held_out_rows(image.shape[0], fraction) for image in images]
     return [im[:cut] for im, cut in zip(images, cuts)], [im[cut:] for im, cut in zip(images, cuts)]
+
+
+def held_out_tile_count(sizes: list[tuple[int, int]], fraction: float, tile: int) -> int:
+    """Tiles held out of every image with a tile (held_out_tiles): round(fraction * the fewest tiles of an
+    image), so that evaluation weighs the images equally, as the training crops do. sizes: (height, width) px."""
+    counts = [(height // tile) * (width // tile) for height, width in sizes]
+    return round(fraction * min((c for c in counts if c), default=0))
+
+
+def held_out_tiles(images: list[np.ndarray], fraction: float, size: int) -> list[np.ndarray]:
+    """For each image [H, W, 3], the (top, left) px of its held-out size x size tiles [K, 2], int64: K =
+    held_out_tile_count of its (H // size) x (W // size) grid of tiles (0 for an image without one), chosen
+    uniformly without replacement by a generator seeded with the image's index, so the split is the same for
+    every run seed. fraction in [0, 1)."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
+    count = held_out_tile_count([image.shape[:2] for image in images], fraction, size)
+    chosen = []
+    for index, image in enumerate(images):
+        rows, cols = image.shape[0] // size, image.shape[1] // size
+        picks = np.sort(np.random.default_rng(index).permutation(rows * cols)[:count])
+        tops, lefts = np.divmod(picks, max(cols, 1))
+        chosen.append(np.stack([tops * size, lefts * size], axis=1))
+    return chosen
+
+
+def crops_at(images: list[np.ndarray], corners: list[np.ndarray], size: int) -> torch.Tensor:
+    """The size x size crop of images[i] at each (top, left) of corners[i] [K_i, 2], in that order ->
+    float32 [sum K_i, 3, size, size] in [0, 1]; ValueError if there is none."""
+    crops = [image[top:top + size, left:left + size] for image, at in zip(images, corners) for top, left in at]
+    if not crops:
+        raise ValueError(f"no {size}x{size} tile is held out")
+    return _to_tensor(crops)
+
+
+def crops_avoiding(images: list[np.ndarray], corners: list[np.ndarray], n: int, size: int,
+                   generator: torch.Generator) -> torch.Tensor:
+    """n random size x size crops none of whose pixels lies in a held-out tile (corners[i]: the (top, left) of
+    images[i]'s held-out tiles) -> float32 [n, 3, size, size] in [0, 1] on the CPU. Each crop picks an image
+    uniformly among those with room for one, then a position uniformly among its allowed ones, from
+    `generator`; ValueError if no image has room."""
+    if n < 1:
+        raise ValueError(f"number of crops must be >= 1, got {n}")
+    allowed = []
+    for image, at in zip(images, corners):
+        height, width = image.shape[:2]
+        if height < size or width < size:
+            continue
+        held = np.zeros((height + 1, width + 1), np.int64)
+        for top, left in at:
+            held[top + 1:top + size + 1, left + 1:left + size + 1] = 1
+        summed = held.cumsum(0).cumsum(1)  # summed[r, c]: held-out pixels above and left of (r, c)
+        window = summed[size:, size:] - summed[:-size, size:] - summed[size:, :-size] + summed[:-size, :-size]
+        positions = np.flatnonzero(window == 0)
+        if positions.size:
+            allowed.append((image, positions, window.shape[1]))
+    if not allowed:
+        raise ValueError(f"no image has room for a {size}x{size} crop outside its held-out tiles")
+    draws = torch.rand(n, 2, generator=generator, device=generator.device, dtype=torch.float64).cpu()
+    crops = []
+    for pick, where in draws.tolist():
+        image, positions, span = allowed[int(pick * len(allowed))]
+        top, left = divmod(int(positions[int(where * positions.size)]), span)
+        crops.append(image[top:top + size, left:left + size])
+    return _to_tensor(crops)
 
 
 def tiles(images: list[np.ndarray], size: int) -> torch.Tensor:

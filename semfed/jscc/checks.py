@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from semfed.channels import CHANNELS
-from semfed.data.image_folder import held_out_rows, image_sizes
+from semfed.data.image_folder import HOLDOUT_LAYOUTS, held_out_rows, held_out_tile_count, image_sizes
 from semfed.jscc.decoders import check_decoder_specs
 from semfed.jscc.encoder import latent_channels
 from semfed.jscc.framework_registry import FRAMEWORKS
@@ -19,7 +19,8 @@ def check_jscc(cfg: Any) -> None:
     rounds; the bandwidth ratio gives whole latent channels, which the prompts divide; no simulated network
     (retrieval's only)."""
     for key, value, registry in (("jscc-channel", cfg.jscc_channel, CHANNELS),
-                                 ("jscc-framework", cfg.jscc_framework, FRAMEWORKS)):
+                                 ("jscc-framework", cfg.jscc_framework, FRAMEWORKS),
+                                 ("jscc-holdout-layout", cfg.jscc_holdout_layout, HOLDOUT_LAYOUTS)):
         if value not in registry:
             raise ValueError(f"{key}: {value!r} is not one of {tuple(registry)}")
     check_decoder_specs(cfg.decoder_specs)
@@ -46,8 +47,19 @@ def check_jscc(cfg: Any) -> None:
 
 def check_jscc_images(cfg: Any) -> None:
     """jscc-crop-size fits at least one training and one evaluation image (smaller images are skipped); with
-    jscc-holdout, the training images' kept rows and the evaluation images' held-out bands."""
+    jscc-holdout, the training images' kept rows and the evaluation images' held-out bands, or with the 'tiles'
+    layout at least one held-out tile among the evaluation images."""
     holdout = cfg.jscc_holdout
+    if holdout and cfg.jscc_holdout_layout == "tiles":
+        folder, size = cfg.jscc_eval_images or cfg.jscc_images, cfg.jscc_crop_size
+        try:
+            held = held_out_tile_count(image_sizes(folder), holdout, size)
+        except ValueError as error:
+            raise ValueError(f"jscc-eval-images: {error}") from None
+        if not held:
+            raise ValueError(f"jscc-holdout: {holdout:g} of the fewest {size} px tiles of an image of jscc-eval-images "
+                             f"({folder or 'the bundled default'}) rounds to no tile")
+        holdout = 0  # what is left to check: the crops fit the training images
     parts = {"jscc-images": (cfg.jscc_images, lambda h: h - held_out_rows(h, holdout), "rows not held out"),
              "jscc-eval-images": (cfg.jscc_eval_images or cfg.jscc_images,
                                   lambda h: held_out_rows(h, holdout) if holdout else h, "held-out bands")}

@@ -17,7 +17,8 @@ from torch import nn
 
 from semfed.channels import CHANNELS
 from semfed.config import SemfedConfig, default_run_config
-from semfed.data.image_folder import center_crops, holdout_split, random_crops, tiles
+from semfed.data.image_folder import (center_crops, crops_at, crops_avoiding, held_out_tiles, holdout_split,
+                                      random_crops, tiles)
 from semfed.jscc.decoders import DECODERS, JSCCDecoder, build_decoder
 from semfed.jscc.encoder import AttentionEncoder, latent_channels
 from semfed.jscc.frameworks import (
@@ -125,20 +126,32 @@ def state_digest(state: dict[str, torch.Tensor | np.ndarray]) -> str:
     return digest.hexdigest()[:16]
 
 
+def training_crops(cfg: SemfedConfig, images: list[np.ndarray], n: int, generator: torch.Generator) -> torch.Tensor:
+    """n random S-px crops [n, 3, S, S] (CPU) that never touch a held-out pixel (jscc-holdout: the images' bottom
+    bands, or with jscc-holdout-layout 'tiles' their held-out tiles)."""
+    size = cfg.jscc_crop_size
+    if cfg.jscc_holdout and cfg.jscc_holdout_layout == "tiles":
+        return crops_avoiding(images, held_out_tiles(images, cfg.jscc_holdout, size), n, size, generator)
+    return random_crops(holdout_split(images, cfg.jscc_holdout)[0], n, size, generator)
+
+
 def training_batches(cfg: SemfedConfig, images: list[np.ndarray], generator: torch.Generator,
                      device: str) -> list[torch.Tensor]:
-    """jscc-steps-per-round batches of jscc-batch-size random crops [B, 3, S, S] on device, from the rows of
-    the images not held out (jscc-holdout)."""
-    crops = random_crops(holdout_split(images, cfg.jscc_holdout)[0], cfg.jscc_steps_per_round * cfg.jscc_batch_size, cfg.jscc_crop_size, generator)
+    """jscc-steps-per-round batches of jscc-batch-size training_crops [B, 3, S, S] on device."""
+    crops = training_crops(cfg, images, cfg.jscc_steps_per_round * cfg.jscc_batch_size, generator)
     return [batch.to(device) for batch in crops.split(cfg.jscc_batch_size)]
 
 
 def evaluation_crops(cfg: SemfedConfig, images: list[np.ndarray]) -> torch.Tensor:
-    """The evaluation images [N, 3, S, S] (CPU): with jscc-holdout > 0 every S-px tile of the images' held-out
-    bottom bands (never trained on), else each image's centre crop."""
+    """The evaluation images [N, 3, S, S] (CPU): with jscc-holdout > 0 the held-out pixels (never trained on) cut
+    into S-px tiles: every tile of the bottom bands, or the held-out tiles themselves (layout 'tiles'); else each
+    image's centre crop."""
+    size = cfg.jscc_crop_size
+    if cfg.jscc_holdout and cfg.jscc_holdout_layout == "tiles":
+        return crops_at(images, held_out_tiles(images, cfg.jscc_holdout, size), size)
     if cfg.jscc_holdout:
-        return tiles(holdout_split(images, cfg.jscc_holdout)[1], cfg.jscc_crop_size)
-    return center_crops(images, cfg.jscc_crop_size)
+        return tiles(holdout_split(images, cfg.jscc_holdout)[1], size)
+    return center_crops(images, size)
 
 
 def train_role(role: str, cfg: SemfedConfig, encoder: nn.Module, decoder: nn.Module,

@@ -2,15 +2,17 @@
 
 A phase (the anchor's stage 1, its stage 2, or the whole run of the other frameworks) is scored after
 every round by the mean held-out PSNR (dB) of the decoders it trains, over jscc-eval-snrs on the
-training channel. It has plateaued when `patience` rounds in a row have not beaten its best score by
-at least `min_gain` dB (a round that beats it by less counts as no gain and leaves the best where it was).
+training channel. The rule reads that score smoothed: the mean of the phase's last `smoothing` scores
+(fewer at its start; 1: the score itself). It has plateaued when `patience` rounds in a row have not beaten
+its best smoothed score by at least `min_gain` dB (a round that beats it by less counts as no gain and
+leaves the best where it was).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PLATEAU = "jscc_plateau.json"  # in the run directory: {"phases": [{name, first_round, last_round, best_psnr, best_round,
@@ -23,18 +25,25 @@ class Plateau:
 
     patience: int
     min_gain: float
+    smoothing: int = 1
     best: float = -math.inf
     best_round: int = 0
     rounds_without_gain: int = 0
+    recent: list[float] = field(default_factory=list)  # the last `smoothing` scores, oldest first
 
     def __post_init__(self) -> None:
         if self.patience < 1:
             raise ValueError(f"plateau patience must be >= 1 round, got {self.patience}")
         if not self.min_gain >= 0:
             raise ValueError(f"plateau gain must be >= 0 dB, got {self.min_gain}")
+        if self.smoothing < 1:
+            raise ValueError(f"plateau smoothing must be >= 1 score, got {self.smoothing}")
 
     def update(self, server_round: int, score: float) -> bool:
-        """Take a round's score; True once `patience` rounds in a row brought less than min_gain dB."""
+        """Take a round's score; True once `patience` rounds in a row brought the smoothed score less than
+        min_gain dB over its best."""
+        self.recent = (self.recent + [score])[-self.smoothing:]
+        score = sum(self.recent) / len(self.recent)
         if score >= self.best + self.min_gain:
             self.best, self.best_round, self.rounds_without_gain = score, server_round, 0
         else:
