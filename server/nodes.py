@@ -13,8 +13,6 @@ from semfed import protocol
 from semfed.update_validation import is_number
 
 NODE_WAIT_S = 120
-NODE_POLL_S = 0.1  # how often the connected nodes are counted while some are missing (the simulation registers
-#                    its nodes while the ServerApp starts: a 1 s poll cost up to 1 s of every run's start-up)
 log = logging.getLogger("semfed.server")
 
 
@@ -22,7 +20,7 @@ def wait_for_nodes(grid: Grid, expected: int, key: str = "clients", what: str = 
     """Block until `expected` nodes are connected; fail clearly when there are more or too few."""
     deadline = time.monotonic() + NODE_WAIT_S
     while (count := len(list(grid.get_node_ids()))) < expected and time.monotonic() < deadline:
-        time.sleep(NODE_POLL_S)
+        time.sleep(1)
     if count != expected:
         raise RuntimeError(f"{count} nodes connected but '{key}' lists {expected} {what}: "
                            f"set num-supernodes (or start SuperNodes) to match")

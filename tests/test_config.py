@@ -2,7 +2,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -217,21 +216,13 @@ def test_check_config_imports_no_torch_for_a_retrieval_config(tmp_path):
 def test_flwr_run_script_refuses_a_typo_before_submitting_anything(tmp_path):
     """The issue's new user: `scripts/main.sh "num-server-round=3"` used to end in Flower's '[code: 15]
     Invalid run configuration.' naming no key."""
-    # the SuperLink starts while the config is checked: on a bad config the script stops it, and submits nothing
-    # (port: five digits, so that the patterns below match no other run)
     env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "PYTHONPATH": str(ROOT),
-           "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": "59996", "FLWR_LOCAL_CONTROL_API_PORT": "59995",
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     result = subprocess.run(["bash", str(ROOT / "scripts/flwr_run.sh"), f"work-dir='{tmp_path}' num-server-round=3"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "semfed config: unknown config key 'num-server-round'; did you mean 'num-server-rounds'?\n"
-    for left in ("flower-superlink.*--port 59996", "flwr-simulation --runtime-api-address 127.0.0.1:59996"):
-        deadline = time.monotonic() + 10  # stopped by SIGTERM: it may take a moment to exit
-        while subprocess.run(["pgrep", "-f", left], capture_output=True).returncode == 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert subprocess.run(["pgrep", "-f", left], capture_output=True).returncode == 1, f"{left} still running"
-    assert not (tmp_path / "runs").exists()  # no run started
+    assert not (tmp_path / "flwr-home").exists()  # no `flwr` command ran: no SuperLink, no run
 
 
 STAND_IN_SUPERLINK = """#!{python}
