@@ -5,6 +5,8 @@ Images are uint8 numpy arrays [H, W, 3] (RGB); crops are float tensors [N, 3, S,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,6 @@ import torch
 from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-HOLDOUT_LAYOUTS = ("rows", "tiles")  # `jscc-holdout-layout`: holdout_split's bottom bands, or held_out_tiles
 
 #: The embedded default: images scikit-image ships inside its wheel (no download), by name.
 #: "motorcycle_left" is the left view of skimage.data.stereo_motorcycle(); grey ones become RGB.
@@ -217,3 +218,25 @@ def center_crops(images: list[np.ndarray], size: int) -> torch.Tensor:
         top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
         crops.append(image[top:top + size, left:left + size])
     return _to_tensor(crops)
+
+
+@dataclass(frozen=True)
+class HoldoutLayout:
+    """Which pixels a held-out fraction of the images keeps from training. training(images, fraction, n, size,
+    generator) -> n size-px crops [n, 3, size, size] touching none of them; evaluation(images, fraction, size) ->
+    those pixels cut into size-px tiles [N, 3, size, size]."""
+
+    training: Callable[[list[np.ndarray], float, int, int, torch.Generator], torch.Tensor]
+    evaluation: Callable[[list[np.ndarray], float, int], torch.Tensor]
+
+
+HOLDOUT_LAYOUTS = {  # `jscc-holdout-layout`
+    "rows": HoldoutLayout(  # each image's bottom band (holdout_split), every tile of it scored
+        training=lambda images, fraction, n, size, generator: random_crops(holdout_split(images, fraction)[0], n,
+                                                                           size, generator),
+        evaluation=lambda images, fraction, size: tiles(holdout_split(images, fraction)[1], size)),
+    "tiles": HoldoutLayout(  # the same number of tiles from every image (held_out_tiles)
+        training=lambda images, fraction, n, size, generator: crops_avoiding(
+            images, held_out_tiles(images, fraction, size), n, size, generator),
+        evaluation=lambda images, fraction, size: crops_at(images, held_out_tiles(images, fraction, size), size)),
+}

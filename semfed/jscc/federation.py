@@ -17,8 +17,7 @@ from torch import nn
 
 from semfed.channels import CHANNELS
 from semfed.config import SemfedConfig, default_run_config
-from semfed.data.image_folder import (center_crops, crops_at, crops_avoiding, held_out_tiles, holdout_split,
-                                      random_crops, tiles)
+from semfed.data.image_folder import HOLDOUT_LAYOUTS, center_crops, random_crops
 from semfed.jscc.decoders import DECODERS, JSCCDecoder, build_decoder
 from semfed.jscc.encoder import AttentionEncoder, latent_channels
 from semfed.jscc.frameworks import (
@@ -127,12 +126,12 @@ def state_digest(state: dict[str, torch.Tensor | np.ndarray]) -> str:
 
 
 def training_crops(cfg: SemfedConfig, images: list[np.ndarray], n: int, generator: torch.Generator) -> torch.Tensor:
-    """n random S-px crops [n, 3, S, S] (CPU) that never touch a held-out pixel (jscc-holdout: the images' bottom
-    bands, or with jscc-holdout-layout 'tiles' their held-out tiles)."""
-    size = cfg.jscc_crop_size
-    if cfg.jscc_holdout and cfg.jscc_holdout_layout == "tiles":
-        return crops_avoiding(images, held_out_tiles(images, cfg.jscc_holdout, size), n, size, generator)
-    return random_crops(holdout_split(images, cfg.jscc_holdout)[0], n, size, generator)
+    """n random S-px crops [n, 3, S, S] (CPU) that never touch a held-out pixel (jscc-holdout, laid out as
+    jscc-holdout-layout says)."""
+    if not cfg.jscc_holdout:
+        return random_crops(images, n, cfg.jscc_crop_size, generator)
+    layout = HOLDOUT_LAYOUTS[cfg.jscc_holdout_layout]
+    return layout.training(images, cfg.jscc_holdout, n, cfg.jscc_crop_size, generator)
 
 
 def training_batches(cfg: SemfedConfig, images: list[np.ndarray], generator: torch.Generator,
@@ -144,14 +143,11 @@ def training_batches(cfg: SemfedConfig, images: list[np.ndarray], generator: tor
 
 def evaluation_crops(cfg: SemfedConfig, images: list[np.ndarray]) -> torch.Tensor:
     """The evaluation images [N, 3, S, S] (CPU): with jscc-holdout > 0 the held-out pixels (never trained on) cut
-    into S-px tiles: every tile of the bottom bands, or the held-out tiles themselves (layout 'tiles'); else each
-    image's centre crop."""
-    size = cfg.jscc_crop_size
-    if cfg.jscc_holdout and cfg.jscc_holdout_layout == "tiles":
-        return crops_at(images, held_out_tiles(images, cfg.jscc_holdout, size), size)
-    if cfg.jscc_holdout:
-        return tiles(holdout_split(images, cfg.jscc_holdout)[1], size)
-    return center_crops(images, size)
+    into S-px tiles (jscc-holdout-layout: every tile of the bottom bands, or the held-out tiles themselves);
+    else each image's centre crop."""
+    if not cfg.jscc_holdout:
+        return center_crops(images, cfg.jscc_crop_size)
+    return HOLDOUT_LAYOUTS[cfg.jscc_holdout_layout].evaluation(images, cfg.jscc_holdout, cfg.jscc_crop_size)
 
 
 def train_role(role: str, cfg: SemfedConfig, encoder: nn.Module, decoder: nn.Module,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class Plateau:
     best: float = -math.inf
     best_round: int = 0
     rounds_without_gain: int = 0
-    recent: list[float] = field(default_factory=list)  # the last `smoothing` scores, oldest first
+    recent: deque[float] = field(init=False)  # the last `smoothing` scores, oldest first
 
     def __post_init__(self) -> None:
         if self.patience < 1:
@@ -38,11 +39,12 @@ class Plateau:
             raise ValueError(f"plateau gain must be >= 0 dB, got {self.min_gain}")
         if self.smoothing < 1:
             raise ValueError(f"plateau smoothing must be >= 1 score, got {self.smoothing}")
+        self.recent = deque(maxlen=self.smoothing)
 
     def update(self, server_round: int, score: float) -> bool:
         """Take a round's score; True once `patience` rounds in a row brought the smoothed score less than
         min_gain dB over its best."""
-        self.recent = (self.recent + [score])[-self.smoothing:]
+        self.recent.append(score)
         score = sum(self.recent) / len(self.recent)
         if score >= self.best + self.min_gain:
             self.best, self.best_round, self.rounds_without_gain = score, server_round, 0
