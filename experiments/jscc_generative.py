@@ -6,6 +6,7 @@ prompts decoded (semfed.jscc.generative).
         [--steps 300] [--crop 48] [--batch 8] [--width 16] [--ratio 0.0833333333] [--lr 1e-3] [--kl-weight 1e-3]
         [--snr-set 1,4,7,10,13] [--snrs -2,1,4,7,10,13,16] [--eval-crop 96] [--images FOLDER] [--seed 0]
         [--threads 1]
+    .venv/bin/python -m experiments.jscc_generative --run-dir RUN_DIR [--snrs -2,1,4,7,10,13,16] [--out DIR]
 
 --framework: simultaneous (every step, both decoders; the encoder on the sum of their losses) or
 iterative (the encoder with one decoder at a time, --steps / 10 steps per turn). Training: --steps
@@ -16,6 +17,9 @@ prompt decoder's prompt thresholds span --snr-set. Evaluation on the centre --ev
   decoder by its rule k(SNR) ('prompt (rule)') and the same prompt decoder given all L prompts at
   every SNR ('prompt (all L)');
 - prefix.csv: the prompt decoder's psnr and ms_ssim for every prefix k = 1..L at each --snrs SNR.
+With --run-dir the models are a D-JSCC run's checkpoint (e.g. a run with jscc-decoders='attention;prompt'
+trained to its plateau) as they are, scored on the run's evaluation crops (its held-out tiles) over its
+channel; the first deterministic and the first generative decoder are read (the training options are ignored).
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ import pandas as pd
 import torch
 
 from semfed.data.image_folder import center_crops, load_images, random_crops
-from semfed.jscc import AttentionEncoder, build_decoder, latent_channels, ms_ssim, psnr
+from semfed.jscc import DECODERS, AttentionEncoder, build_decoder, latent_channels, ms_ssim, psnr
+from semfed.jscc.federation import evaluation_crops, models_from_checkpoint
 from semfed.jscc.frameworks import evaluate_decoder, train_iterative, train_simultaneous, transmit
 from semfed.jscc.generative import KL_WEIGHT
+from semfed.jscc.report import load_checkpoint
 
 
 #: --framework -> trainer(encoder, decoders, batches, steps=, **common); iterative: 10 turns.
@@ -63,7 +69,24 @@ def train(images: list, args: argparse.Namespace) -> tuple[torch.nn.Module, dict
     return encoder, decoders, time.perf_counter() - start
 
 
-def snr_table(encoder, decoders, images: torch.Tensor, snrs: list[float], seed: int) -> pd.DataFrame:
+def from_run(run_dir: Path) -> tuple[torch.nn.Module, dict[str, torch.nn.Module], torch.Tensor, str]:
+    """A D-JSCC run's encoder, {"attention": its first deterministic decoder, "prompt": its first generative
+    one}, its evaluation crops [N, 3, S, S] and its channel, from its checkpoint."""
+    cfg, encoder, decoders = models_from_checkpoint(load_checkpoint(run_dir))
+    families = [spec.family for spec in cfg.decoder_specs]
+    picked = {}
+    for role, generative in (("attention", False), ("prompt", True)):
+        found = [decoder for family, decoder in zip(families, decoders) if DECODERS[family].generative == generative]
+        if not found:
+            kind = "generative" if generative else "deterministic"
+            raise SystemExit(f"{run_dir}: the run has no {kind} decoder (its decoder families: {', '.join(families)})")
+        picked[role] = found[0]
+    images = evaluation_crops(cfg, load_images(cfg.jscc_eval_images or cfg.jscc_images or None))
+    return encoder, picked, images, cfg.jscc_channel
+
+
+def snr_table(encoder, decoders, images: torch.Tensor, snrs: list[float], seed: int,
+              channel: str = "awgn") -> pd.DataFrame:
     prompt = decoders["prompt"]
     rule = prompt.thresholds_db
     variants = {"attention": (decoders["attention"], None), "prompt (rule)": (prompt, rule),
@@ -74,7 +97,7 @@ def snr_table(encoder, decoders, images: torch.Tensor, snrs: list[float], seed: 
             if thresholds is not None:
                 prompt.thresholds_db = thresholds
             generator = torch.Generator().manual_seed(seed)
-            scores = evaluate_decoder(encoder, decoder, images, snr, "awgn", generator)
+            scores = evaluate_decoder(encoder, decoder, images, snr, channel, generator)
             rows.append({"method": method, "snr": snr, **scores,
                          **{key: float("nan") for key in ("prior_kl", "prompts") if key not in scores}})
         prompt.thresholds_db = rule
@@ -82,13 +105,14 @@ def snr_table(encoder, decoders, images: torch.Tensor, snrs: list[float], seed: 
 
 
 @torch.no_grad()
-def prefix_table(encoder, prompt, images: torch.Tensor, snrs: list[float], seed: int) -> pd.DataFrame:
+def prefix_table(encoder, prompt, images: torch.Tensor, snrs: list[float], seed: int,
+                 channel: str = "awgn") -> pd.DataFrame:
     encoder.eval()
     prompt.eval()
     size = (images.shape[2], images.shape[3])
     rows = []
     for snr in snrs:
-        received = transmit(encoder, images, snr, "awgn", torch.Generator().manual_seed(seed))
+        received = transmit(encoder, images, snr, channel, torch.Generator().manual_seed(seed))
         for k in range(1, prompt.num_prompts + 1):
             restored = prompt(received, snr, image_size=size, generator=torch.Generator().manual_seed(seed), prompts=k)
             rows.append({"snr": snr, "prompts": k, "psnr": psnr(restored, images).mean().item(),
@@ -98,7 +122,7 @@ def prefix_table(encoder, prompt, images: torch.Tensor, snrs: list[float], seed:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("work/jscc_generative"))
+    parser.add_argument("--out", type=Path, help="output folder (default: work/jscc_generative, or RUN_DIR/generative)")
     parser.add_argument("--framework", default="simultaneous", choices=list(TRAINERS))
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--crop", type=int, default=48)
@@ -113,19 +137,27 @@ def main() -> None:
     parser.add_argument("--images", default="", help="image folder ('' = the embedded default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (tiny convolutions: 1 is fastest)")
+    parser.add_argument("--run-dir", type=Path, help="score a D-JSCC run's checkpoint instead of training "
+                        "(its evaluation crops and channel)")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
 
-    images = load_images(args.images or None)
-    encoder, decoders, seconds = train(images, args)
-    test = center_crops(images, args.eval_crop)
-    by_snr = snr_table(encoder, decoders, test, args.snrs, args.seed)
-    by_prefix = prefix_table(encoder, decoders["prompt"], test, args.snrs, args.seed)
-    by_snr.to_csv(args.out / "snr.csv", index=False)
-    by_prefix.to_csv(args.out / "prefix.csv", index=False)
-    print(f"trained {args.steps} steps ({args.framework}) in {seconds:.0f} s; L = {decoders['prompt'].num_prompts} "
-          f"prompts, thresholds (dB) {[round(t, 2) for t in decoders['prompt'].thresholds_db]}")
+    if args.run_dir:
+        encoder, decoders, test, channel = from_run(args.run_dir)
+        out = args.out or args.run_dir / "generative"
+        print(f"{args.run_dir}: {len(test)} evaluation crops, {channel}")
+    else:
+        images = load_images(args.images or None)
+        encoder, decoders, seconds = train(images, args)
+        test, channel, out = center_crops(images, args.eval_crop), "awgn", args.out or Path("work/jscc_generative")
+        print(f"trained {args.steps} steps ({args.framework}) in {seconds:.0f} s")
+    by_snr = snr_table(encoder, decoders, test, args.snrs, args.seed, channel)
+    by_prefix = prefix_table(encoder, decoders["prompt"], test, args.snrs, args.seed, channel)
+    out.mkdir(parents=True, exist_ok=True)
+    by_snr.to_csv(out / "snr.csv", index=False)
+    by_prefix.to_csv(out / "prefix.csv", index=False)
+    print(f"L = {decoders['prompt'].num_prompts} prompts, thresholds (dB) "
+          f"{[round(t, 2) for t in decoders['prompt'].thresholds_db]}; {out / 'snr.csv'}, {out / 'prefix.csv'}")
     wide = by_snr.pivot_table(index="snr", columns="method", values=["psnr", "ms_ssim"]).round(3)
     print(wide.to_string())
     print(by_snr[by_snr["prompts"].notna()].pivot_table(index="snr", columns="method",

@@ -276,3 +276,37 @@ def test_the_prompt_count_and_kl_weight_keys_reach_the_decoder():
                       jscc_prior_kl_weight=0.25)
     prompt = build_user_decoder(cfg, 0)
     assert prompt.num_prompts == C // 2 and prompt.kl_weight == 0.25 and len(prompt.thresholds_db) == C // 2
+
+
+def test_a_runs_checkpoint_is_scored_on_its_evaluation_crops_and_channel(tmp_path):
+    from experiments.jscc_generative import from_run, prefix_table, snr_table
+    from semfed.data.image_folder import load_images
+    from semfed.jscc.federation import evaluation_crops
+    from semfed.jscc.report import save_checkpoint
+
+    cfg = load_config(task="jscc", jscc_decoders="conv:8:2;prompt:8:2;attention:8:2", jscc_encoder_width=8,
+                      jscc_crop_size=32, jscc_holdout=0.1, jscc_holdout_layout="tiles", jscc_channel="rayleigh",
+                      jscc_bandwidth_ratio=RATIO)
+    encoder, decoders = build_encoder(cfg), [build_user_decoder(cfg, pid) for pid in range(3)]
+    save_checkpoint(tmp_path, encoder.state_dict(), {pid: d.state_dict() for pid, d in enumerate(decoders)},
+                    ["conv", "prompt", "attention"], 4, cfg.to_run_config())
+    loaded, picked, images, channel = from_run(tmp_path)
+    assert channel == "rayleigh" and torch.equal(images, evaluation_crops(cfg, load_images(None)))
+    assert isinstance(picked["prompt"], PromptDecoder)
+    assert type(picked["attention"]) is type(decoders[0])  # the first deterministic decoder: client 0's conv
+    for name, decoder in (("attention", decoders[0]), ("prompt", decoders[1])):
+        assert all(torch.equal(a, b) for a, b in zip(picked[name].state_dict().values(), decoder.state_dict().values()))
+    table = snr_table(loaded, picked, images, [1.0, 13.0], seed=0, channel=channel)
+    run_rows = {(r["family"], r["channel"], r["snr"]): r for r in evaluate_decoders(cfg, encoder, decoders, images)}
+    rule = table[table["method"] == "prompt (rule)"].set_index("snr")
+    assert rule.loc[1.0, "psnr"] == run_rows[("prompt", "rayleigh", 1.0)]["psnr"]  # the run's own scoring, exactly
+    assert rule.loc[13.0, "psnr"] == run_rows[("prompt", "rayleigh", 13.0)]["psnr"]
+    all_l = table[table["method"] == "prompt (all L)"].set_index("snr")
+    assert all_l.loc[13.0, "psnr"] == rule.loc[13.0, "psnr"] and all_l.loc[1.0, "psnr"] != rule.loc[1.0, "psnr"]
+    assert all_l["prompts"].eq(C).all() and rule["prompts"].tolist() == [1, C]
+    prefixes = prefix_table(loaded, picked["prompt"], images, [13.0], seed=0, channel=channel)
+    assert prefixes["prompts"].tolist() == list(range(1, C + 1))
+    save_checkpoint(tmp_path, encoder.state_dict(), {0: decoders[0].state_dict()}, ["conv"], 4,
+                    {**cfg.to_run_config(), "jscc-decoders": "conv:8:2"})
+    with pytest.raises(SystemExit, match="no generative decoder .*conv"):
+        from_run(tmp_path)
