@@ -74,13 +74,12 @@ def from_run(run_dir: Path) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]
     one}, its evaluation crops [N, 3, S, S] and its channel, from its checkpoint."""
     cfg, encoder, decoders = models_from_checkpoint(load_checkpoint(run_dir))
     families = [spec.family for spec in cfg.decoder_specs]
-    picked = {}
-    for role, generative in (("attention", False), ("prompt", True)):
-        found = [decoder for family, decoder in zip(families, decoders) if DECODERS[family].generative == generative]
+    kinds = {"deterministic": [d for f, d in zip(families, decoders) if not DECODERS[f].generative],
+             "generative": [d for f, d in zip(families, decoders) if DECODERS[f].generative]}
+    for kind, found in kinds.items():
         if not found:
-            kind = "generative" if generative else "deterministic"
             raise SystemExit(f"{run_dir}: the run has no {kind} decoder (its decoder families: {', '.join(families)})")
-        picked[role] = found[0]
+    picked = {"attention": kinds["deterministic"][0], "prompt": kinds["generative"][0]}
     images = evaluation_crops(cfg, load_images(cfg.jscc_eval_images or cfg.jscc_images or None))
     return encoder, picked, images, cfg.jscc_channel
 
