@@ -33,7 +33,7 @@ import torch
 
 from semfed.data.image_folder import center_crops, load_images, random_crops
 from semfed.jscc import DECODERS, AttentionEncoder, build_decoder, latent_channels, ms_ssim, psnr
-from semfed.jscc.federation import evaluation_crops, models_from_checkpoint
+from semfed.jscc.federation import models_from_checkpoint, run_evaluation_crops
 from semfed.jscc.frameworks import evaluate_decoder, train_iterative, train_simultaneous, transmit
 from semfed.jscc.generative import KL_WEIGHT
 from semfed.jscc.report import load_checkpoint
@@ -80,12 +80,10 @@ def from_run(run_dir: Path) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]
         if not found:
             raise SystemExit(f"{run_dir}: the run has no {kind} decoder (its decoder families: {', '.join(families)})")
     picked = {"attention": kinds["deterministic"][0], "prompt": kinds["generative"][0]}
-    images = evaluation_crops(cfg, load_images(cfg.jscc_eval_images or cfg.jscc_images or None))
-    return encoder, picked, images, cfg.jscc_channel
+    return encoder, picked, run_evaluation_crops(cfg), cfg.jscc_channel
 
 
-def snr_table(encoder, decoders, images: torch.Tensor, snrs: list[float], seed: int,
-              channel: str = "awgn") -> pd.DataFrame:
+def snr_table(encoder, decoders, images: torch.Tensor, snrs: list[float], seed: int, channel: str) -> pd.DataFrame:
     prompt = decoders["prompt"]
     rule = prompt.thresholds_db
     variants = {"attention": (decoders["attention"], None), "prompt (rule)": (prompt, rule),
@@ -105,7 +103,7 @@ def snr_table(encoder, decoders, images: torch.Tensor, snrs: list[float], seed: 
 
 @torch.no_grad()
 def prefix_table(encoder, prompt, images: torch.Tensor, snrs: list[float], seed: int,
-                 channel: str = "awgn") -> pd.DataFrame:
+                 channel: str) -> pd.DataFrame:
     encoder.eval()
     prompt.eval()
     size = (images.shape[2], images.shape[3])

@@ -11,7 +11,6 @@ from flwr.serverapp import Grid
 
 from semfed import run_directory as rd
 from semfed.config import SemfedConfig
-from semfed.data.image_folder import load_images
 from semfed.jscc import report
 from semfed.jscc.federation import (
     ENCODER,
@@ -20,8 +19,8 @@ from semfed.jscc.federation import (
     build_user_decoder,
     decoder_prefix,
     evaluate_decoders,
-    evaluation_crops,
     initial_state,
+    run_evaluation_crops,
     state_digest,
     unprefixed,
 )
@@ -107,7 +106,7 @@ class JSCCRecorder:
         self.device = cfg.torch_device
         self.encoder = build_encoder(cfg).to(self.device)
         self.decoders = [build_user_decoder(cfg, pid).to(self.device) for pid in range(len(cfg.decoder_specs))]
-        self.images = evaluation_crops(cfg, load_images(cfg.jscc_eval_images or cfg.jscc_images or None)).to(self.device)
+        self.images = run_evaluation_crops(cfg).to(self.device)
         self.table = None
         self.last_time = time.perf_counter()
 

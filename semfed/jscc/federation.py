@@ -17,7 +17,7 @@ from torch import nn
 
 from semfed.channels import CHANNELS
 from semfed.config import SemfedConfig, default_run_config
-from semfed.data.image_folder import HOLDOUT_LAYOUTS, center_crops, random_crops
+from semfed.data.image_folder import HOLDOUT_LAYOUTS, center_crops, load_images, random_crops
 from semfed.jscc.decoders import DECODERS, JSCCDecoder, build_decoder
 from semfed.jscc.encoder import AttentionEncoder, latent_channels
 from semfed.jscc.frameworks import (
@@ -148,6 +148,12 @@ def evaluation_crops(cfg: SemfedConfig, images: list[np.ndarray]) -> torch.Tenso
     if not cfg.jscc_holdout:
         return center_crops(images, cfg.jscc_crop_size)
     return HOLDOUT_LAYOUTS[cfg.jscc_holdout_layout].evaluation(images, cfg.jscc_holdout, cfg.jscc_crop_size)
+
+
+
+def run_evaluation_crops(cfg: SemfedConfig) -> torch.Tensor:
+    """evaluation_crops of the run's evaluation images: jscc-eval-images, else jscc-images, else the embedded default."""
+    return evaluation_crops(cfg, load_images(cfg.jscc_eval_images or cfg.jscc_images or None))
 
 
 def train_role(role: str, cfg: SemfedConfig, encoder: nn.Module, decoder: nn.Module,
