@@ -106,8 +106,10 @@ def _probe_accuracy(weights, scenes) -> dict[str, float]:
 def test_attribute_pretraining_lifts_the_probe_above_the_adapted_detector(scenes, detectors):
     adapted_path, pretrained_path, _, _, _ = detectors
     before, after = _probe_accuracy(adapted_path, scenes), _probe_accuracy(pretrained_path, scenes)
-    # measured: shape 0.27 -> 0.30, colour 0.85 -> 0.93, size 0.81 -> 0.86 (216 held-out regions)
-    assert all(after[name] > before[name] for name in before), (before, after)
+    # measured (216 held-out regions): colour 0.85 -> 0.93, size 0.81 -> 0.86-0.90; shape 0.27 -> 0.30 on the Intel
+    # Xeon, 0.28 -> 0.27 on the AMD EPYC: at this budget shape moves by a few regions either way, so only colour
+    # and size are held to a lift
+    assert after["colour"] > before["colour"] + 0.04 and after["size"] > before["size"] + 0.04, (before, after)
     assert sum(after.values()) > sum(before.values()) + 0.1, (before, after)
 
 
