@@ -150,7 +150,6 @@ def evaluation_crops(cfg: SemfedConfig, images: list[np.ndarray]) -> torch.Tenso
     return HOLDOUT_LAYOUTS[cfg.jscc_holdout_layout].evaluation(images, cfg.jscc_holdout, cfg.jscc_crop_size)
 
 
-
 def run_evaluation_crops(cfg: SemfedConfig) -> torch.Tensor:
     """evaluation_crops of the run's evaluation images: jscc-eval-images, else jscc-images, else the embedded default."""
     return evaluation_crops(cfg, load_images(cfg.jscc_eval_images or cfg.jscc_images or None))
